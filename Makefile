@@ -1,0 +1,33 @@
+# Two entry points (see README): `make app` and `make test`. Everything else is setup.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+SHARED_MOVIES := $(abspath ../shared/datasets/movies.json)
+PORT ?= 8501
+
+# Point the app at the shared copy of movies.json when it is there; otherwise the app
+# downloads it (or says why it cannot).
+ifneq ($(wildcard $(SHARED_MOVIES)),)
+export RERANK_MOVIES_PATH ?= $(SHARED_MOVIES)
+endif
+
+.PHONY: app test lint setup browser bench
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+app: setup
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup browser lint
+	$(PY) -m pytest

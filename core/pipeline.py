@@ -1,0 +1,263 @@
+"""The search pipeline: retrieve candidates with a bi-encoder, then rerank them.
+
+:func:`search_with_rerank` returns a :class:`SearchResult` whose candidates each keep
+both stages' ranks and scores, so any view (side by side lists, movement chart,
+exports) is a projection of one object. Ranks are 1-based. Movement is
+``retrieval_rank - rerank_rank``: positive means the reranker moved the item up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.documents import Dataset, TextStyle, rerank_text
+from core.encoders import Encoder, ProgressFn, load_encoder
+from core.errors import SettingsError
+from core.index import VectorIndex, build_index
+from core.rerankers import RerankDoc, Reranker, ScoreKind
+
+MAX_CANDIDATES = 1000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One retrieved item, with what each stage made of it."""
+
+    id: str
+    title: str
+    record: dict[str, Any]
+    retrieval_rank: int
+    retrieval_score: float
+    rerank_text: str
+    num_results: int
+    rerank_rank: int | None = None
+    rerank_score: float | None = None
+    rerank_normalized: float | None = None
+    truncated: bool = False
+
+    @property
+    def final_rank(self) -> int:
+        """Rank in the order shown to the user (reranked if a reranker ran)."""
+        return self.rerank_rank if self.rerank_rank is not None else self.retrieval_rank
+
+    @property
+    def movement(self) -> int | None:
+        """``retrieval_rank - rerank_rank`` (positive: moved up); None without rerank."""
+        if self.rerank_rank is None:
+            return None
+        return self.retrieval_rank - self.rerank_rank
+
+    @property
+    def in_retrieval_top(self) -> bool:
+        """Whether retrieval alone put it in the top ``num_results``."""
+        return self.retrieval_rank <= self.num_results
+
+    @property
+    def in_final_top(self) -> bool:
+        """Whether it is in the top ``num_results`` shown after reranking."""
+        return self.final_rank <= self.num_results
+
+    @property
+    def entered(self) -> bool:
+        """Reranking brought it into the top ``num_results`` from below."""
+        return self.in_final_top and not self.in_retrieval_top
+
+    @property
+    def left(self) -> bool:
+        """Reranking pushed it out of the top ``num_results``."""
+        return self.in_retrieval_top and not self.in_final_top
+
+    def to_dict(self, *, with_record: bool = True) -> dict[str, Any]:
+        """Every field and derived figure, JSON-ready."""
+        data = asdict(self)
+        if not with_record:
+            data.pop("record")
+        data.pop("num_results")
+        data.update(
+            movement=self.movement,
+            final_rank=self.final_rank,
+            in_retrieval_top=self.in_retrieval_top,
+            in_final_top=self.in_final_top,
+            entered_top=self.entered,
+            left_top=self.left,
+        )
+        return data
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent per stage of one query (``index`` is 0 when it was prebuilt)."""
+
+    index: float = 0.0
+    query_encode: float = 0.0
+    search: float = 0.0
+    rerank: float = 0.0
+    total: float = 0.0
+    index_from_cache: bool | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of one query: candidates in retrieval order, plus context."""
+
+    query: str
+    dataset: str
+    encoder: str
+    reranker: str | None
+    score_kind: ScoreKind | None
+    num_candidates: int
+    num_results: int
+    embed_fields: tuple[str, ...]
+    rerank_fields: tuple[str, ...]
+    candidates: tuple[Candidate, ...]
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def reranked(self) -> list[Candidate]:
+        """All candidates in final order (reranked order, or retrieval order)."""
+        return sorted(self.candidates, key=lambda c: c.final_rank)
+
+    @property
+    def top_retrieval(self) -> list[Candidate]:
+        """The top ``num_results`` by retrieval alone."""
+        return list(self.candidates[: self.num_results])
+
+    @property
+    def top_final(self) -> list[Candidate]:
+        """The top ``num_results`` after reranking."""
+        return self.reranked[: self.num_results]
+
+    def to_dict(self, *, with_record: bool = True) -> dict[str, Any]:
+        """JSON-ready dict with every candidate (final order) and the timings."""
+        return {
+            "query": self.query,
+            "dataset": self.dataset,
+            "encoder": self.encoder,
+            "reranker": self.reranker,
+            "score_kind": self.score_kind,
+            "num_candidates": self.num_candidates,
+            "num_results": self.num_results,
+            "embed_fields": list(self.embed_fields),
+            "rerank_fields": list(self.rerank_fields),
+            "timings": asdict(self.timings),
+            "results": [c.to_dict(with_record=with_record) for c in self.reranked],
+        }
+
+
+def search_with_rerank(
+    dataset: Dataset,
+    query: str,
+    *,
+    encoder: Encoder | None = None,
+    reranker: Reranker | None = None,
+    embed_fields: Sequence[str] | None = None,
+    rerank_fields: Sequence[str] | None = None,
+    num_candidates: int = 50,
+    num_results: int = 20,
+    index: VectorIndex | None = None,
+    rerank_style: TextStyle = "fields",
+    progress: ProgressFn | None = None,
+) -> SearchResult:
+    """Retrieve ``num_candidates`` by cosine similarity, then rerank them all.
+
+    ``index`` skips building (or loading) the corpus index; it must have been built
+    from ``embed_fields`` with ``encoder``. ``num_results`` larger than
+    ``num_candidates`` is lowered to it. Without a reranker the final order is the
+    retrieval order and rerank fields are empty.
+    """
+    started = time.perf_counter()
+    query = (query or "").strip()
+    if not query:
+        raise SettingsError("the query is empty: type what you are looking for")
+    if not 1 <= num_candidates <= MAX_CANDIDATES:
+        raise SettingsError(
+            f"number of candidates must be 1 to {MAX_CANDIDATES}, not {num_candidates}"
+        )
+    if num_results < 1:
+        raise SettingsError(f"number of results must be at least 1, not {num_results}")
+    num_results = min(num_results, num_candidates)
+    encoder = encoder or load_encoder()
+    embed = dataset.check_fields(embed_fields or dataset.default_embed_fields, "embed")
+    rerank = (
+        dataset.check_fields(rerank_fields or dataset.default_rerank_fields, "rerank")
+        if reranker is not None
+        else ()
+    )
+
+    index_seconds, from_cache = 0.0, None
+    if index is None:
+        build = build_index(dataset, encoder, embed, progress=progress)
+        index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
+
+    t0 = time.perf_counter()
+    query_vector = encoder.encode([query], kind="query")[0]
+    t1 = time.perf_counter()
+    hits = index.search(query_vector, num_candidates)
+    t2 = time.perf_counter()
+
+    texts = [rerank_text(dataset.records[h.position], rerank, rerank_style) for h in hits]
+    reranked = {}
+    if reranker is not None and hits:
+        docs = [RerankDoc(id=h.id, text=t) for h, t in zip(hits, texts, strict=True)]
+        reranked = {r.id: r for r in reranker.rank(query, docs)}
+    t3 = time.perf_counter()
+
+    candidates = []
+    for hit, text in zip(hits, texts, strict=True):
+        r = reranked.get(hit.id)
+        candidates.append(
+            Candidate(
+                id=hit.id,
+                title=dataset.title(hit.id),
+                record=dataset.records[hit.position],
+                retrieval_rank=hit.rank,
+                retrieval_score=hit.score,
+                rerank_text=text,
+                num_results=num_results,
+                rerank_rank=r.rank if r else None,
+                rerank_score=r.score if r else None,
+                rerank_normalized=r.normalized if r else None,
+                truncated=r.truncated if r else False,
+            )
+        )
+    if reranked and len(reranked) < len(candidates):
+        candidates = _rank_unscored_last(candidates, len(reranked))
+
+    return SearchResult(
+        query=query,
+        dataset=dataset.name,
+        encoder=encoder.name,
+        reranker=reranker.name if reranker is not None else None,
+        score_kind=reranker.score_kind if reranker is not None else None,
+        num_candidates=num_candidates,
+        num_results=num_results,
+        embed_fields=embed,
+        rerank_fields=rerank,
+        candidates=tuple(candidates),
+        timings=Timings(
+            index=index_seconds,
+            query_encode=t1 - t0,
+            search=t2 - t1,
+            rerank=t3 - t2,
+            total=time.perf_counter() - started,
+            index_from_cache=from_cache,
+        ),
+    )
+
+
+def _rank_unscored_last(candidates: list[Candidate], scored: int) -> list[Candidate]:
+    """Give candidates a reranker did not return (a hosted ``top_n``) ranks after the
+    scored ones, in retrieval order, so every candidate has a final rank."""
+    from dataclasses import replace
+
+    next_rank = scored + 1
+    out = []
+    for c in candidates:
+        if c.rerank_rank is None:
+            c = replace(c, rerank_rank=next_rank)
+            next_rank += 1
+        out.append(c)
+    return out

