@@ -1,0 +1,177 @@
+"""Altair charts of a search result: the rank-movement slope chart and score bars.
+
+Each stage's scores get their own chart and their own labelled axis: cosine
+similarity and cross-encoder scores are on different scales and are never drawn on
+one axis.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from core.pipeline import SearchResult
+from core.views import badge, direction
+
+DIRECTION_COLORS = {"up": "#1a9850", "down": "#d73027", "same": "#8c8c8c"}
+STAGES = ("Retrieval", "Reranked")
+
+
+def _short(title: str, width: int = 38) -> str:
+    return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def movement_frame(result: SearchResult) -> pd.DataFrame:
+    """Two rows per item in either top-N (one per stage), for the slope chart."""
+    n = result.num_results
+    rows = []
+    for c in result.candidates:
+        if not (c.in_retrieval_top or c.in_final_top):
+            continue
+        status = "entered top-N" if c.entered else "left top-N" if c.left else "stayed in top-N"
+        common = {
+            "id": c.id,
+            "title": c.title,
+            "label": _short(c.title),
+            "direction": direction(c),
+            "status": status,
+            "badge": badge(c) or "=",
+            "retrieval_rank": c.retrieval_rank,
+            "rerank_rank": c.final_rank,
+            "cosine": round(c.retrieval_score, 4),
+            "rerank_score": None if c.rerank_score is None else round(c.rerank_score, 3),
+            "outside": not (c.in_retrieval_top and c.in_final_top),
+            "n": n,
+        }
+        rows.append({**common, "stage": STAGES[0], "rank": c.retrieval_rank})
+        rows.append({**common, "stage": STAGES[1], "rank": c.final_rank})
+    return pd.DataFrame(rows)
+
+
+def movement_chart(result: SearchResult, height: int | None = None) -> alt.LayerChart:
+    """Slope (bump) chart from retrieval rank to rerank rank, one line per item.
+
+    Lines are coloured by direction; items that entered or left the top-N are drawn
+    with hollow points and a dashed line, and a rule marks the top-N cut.
+    """
+    data = movement_frame(result)
+    max_rank = int(data["rank"].max()) if not data.empty else result.num_results
+    height = height or max(260, min(900, 22 * min(max_rank, 40) + 40))
+    y = alt.Y(
+        "rank:Q",
+        title="rank (1 = best)",
+        scale=alt.Scale(reverse=True, domain=[1, max(max_rank, 2)], nice=False),
+        axis=alt.Axis(tickMinStep=1),
+    )
+    x = alt.X("stage:N", sort=list(STAGES), title=None, axis=alt.Axis(labelAngle=0, orient="top"))
+    color = alt.Color(
+        "direction:N",
+        scale=alt.Scale(domain=list(DIRECTION_COLORS), range=list(DIRECTION_COLORS.values())),
+        legend=alt.Legend(title="movement", orient="bottom"),
+    )
+    tooltip = [
+        alt.Tooltip("title:N"),
+        alt.Tooltip("retrieval_rank:Q", title="retrieval rank"),
+        alt.Tooltip("rerank_rank:Q", title="rerank rank"),
+        alt.Tooltip("cosine:Q", title="cosine", format=".3f"),
+        alt.Tooltip("rerank_score:Q", title="rerank score", format=".2f"),
+        alt.Tooltip("status:N"),
+    ]
+    hover = alt.selection_point(fields=["id"], on="pointerover", empty=False)
+    base = alt.Chart(data).encode(x=x, y=y, color=color, detail="id:N", tooltip=tooltip)
+    lines = base.mark_line(strokeWidth=2).encode(
+        strokeDash=alt.condition("datum.outside", alt.value([5, 3]), alt.value([1, 0])),
+        opacity=alt.condition(hover, alt.value(1.0), alt.value(0.7)),
+        strokeWidth=alt.condition(hover, alt.value(4), alt.value(2)),
+    )
+    points = (
+        base.mark_point(size=70, filled=True)
+        .encode(
+            shape=alt.Shape(
+                "status:N",
+                scale=alt.Scale(
+                    domain=["stayed in top-N", "entered top-N", "left top-N"],
+                    range=["circle", "triangle-up", "cross"],
+                ),
+                legend=alt.Legend(title="top-N", orient="bottom"),
+            )
+        )
+        .add_params(hover)
+    )
+    left_labels = (
+        base.transform_filter(alt.datum.stage == STAGES[0])
+        .mark_text(align="right", dx=-10, fontSize=11)
+        .encode(text="label:N")
+    )
+    right_labels = (
+        base.transform_filter(alt.datum.stage == STAGES[1])
+        .mark_text(align="left", dx=10, fontSize=11)
+        .encode(text="label:N")
+    )
+    cut = (
+        alt.Chart(pd.DataFrame({"rank": [result.num_results + 0.5]}))
+        .mark_rule(strokeDash=[2, 2], color="#555")
+        .encode(y="rank:Q")
+    )
+    return alt.layer(cut, lines, points, left_labels, right_labels).properties(
+        height=height, padding={"left": 230, "right": 230, "top": 10, "bottom": 10}
+    )
+
+
+def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -> alt.Chart:
+    """Horizontal bars of one stage's scores for its own top-N, on its own axis.
+
+    ``stage`` is ``"retrieval"`` (cosine similarity) or ``"rerank"`` (raw logit, or
+    ``sigmoid(logit)`` / hosted relevance when ``normalized``).
+    """
+    if stage == "retrieval":
+        items = result.top_retrieval
+        values = [c.retrieval_score for c in items]
+        ranks = [c.retrieval_rank for c in items]
+        axis_title = "cosine similarity (bi-encoder)"
+    else:
+        items = [c for c in result.top_final if c.rerank_score is not None]
+        ranks = [c.final_rank for c in items]
+        if normalized or result.score_kind == "relevance":
+            values = [c.rerank_normalized for c in items]
+            axis_title = (
+                "relevance score (hosted, 0–1)"
+                if result.score_kind == "relevance"
+                else "sigmoid(logit), 0–1"
+            )
+        else:
+            values = [c.rerank_score for c in items]
+            axis_title = "cross-encoder logit (raw)"
+    data = pd.DataFrame(
+        {
+            "label": [f"{r}. {_short(c.title, 34)}" for r, c in zip(ranks, items, strict=True)],
+            "title": [c.title for c in items],
+            "score": values,
+            "rank": ranks,
+            "direction": [direction(c) if stage != "retrieval" else "same" for c in items],
+        }
+    )
+    color = (
+        alt.Color(
+            "direction:N",
+            scale=alt.Scale(domain=list(DIRECTION_COLORS), range=list(DIRECTION_COLORS.values())),
+            legend=None,
+        )
+        if stage != "retrieval"
+        else alt.value("#4c78a8")
+    )
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("score:Q", title=axis_title),
+            y=alt.Y("label:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
+            color=color,
+            tooltip=[
+                alt.Tooltip("title:N"),
+                alt.Tooltip("rank:Q"),
+                alt.Tooltip("score:Q", format=".4f"),
+            ],
+        )
+        .properties(height=max(120, 22 * len(data)))
+    )

@@ -1,0 +1,244 @@
+"""What the workbench shows, computed without Streamlit: settings in a shareable URL,
+badges, summary figures, and export tables.
+
+The app is a thin layer over these functions, so everything a user sees can be tested
+in plain pytest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from core.metrics import kendall_tau, overlap_at_k
+from core.pipeline import Candidate, SearchResult
+from core.rerankers import PACKAGED_CROSS_ENCODER
+
+CANDIDATES_RANGE = (10, 200)
+RESULTS_RANGE = (1, 50)
+NO_RERANK = "none"
+RERANKER_CHOICES = {
+    PACKAGED_CROSS_ENCODER: "Local cross-encoder (MiniLM-L-12, INT8 ONNX)",
+    "sentence-transformers": "sentence-transformers CrossEncoder (model id)",
+    NO_RERANK: "None: retrieval only (baseline)",
+}
+EXAMPLE_QUERIES = {
+    "movies": (
+        "super hero mystery action movie about bats",
+        "a heist that goes wrong",
+        "astronauts stranded far from earth",
+        "a toy that comes to life",
+        "lawyer defends an innocent man in the south",
+    ),
+    "sample": (
+        "how do I get bats out of my roof without hurting them",
+        "is the silver liquid from a broken thermometer dangerous to breathe",
+        "how long should I let wood dry before burning it in the stove",
+        "my python gets scared and curls up when I pick it up",
+    ),
+}
+
+
+# Short URL keys, stable across versions: links people shared keep working.
+# ("embed" is reserved by Streamlit.)
+URL_KEYS = {
+    "dataset": "dataset",
+    "query": "q",
+    "candidates": "k",
+    "results": "n",
+    "embed_fields": "efields",
+    "rerank_fields": "rfields",
+    "encoder": "encoder",
+    "reranker": "reranker",
+}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that defines a view; round-trips through URL query parameters.
+
+    ``reranker`` is :data:`NO_RERANK`, the packaged cross-encoder id, or any
+    sentence-transformers model id. Empty field tuples mean "the dataset's defaults".
+    Secrets are never part of it.
+    """
+
+    dataset: str = "movies"
+    query: str = ""
+    candidates: int = 50
+    results: int = 10
+    embed_fields: tuple[str, ...] = ()
+    rerank_fields: tuple[str, ...] = ()
+    encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
+    reranker: str = PACKAGED_CROSS_ENCODER
+
+    def to_params(self) -> dict[str, str]:
+        """Query parameters for this view; defaults are left out to keep links short."""
+        default = SearchSettings()
+        params = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(default, f.name) and f.name != "dataset":
+                continue
+            params[URL_KEYS[f.name]] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return params
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> tuple[SearchSettings, list[str]]:
+        """Settings from query parameters, and a warning per value that was ignored."""
+        warnings: list[str] = []
+        values: dict[str, Any] = {}
+        get = {key: params.get(short) for key, short in URL_KEYS.items()}
+        for name in ("dataset", "query", "encoder", "reranker"):
+            if get[name] is not None and str(get[name]).strip():
+                values[name] = str(get[name]).strip()
+        for name, (low, high) in (("candidates", CANDIDATES_RANGE), ("results", RESULTS_RANGE)):
+            raw = get[name]
+            if raw is None:
+                continue
+            try:
+                number = int(raw)
+            except ValueError:
+                warnings.append(f"ignored {URL_KEYS[name]}={raw!r}: not a whole number")
+                continue
+            if not low <= number <= high:
+                clamped = min(max(number, low), high)
+                warnings.append(
+                    f"{URL_KEYS[name]}={number} is outside {low}–{high}; using {clamped}"
+                )
+                number = clamped
+            values[name] = number
+        for name in ("embed_fields", "rerank_fields"):
+            raw = get[name]
+            if raw:
+                values[name] = tuple(p.strip() for p in str(raw).split(",") if p.strip())
+        return cls(**values), warnings
+
+    def with_dataset_fields(self, available: tuple[str, ...]) -> tuple[SearchSettings, list[str]]:
+        """Drop chosen fields the dataset lacks, with a warning naming them."""
+        warnings = []
+        changes = {}
+        for name in ("embed_fields", "rerank_fields"):
+            chosen = getattr(self, name)
+            kept = tuple(f for f in chosen if f in available)
+            if kept != chosen:
+                dropped = ", ".join(f for f in chosen if f not in available)
+                warnings.append(f"this dataset has no field(s) {dropped}; they were left out")
+                changes[name] = kept
+        return replace(self, **changes), warnings
+
+
+def badge(c: Candidate) -> str:
+    """Short movement badge: ``▲ 3``, ``▼ 2``, ``=``, or ``new · from #37``."""
+    move = c.movement
+    if move is None:
+        return ""
+    if c.entered:
+        return f"new · from #{c.retrieval_rank}"
+    if move > 0:
+        return f"▲ {move}"
+    if move < 0:
+        return f"▼ {-move}"
+    return "="
+
+
+def direction(c: Candidate) -> str:
+    """``up``, ``down``, ``same`` or ``none`` (no reranker)."""
+    move = c.movement
+    if move is None:
+        return "none"
+    return "up" if move > 0 else "down" if move < 0 else "same"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Figures comparing the retrieval order and the reranked order."""
+
+    kendall_tau: float
+    overlap: float
+    from_outside: int
+    moved_up: int
+    moved_down: int
+    unchanged: int
+    truncated: int
+    top_changed: bool = field(default=False)
+
+
+def summarize(result: SearchResult) -> Summary | None:
+    """Kendall tau over all candidates, overlap of the two top-N sets, and counts of
+    top-N results that came from outside the retrieval top-N; None without a reranker."""
+    if result.reranker is None or not result.candidates:
+        return None
+    retrieval = [c.id for c in result.candidates]
+    final = [c.id for c in result.reranked]
+    top = result.top_final
+    return Summary(
+        kendall_tau=kendall_tau(retrieval, final),
+        overlap=overlap_at_k(retrieval, final, result.num_results),
+        from_outside=sum(c.entered for c in top),
+        moved_up=sum((c.movement or 0) > 0 for c in top),
+        moved_down=sum((c.movement or 0) < 0 for c in top),
+        unchanged=sum(c.movement == 0 for c in top),
+        truncated=sum(c.truncated for c in result.candidates),
+        top_changed=bool(top) and top[0].id != result.candidates[0].id,
+    )
+
+
+EXPORT_COLUMNS = (
+    "final_rank",
+    "id",
+    "title",
+    "retrieval_rank",
+    "retrieval_score",
+    "rerank_rank",
+    "rerank_score",
+    "rerank_normalized",
+    "movement",
+    "badge",
+    "entered_top",
+    "left_top",
+    "truncated",
+)
+
+
+def export_rows(result: SearchResult) -> list[dict[str, Any]]:
+    """One flat row per candidate in final order: both orders, both scores, movement."""
+    rows = []
+    for c in result.reranked:
+        rows.append(
+            {
+                "final_rank": c.final_rank,
+                "id": c.id,
+                "title": c.title,
+                "retrieval_rank": c.retrieval_rank,
+                "retrieval_score": round(c.retrieval_score, 6),
+                "rerank_rank": c.rerank_rank,
+                "rerank_score": None if c.rerank_score is None else round(c.rerank_score, 6),
+                "rerank_normalized": (
+                    None if c.rerank_normalized is None else round(c.rerank_normalized, 6)
+                ),
+                "movement": c.movement,
+                "badge": badge(c),
+                "entered_top": c.entered,
+                "left_top": c.left,
+                "truncated": c.truncated,
+            }
+        )
+    return rows
+
+
+def export_csv(result: SearchResult) -> str:
+    """The export rows as CSV (header first)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(export_rows(result))
+    return buffer.getvalue()
+
+
+def export_json(result: SearchResult) -> str:
+    """Settings, timings and every candidate (with its record) as JSON."""
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)

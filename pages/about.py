@@ -1,0 +1,62 @@
+"""About page: retrieval vs reranking, explained with this app's own numbers."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.views import summarize
+
+st.title("About this workbench")
+st.markdown(
+    """
+**Retrieval** turns every document into a vector once (a *bi-encoder*), turns the query
+into a vector, and returns the nearest documents by cosine similarity. It is fast
+because documents are encoded ahead of time, but the query and a document never meet:
+each is compressed into a vector on its own.
+
+**Reranking** takes those candidates and lets a *cross-encoder* read the query and
+each document together, attending across both texts. That is far more accurate and far
+slower, so it only sees the few dozen candidates retrieval found.
+
+**What the scores mean.** Retrieval scores are cosine similarities (−1 to 1). The local
+cross-encoder outputs a raw logit (roughly −11 to +10); the app also shows
+`sigmoid(logit)`, the model's own estimate that the document is relevant. The two
+scales are never drawn on one axis.
+"""
+)
+
+result = st.session_state.get("last_result")
+if result is None:
+    st.info("Run a search on the Search page and this page will explain it with its numbers.")
+    st.page_link("pages/search.py", label="Go to Search", icon="🔎")
+    st.stop()
+
+t = result.timings
+st.subheader(f"Your last search: “{result.query}”")
+lines = [
+    f"- Retrieval encoded the query in **{t.query_encode * 1000:.0f} ms** and searched "
+    f"{result.dataset} in **{t.search * 1000:.1f} ms**, returning "
+    f"{result.num_candidates} candidates.",
+]
+summary = summarize(result)
+if summary is None:
+    lines.append("- No reranker ran, so the final order is the retrieval order.")
+else:
+    per_pair = t.rerank / max(result.num_candidates, 1) * 1000
+    lines.append(
+        f"- The cross-encoder read **{result.num_candidates}** (query, document) pairs in "
+        f"**{t.rerank * 1000:.0f} ms** (about {per_pair:.1f} ms a pair): that is why it "
+        "only sees candidates, never the whole corpus."
+    )
+    biggest = max(result.top_final, key=lambda c: c.movement or 0)
+    if (biggest.movement or 0) > 0:
+        lines.append(
+            f"- Its biggest promotion: **{biggest.title}**, from retrieval "
+            f"#{biggest.retrieval_rank} to #{biggest.final_rank}."
+        )
+    lines.append(
+        f"- {summary.from_outside} of the top {result.num_results} came from outside "
+        f"retrieval's top {result.num_results}; the two orders agree with Kendall τ = "
+        f"{summary.kendall_tau:.2f}."
+    )
+st.markdown("\n".join(lines))

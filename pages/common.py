@@ -1,0 +1,80 @@
+"""Streamlit glue shared by the pages: process-wide caches of models, datasets and
+indexes. Everything cached here is read-only after construction and safe to share
+between sessions (see core.encoders / core.rerankers for their locking)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.datasets import load_dataset
+from core.documents import Dataset
+from core.encoders import Encoder, load_encoder
+from core.index import IndexBuild, build_index
+from core.rerankers import Reranker, load_reranker
+
+
+@st.cache_resource(show_spinner="Loading the bi-encoder…")
+def get_encoder(model_id: str) -> Encoder:
+    """The bi-encoder ``model_id``, loaded once per process."""
+    return load_encoder(model_id)
+
+
+@st.cache_resource(show_spinner="Loading the reranker…")
+def get_reranker(model_id: str) -> Reranker:
+    """The reranker ``model_id``, loaded once per process."""
+    return load_reranker(model_id)
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
+def get_dataset(name: str) -> Dataset:
+    """A built-in dataset by name (``movies``, ``sample``), loaded once per process."""
+    return load_dataset(name)
+
+
+def get_index(dataset: Dataset, encoder_id: str, fields: tuple[str, ...]) -> IndexBuild:
+    """The corpus index, from memory, else the disk cache, else encoded with a progress bar."""
+    key = (dataset.content_hash, encoder_id, fields)
+    cached = _index_cache().get(key)
+    if cached is not None:
+        return cached
+    encoder = get_encoder(encoder_id)
+    bar = st.progress(0.0, text=f"Embedding {len(dataset):,} records with {encoder_id}…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Embedding records: {done:,} / {total:,}")
+
+    build = build_index(dataset, encoder, fields, progress=progress)
+    bar.empty()
+    _index_cache().put(key, build)
+    return build
+
+
+class _IndexCache:
+    """A small LRU of built indexes, shared by all sessions (guarded by a lock)."""
+
+    def __init__(self, size: int = 16) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource
+def _index_cache() -> _IndexCache:
+    return _IndexCache()

@@ -1,0 +1,353 @@
+"""Search page: retrieve with a bi-encoder, rerank with a cross-encoder, compare."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.charts import movement_chart, score_chart
+from core.datasets import BUILTIN
+from core.encoders import DEFAULT_ENCODER
+from core.errors import CoreError, ModelUnavailableError
+from core.pipeline import SearchResult, search_with_rerank
+from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.views import (
+    CANDIDATES_RANGE,
+    EXAMPLE_QUERIES,
+    NO_RERANK,
+    RERANKER_CHOICES,
+    RESULTS_RANGE,
+    SearchSettings,
+    badge,
+    export_csv,
+    export_json,
+    summarize,
+)
+from pages.common import get_dataset, get_encoder, get_index, get_reranker
+
+DATASET_LABELS = {
+    "movies": "Movies (1,000 films, Together cookbook)",
+    "sample": "Sample (40 field-guide notes)",
+}
+
+# --- settings: seeded once from the URL, then owned by the widgets -------------------
+state = st.session_state
+if "seeded" not in state:
+    settings, url_warnings = SearchSettings.from_params(st.query_params.to_dict())
+    if settings.dataset not in BUILTIN:
+        url_warnings.append(f"unknown dataset {settings.dataset!r} in the link; using movies")
+        settings = SearchSettings(**{**settings.__dict__, "dataset": "movies"})
+    choice = (
+        settings.reranker
+        if settings.reranker in (PACKAGED_CROSS_ENCODER, NO_RERANK)
+        else "sentence-transformers"
+    )
+    state.update(
+        seeded=True,
+        url_warnings=url_warnings,
+        dataset=settings.dataset,
+        query=settings.query,
+        candidates=settings.candidates,
+        results=settings.results,
+        encoder=settings.encoder,
+        reranker_choice=choice,
+        st_model=settings.reranker if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
+        pending_fields=(settings.embed_fields, settings.rerank_fields),
+    )
+
+
+def _reset_fields() -> None:
+    state.pending_fields = ((), ())
+    state.pop("embed_fields", None)
+    state.pop("rerank_fields", None)
+
+
+def _use_example(text: str) -> None:
+    state.query = text
+
+
+st.title("Retrieve, then rerank")
+st.caption(
+    "A bi-encoder fetches the nearest candidates fast; a cross-encoder then reads each "
+    "(query, document) pair and reorders them. Compare both orders below."
+)
+for warning in state.url_warnings:
+    st.warning(f"Link setting ignored: {warning}", icon="⚠️")
+
+with st.sidebar:
+    st.header("Settings")
+    st.selectbox(
+        "Dataset",
+        list(BUILTIN),
+        key="dataset",
+        format_func=DATASET_LABELS.get,
+        on_change=_reset_fields,
+    )
+
+try:
+    dataset = get_dataset(state.dataset)
+except CoreError as exc:
+    st.error(f"The {state.dataset} dataset is not available: {exc}", icon="🚫")
+    if state.dataset != "sample":
+        st.info("Pick the built-in **Sample** dataset in the sidebar to try the app meanwhile.")
+    st.stop()
+
+if "embed_fields" not in state:
+    embed_wanted, rerank_wanted = state.pending_fields
+    seeded = SearchSettings(embed_fields=embed_wanted, rerank_fields=rerank_wanted)
+    seeded, field_warnings = seeded.with_dataset_fields(dataset.fields)
+    for warning in field_warnings:
+        st.warning(f"Link setting ignored: {warning}", icon="⚠️")
+    state.embed_fields = list(seeded.embed_fields or dataset.default_embed_fields)
+    state.rerank_fields = list(seeded.rerank_fields or dataset.default_rerank_fields)
+
+with st.sidebar:
+    st.slider(
+        "Candidates retrieved",
+        *CANDIDATES_RANGE,
+        key="candidates",
+        help="How many nearest neighbours the bi-encoder hands to the reranker.",
+    )
+    st.slider(
+        "Results shown",
+        *RESULTS_RANGE,
+        key="results",
+        help="The top-N compared between the two orders.",
+    )
+    st.multiselect(
+        "Fields to embed",
+        dataset.fields,
+        key="embed_fields",
+        help="Concatenated into the text the bi-encoder embeds.",
+    )
+    st.selectbox(
+        "Reranker", list(RERANKER_CHOICES), key="reranker_choice", format_func=RERANKER_CHOICES.get
+    )
+    if state.reranker_choice == "sentence-transformers":
+        st.text_input(
+            "CrossEncoder model id",
+            key="st_model",
+            help="Any sentence-transformers cross-encoder id; needs the Hugging "
+            "Face hub unless it is already cached on this machine.",
+        )
+    st.multiselect(
+        "Fields the reranker reads",
+        dataset.fields,
+        key="rerank_fields",
+        disabled=state.reranker_choice == NO_RERANK,
+        help="Sent as 'field: value' lines with the query to the cross-encoder.",
+    )
+    with st.expander("Advanced"):
+        st.text_input(
+            "Bi-encoder model id",
+            key="encoder",
+            help=f"Default {DEFAULT_ENCODER} (packaged, works offline).",
+        )
+
+reranker_id = {
+    PACKAGED_CROSS_ENCODER: PACKAGED_CROSS_ENCODER,
+    NO_RERANK: NO_RERANK,
+}.get(state.reranker_choice, (state.st_model or "").strip() or SEED_CROSS_ENCODER)
+settings = SearchSettings(
+    dataset=state.dataset,
+    query=state.query.strip(),
+    candidates=state.candidates,
+    results=state.results,
+    embed_fields=tuple(state.embed_fields),
+    rerank_fields=tuple(state.rerank_fields),
+    encoder=(state.encoder or "").strip() or DEFAULT_ENCODER,
+    reranker=reranker_id,
+)
+# The URL always describes the view, so the address bar is a shareable link.
+params = settings.to_params()
+if st.query_params.to_dict() != params:
+    st.query_params.from_dict(params)
+
+# --- query ------------------------------------------------------------------------
+st.text_input("Query", key="query", placeholder="Describe what you are looking for…")
+examples = EXAMPLE_QUERIES.get(settings.dataset, ())
+if examples:
+    cols = st.columns(len(examples))
+    for col, text in zip(cols, examples, strict=True):
+        col.button(text, on_click=_use_example, args=(text,), width="stretch", type="tertiary")
+
+if not settings.query:
+    st.info("Type a query or pick an example to see both orders side by side.")
+    st.stop()
+if not settings.embed_fields:
+    st.error("Choose at least one field to embed.")
+    st.stop()
+
+# --- run ----------------------------------------------------------------------------
+notices = []
+try:
+    encoder = get_encoder(settings.encoder)
+except ModelUnavailableError as exc:
+    st.error(str(exc), icon="🚫")
+    st.stop()
+reranker = None
+if settings.reranker != NO_RERANK:
+    if not settings.rerank_fields:
+        st.error("Choose at least one field for the reranker to read, or pick no reranker.")
+        st.stop()
+    try:
+        reranker = get_reranker(settings.reranker)
+    except ModelUnavailableError as exc:
+        notices.append(f"{exc} Showing retrieval only.")
+
+try:
+    build = get_index(dataset, settings.encoder, settings.embed_fields)
+    result: SearchResult = search_with_rerank(
+        dataset,
+        settings.query,
+        encoder=encoder,
+        reranker=reranker,
+        embed_fields=settings.embed_fields,
+        rerank_fields=settings.rerank_fields,
+        num_candidates=settings.candidates,
+        num_results=settings.results,
+        index=build.index,
+    )
+except CoreError as exc:
+    st.error(str(exc), icon="🚫")
+    st.stop()
+state.last_result = result
+for notice in notices:
+    st.warning(notice, icon="⚠️")
+
+# --- summary --------------------------------------------------------------------------
+summary = summarize(result)
+t = result.timings
+cols = st.columns(6)
+if summary:
+    cols[0].metric(
+        "Top result",
+        "changed" if summary.top_changed else "same",
+        help="Did the reranker put a different item first?",
+    )
+    cols[1].metric(
+        "Kendall τ",
+        f"{summary.kendall_tau:.2f}",
+        help="Agreement of the two orders over all candidates: 1 = identical, "
+        "0 = unrelated, −1 = reversed.",
+    )
+    cols[2].metric(
+        f"Top-{result.num_results} overlap",
+        f"{summary.overlap:.0%}",
+        help="Share of the reranked top-N that retrieval also had in its top-N.",
+    )
+    cols[3].metric(
+        "From outside top-N",
+        summary.from_outside,
+        help=f"Reranked top-{result.num_results} items that retrieval ranked lower.",
+    )
+else:
+    cols[0].metric("Reranker", "none")
+cols[4].metric("Rerank", f"{t.rerank * 1000:.0f} ms", help=f"{result.num_candidates} pairs scored")
+cols[5].metric(
+    "Total",
+    f"{t.total * 1000:.0f} ms",
+    help=f"query encoding {t.query_encode * 1000:.0f} ms · search "
+    f"{t.search * 1000:.1f} ms · rerank {t.rerank * 1000:.0f} ms",
+)
+st.caption(
+    f"Timings: query encoding **{t.query_encode * 1000:.0f} ms** · vector search "
+    f"**{t.search * 1000:.1f} ms** · rerank **{t.rerank * 1000:.0f} ms** · total "
+    f"**{t.total * 1000:.0f} ms** · corpus embeddings "
+    f"{'from disk cache' if build.from_cache else f'encoded in {build.seconds:.1f} s'}"
+)
+if summary and summary.truncated:
+    st.warning(
+        f"{summary.truncated} candidate text(s) were longer than the reranker's maximum "
+        "length and were truncated (see Details).",
+        icon="✂️",
+    )
+
+# --- both orders ----------------------------------------------------------------------
+score_label = "relevance" if result.score_kind == "relevance" else "logit"
+left, right = st.columns(2)
+with left:
+    st.subheader("Retrieval order")
+    st.caption(f"{result.encoder} · cosine similarity")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "#": [c.retrieval_rank for c in result.top_retrieval],
+                "title": [c.title for c in result.top_retrieval],
+                "cosine": [c.retrieval_score for c in result.top_retrieval],
+                "rerank #": [c.rerank_rank for c in result.top_retrieval],
+            }
+        ),
+        hide_index=True,
+        column_config={"cosine": st.column_config.NumberColumn(format="%.3f")},
+        key="retrieval_table",
+    )
+with right:
+    st.subheader("Reranked order" if result.reranker else "Final order (no reranker)")
+    st.caption(f"{result.reranker} · {score_label}" if result.reranker else "retrieval order")
+    top = result.top_final
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "#": [c.final_rank for c in top],
+                "title": [c.title for c in top],
+                score_label: [c.rerank_score for c in top],
+                "retrieval #": [c.retrieval_rank for c in top],
+                "move": [badge(c) for c in top],
+            }
+        ),
+        hide_index=True,
+        column_config={score_label: st.column_config.NumberColumn(format="%.2f")},
+        key="rerank_table",
+    )
+
+if result.reranker:
+    st.subheader("Rank movement")
+    st.caption(
+        "Each line is one item, from its retrieval rank (left) to its reranked rank "
+        f"(right). Dashed lines and hollow marks: items that entered or left the "
+        f"top-{result.num_results} (below the dotted line). Hover for titles and scores."
+    )
+    st.altair_chart(movement_chart(result), width="stretch")
+
+    st.subheader("Scores")
+    normalized = st.toggle(
+        "Show reranker scores as sigmoid(logit) in 0–1",
+        disabled=result.score_kind == "relevance",
+        help="Raw logits are what the cross-encoder outputs; sigmoid maps them to the "
+        "model's estimate of P(relevant). Cosine and reranker scores are never drawn on "
+        "one axis.",
+    )
+    c1, c2 = st.columns(2)
+    c1.caption("Retrieval: cosine similarity")
+    c1.altair_chart(score_chart(result, "retrieval"), width="stretch")
+    c2.caption("Reranker: " + ("normalised score" if normalized else "raw score"))
+    c2.altair_chart(score_chart(result, "rerank", normalized=normalized), width="stretch")
+
+# --- details and export -----------------------------------------------------------------
+st.subheader("Details")
+by_label = {f"{c.final_rank}. {c.title}": c for c in result.top_final}
+picked = by_label[st.selectbox("Result", list(by_label), key="detail_pick")]
+d1, d2 = st.columns(2)
+with d1:
+    st.markdown("**Record**")
+    st.json(picked.record)
+with d2:
+    st.markdown("**Exactly what the reranker read**" if result.reranker else "**Rerank text**")
+    if picked.truncated:
+        st.warning("Truncated: this text exceeded the reranker's maximum length.", icon="✂️")
+    st.code(picked.rerank_text or "(no reranker)", language=None, wrap_lines=True)
+    st.markdown(
+        f"Retrieval **#{picked.retrieval_rank}** (cosine {picked.retrieval_score:.3f})"
+        + (
+            f" → reranked **#{picked.final_rank}** ({score_label} {picked.rerank_score:.2f}, "
+            f"normalised {picked.rerank_normalized:.3f}) {badge(picked)}"
+            if picked.rerank_score is not None
+            else ""
+        )
+    )
+
+e1, e2, _ = st.columns([1, 1, 4])
+e1.download_button("Download CSV", export_csv(result), "rerank-results.csv", "text/csv")
+e2.download_button("Download JSON", export_json(result), "rerank-results.json", "application/json")
+st.caption("Share this view: copy the address bar. Every setting is in the link.")
