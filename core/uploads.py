@@ -1,0 +1,1104 @@
+"""Your own data: turn uploaded bytes into a :class:`~core.documents.Dataset`.
+
+Three steps, each usable on its own:
+
+1. :func:`parse_upload` reads bytes into flat records (or raises :class:`UploadError`
+   with one line that names the file and says what is wrong) and suggests fields.
+2. :func:`build_upload_dataset` builds the dataset from chosen (or suggested) fields and
+   returns a :class:`QualityReport` next to it.
+3. :class:`UploadStore` keeps the exact uploaded bytes on the server under their sha256,
+   so a link naming ``upload-<16 hex>`` works for anyone using the same deployment.
+
+Formats
+-------
+* JSON: an array of objects, or an object holding exactly one array of objects.
+* JSON Lines (``.jsonl``, ``.ndjson``, ``.jsonlines``): one object per line, blank lines
+  ignored. A file of another name is read as JSON Lines when JSON parsing stops with
+  "Extra data" after a first line that is a complete JSON value on its own.
+* CSV (``.csv``; ``.tsv`` is tab-separated): the first row names the columns; the
+  delimiter of a ``.csv`` is whichever of ``,`` ``;`` tab ``|`` the header line holds
+  most (comma on a tie). Every value is a string; an empty cell is a missing value (the
+  key is absent from that record). Blank header cells are named ``column_<n>``, repeated
+  names get ``_2``, ``_3``... A row with more cells than the header is an error; a row
+  with fewer simply misses the last columns.
+
+Text must be UTF-8 (a leading byte-order mark is accepted). Limits: ``max_bytes``
+(default 50 MB, environment variable ``RERANK_MAX_UPLOAD_MB``) and ``max_records``
+(default 100,000, ``RERANK_MAX_UPLOAD_RECORDS``). MB means 1024 * 1024 bytes.
+
+Nested values
+-------------
+JSON records are flattened so every value is something a field picker can offer:
+
+* an object value becomes dotted keys: ``{"meta": {"year": 1999}}`` gives the field
+  ``meta.year``; this recurses until a field name has :data:`MAX_FLATTEN_DEPTH` (3)
+  parts, and an object found deeper is kept as compact JSON text
+  (``{"a": {"b": {"c": {"d": 1}}}}`` gives ``a.b.c`` = ``'{"d": 1}'``); an empty object
+  contributes no field;
+* a list of scalars (strings, numbers, booleans, nulls) stays a list, which
+  :func:`~core.documents.value_to_text` joins with ``", "``;
+* a list holding any object or list becomes JSON text;
+* when a dotted name clashes with a key already in the record, the first one wins.
+
+Field suggestions and token estimates
+-------------------------------------
+A *text field* holds strings (or lists with strings) in at least 10% of records, with a
+mean length of at least 3 characters, and is not mostly (90%+) numeric text
+(``"1999"``, ``"4.5"``: such CSV columns are numbers, not prose). See :class:`SuggestedFields` for
+how the id, title, embed and rerank fields are picked.
+
+Token counts are *estimated* as ``ceil(characters / 4)``, a common rule of thumb for
+English with WordPiece/BPE tokenizers; it runs in microseconds and needs no model. A
+field value over :data:`RERANKER_MAX_TOKENS` (512, the cross-encoder's limit) or
+:data:`ENCODER_MAX_TOKENS` (256, all-MiniLM-L6-v2's limit) is counted as one the model
+would truncate. The real tokenizer may count somewhat differently, and the reranker
+also reads the query and the field labels, so these counts are a lower bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from core.documents import Dataset, embed_text, make_dataset, rerank_text, value_to_text
+from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
+from core.paths import cache_dir
+from core.rerankers import DEFAULT_MAX_LENGTH
+
+UploadFormat = Literal["json", "jsonl", "csv"]
+
+MB: Final = 1024 * 1024
+DEFAULT_MAX_UPLOAD_MB: Final = 50
+DEFAULT_MAX_UPLOAD_RECORDS: Final = 100_000
+DEFAULT_STORE_MB: Final = 500
+MAX_FLATTEN_DEPTH: Final = 3
+RERANKER_MAX_TOKENS: Final = DEFAULT_MAX_LENGTH
+ENCODER_MAX_TOKENS: Final = 256
+CHARS_PER_TOKEN: Final = 4
+TEXT_MIN_MEAN_CHARS: Final = 3
+TEXT_MIN_FILL: Final = 0.10
+TITLE_MIN_FILL: Final = 0.80
+SHORT_FIELD_CHARS: Final = 50
+NUMERIC_TEXT_SHARE: Final = 0.9
+ROW_POSITION: Final = ""
+"""Pass as ``id_field`` to :func:`build_upload_dataset` to use row positions as ids."""
+
+ID_NAMES: Final = ("id", "_id", "uuid", "key", "doc_id", "docid")
+TITLE_NAMES: Final = ("title", "name", "headline", "subject", "question")
+
+DATASET_ID_PATTERN: Final = re.compile(r"^upload-[0-9a-f]{16}\Z")
+_SHA_FILE = re.compile(r"^([0-9a-f]{64})\.bin\Z")
+_NUMERIC = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_BOM = b"\xef\xbb\xbf"
+_EXAMPLES = 5
+
+
+class UploadError(DatasetError):
+    """An uploaded file could not be read, parsed or stored; the message is one line."""
+
+
+class UploadNotFoundError(UploadError, DatasetUnavailableError):
+    """A valid upload id that this server does not hold (never stored, or evicted)."""
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuggestedFields:
+    """Fields preselected for an upload; every one can be overridden.
+
+    * ``id_field``: the first field named like id/_id/uuid/key/doc_id (any case) whose
+      values are non-empty scalars, unique across all records; else None (row position).
+    * ``title_field``: the first of title/name/headline/subject/question (any case) that
+      has any text; else the text field with the shortest mean length among those filled
+      in at least 80% of records; else None.
+    * ``embed_fields``: every text field except the id field, in file order.
+    * ``rerank_fields``: all text fields when there are at most two; else the title (when
+      it holds text) plus the text field with the longest mean length.
+    * ``text_fields``: every text field, in file order.
+    """
+
+    id_field: str | None
+    title_field: str | None
+    embed_fields: tuple[str, ...]
+    rerank_fields: tuple[str, ...]
+    text_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FieldQuality:
+    """What one field holds across the records of an upload.
+
+    ``filled`` counts records where the field renders to non-blank text; ``missing``
+    counts records where it is absent or null; ``non_string`` counts present values that
+    are not strings (numbers, booleans, lists). ``distinct`` is the number of different
+    texts, given only for short fields (mean length <= 50 characters). ``over_reranker``
+    and ``over_encoder`` count records whose text in this field alone is estimated to
+    exceed the cross-encoder's and the bi-encoder's token limits.
+    """
+
+    name: str
+    filled: int
+    fill_rate: float
+    missing: int
+    non_string: int
+    distinct: int | None
+    mean_chars: float
+    max_chars: int
+    max_tokens: int
+    over_reranker: int
+    over_encoder: int
+    is_text: bool
+
+
+@dataclass(frozen=True)
+class IdCandidate:
+    """A field named like an id, and why it can or cannot be one."""
+
+    name: str
+    missing: int
+    non_scalar: int
+    duplicates: int
+    duplicate_examples: tuple[str, ...]
+
+    @property
+    def usable(self) -> bool:
+        """True when every record has a unique scalar value here."""
+        return self.missing == 0 and self.non_scalar == 0 and self.duplicates == 0
+
+
+@dataclass(frozen=True)
+class ParsedUpload:
+    """An upload read into flat records, with suggested fields.
+
+    ``fields`` lists every key (after flattening, CSV columns in header order), in order
+    of first appearance. ``sha256`` is the hash of the exact bytes uploaded.
+    """
+
+    filename: str
+    format: UploadFormat
+    size_bytes: int
+    sha256: str
+    records: tuple[dict[str, Any], ...] = field(repr=False)
+    fields: tuple[str, ...]
+    suggested: SuggestedFields
+    field_quality: tuple[FieldQuality, ...] = field(repr=False)
+    id_candidates: tuple[IdCandidate, ...] = ()
+
+    @property
+    def dataset_id(self) -> str:
+        """The id :class:`UploadStore` gives these bytes: ``upload-<16 hex>``."""
+        return f"upload-{self.sha256[:16]}"
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Data quality of an upload for the fields chosen to embed and rerank.
+
+    ``dropped`` records had no text in any embed field; :func:`build_upload_dataset`
+    leaves them out (``dropped_examples`` are their 0-based positions in the file).
+    ``embed_over_encoder`` and ``rerank_over_reranker`` count records whose combined
+    embed / rerank text is estimated to exceed the model limits (see the module
+    docstring for the estimate).
+    """
+
+    filename: str
+    format: UploadFormat
+    records: int
+    kept: int
+    dropped: int
+    dropped_examples: tuple[int, ...]
+    embed_fields: tuple[str, ...]
+    rerank_fields: tuple[str, ...]
+    fields: tuple[FieldQuality, ...]
+    id_candidates: tuple[IdCandidate, ...]
+    embed_over_encoder: int
+    rerank_over_reranker: int
+    reranker_max_tokens: int = RERANKER_MAX_TOKENS
+    encoder_max_tokens: int = ENCODER_MAX_TOKENS
+
+    def for_field(self, name: str) -> FieldQuality:
+        """The quality row of field ``name``."""
+        for row in self.fields:
+            if row.name == name:
+                return row
+        raise FieldError(
+            f"unknown field '{name}'; fields: {', '.join(f.name for f in self.fields)}"
+        )
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One plain dict per field, ready for a table (``st.dataframe``, pandas)."""
+        rows = []
+        for q in self.fields:
+            roles = [
+                role
+                for role, chosen in (
+                    ("embed", q.name in self.embed_fields),
+                    ("rerank", q.name in self.rerank_fields),
+                )
+                if chosen
+            ]
+            rows.append(
+                {
+                    "field": q.name,
+                    "role": ", ".join(roles),
+                    "text": q.is_text,
+                    "fill rate": round(q.fill_rate, 4),
+                    "filled": q.filled,
+                    "missing": q.missing,
+                    "non-string": q.non_string,
+                    "distinct": q.distinct,
+                    "mean chars": round(q.mean_chars, 1),
+                    "max est. tokens": q.max_tokens,
+                    f"over {self.reranker_max_tokens} tokens (reranker)": q.over_reranker,
+                    f"over {self.encoder_max_tokens} tokens (embedder)": q.over_encoder,
+                }
+            )
+        return rows
+
+    def notes(self) -> list[str]:
+        """Short sentences about what needs attention (empty when nothing does)."""
+        out = []
+        if self.dropped:
+            out.append(
+                f"{self.dropped:,} of {self.records:,} records have no text in the embed "
+                f"fields ({', '.join(self.embed_fields)}) and were left out"
+            )
+        for cand in self.id_candidates:
+            if cand.duplicates:
+                examples = ", ".join(repr(x) for x in cand.duplicate_examples)
+                out.append(
+                    f"'{cand.name}' repeats {cand.duplicates:,} value(s) (e.g. {examples}); "
+                    "it cannot be the id field"
+                )
+            elif cand.missing or cand.non_scalar:
+                out.append(
+                    f"'{cand.name}' is missing or not a single value in "
+                    f"{cand.missing + cand.non_scalar:,} record(s); it cannot be the id field"
+                )
+        if self.embed_over_encoder:
+            out.append(
+                f"{self.embed_over_encoder:,} records' embed text is longer than about "
+                f"{self.encoder_max_tokens} tokens; the embedder reads only the start"
+            )
+        if self.rerank_over_reranker:
+            out.append(
+                f"{self.rerank_over_reranker:,} records' rerank text is longer than about "
+                f"{self.reranker_max_tokens} tokens; the reranker reads only the start"
+            )
+        return out
+
+
+# --- limits ------------------------------------------------------------------------------
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or math.isinf(value):
+        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def max_upload_bytes() -> int:
+    """The upload size limit: ``RERANK_MAX_UPLOAD_MB`` (default 50) megabytes."""
+    return int(_env_number("RERANK_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * MB)
+
+
+def max_upload_records() -> int:
+    """The record limit: ``RERANK_MAX_UPLOAD_RECORDS`` (default 100,000)."""
+    return int(_env_number("RERANK_MAX_UPLOAD_RECORDS", DEFAULT_MAX_UPLOAD_RECORDS))
+
+
+def max_store_bytes() -> int:
+    """The upload store's size cap: ``RERANK_UPLOAD_STORE_MB`` (default 500) megabytes."""
+    return int(_env_number("RERANK_UPLOAD_STORE_MB", DEFAULT_STORE_MB) * MB)
+
+
+def _human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n:,} bytes"
+    if n < MB:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / MB:.1f} MB"
+
+
+def _display_name(filename: str) -> str:
+    """The file's base name, on one line and of bounded length, for messages."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    base = _CONTROL.sub(" ", base).strip() or "the upload"
+    return base if len(base) <= 80 else base[:77] + "..."
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def upload_format(filename: str) -> UploadFormat:
+    """The format a file name implies: ``csv``, ``jsonl``, else ``json``."""
+    suffix = Path(_display_name(filename)).suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".jsonlines"):
+        return "jsonl"
+    return "json"
+
+
+def parse_upload(
+    data: bytes,
+    filename: str,
+    *,
+    max_bytes: int | None = None,
+    max_records: int | None = None,
+) -> ParsedUpload:
+    """Read an uploaded file into flat records and suggest fields (module docstring).
+
+    ``max_bytes`` and ``max_records`` default to the environment-configured limits.
+    Raises :class:`UploadError` with a one-line message naming the file.
+    """
+    name = _display_name(filename)
+    limit_bytes = max_upload_bytes() if max_bytes is None else max_bytes
+    limit_records = max_upload_records() if max_records is None else max_records
+    if len(data) > limit_bytes:
+        raise UploadError(
+            f"{name} is {_human_size(len(data))}; uploads are limited to "
+            f"{_human_size(limit_bytes)} (RERANK_MAX_UPLOAD_MB)"
+        )
+    text = _decode(data, name)
+    if not text.strip():
+        raise UploadError(f"{name} is empty; upload a JSON, JSON Lines or CSV file with records")
+    fmt = upload_format(filename)
+    if fmt == "csv":
+        delimiter = "\t" if name.lower().endswith(".tsv") else None
+        records, fields = _parse_csv(text, name, limit_records, delimiter)
+    else:
+        if fmt == "json":
+            records, fmt = _parse_json(text, name)
+            _check_count(len(records), name, limit_records)
+        else:
+            records = _parse_jsonl(text, name, limit_records)
+        records, fields = _flatten_all(records)
+    if not records:
+        raise UploadError(f"{name} holds no records")
+    quality = tuple(_field_quality(records, f) for f in fields)
+    candidates = tuple(_id_candidate(records, f) for f in fields if _is_id_name(f))
+    suggested = suggest_fields(quality, candidates)
+    if not suggested.text_fields:
+        raise UploadError(
+            f"{name} has no text fields: no field holds text of {TEXT_MIN_MEAN_CHARS}+ "
+            f"characters in at least {TEXT_MIN_FILL:.0%} of records "
+            f"(fields: {_short_list(fields)})"
+        )
+    return ParsedUpload(
+        filename=name,
+        format=fmt,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        records=tuple(records),
+        fields=tuple(fields),
+        suggested=suggested,
+        field_quality=quality,
+        id_candidates=candidates,
+    )
+
+
+def _check_count(count: int, name: str, limit: int) -> None:
+    if count > limit:
+        raise UploadError(
+            f"{name} has {count:,} records; uploads are limited to "
+            f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS)"
+        )
+
+
+def _short_list(items: Sequence[str], limit: int = 8) -> str:
+    if not items:
+        return "none"
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _decode(data: bytes, name: str) -> str:
+    offset = 0
+    if data.startswith(_BOM):
+        data, offset = data[len(_BOM) :], len(_BOM)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = exc.start + offset
+        bad = data[exc.start]
+        hint = ""
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            hint = " (it looks like UTF-16)"
+        elif bad >= 0x80:
+            hint = " (it may be Latin-1 or Windows-1252)"
+        raise UploadError(
+            f"{name} is not UTF-8 text: byte {at} (0x{bad:02x}) is not valid UTF-8"
+            f"{hint}; save the file as UTF-8 and upload it again"
+        ) from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _parse_json(text: str, name: str) -> tuple[list[dict[str, Any]], UploadFormat]:
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and _first_line_is_json(text, exc.lineno):
+            return _parse_jsonl(text, name, None), "jsonl"
+        hint = ""
+        if not name.lower().endswith(".json"):
+            hint = " (uploads must be JSON, JSON Lines named .jsonl, or CSV named .csv)"
+        raise UploadError(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}"
+        ) from None
+    where = ""
+    if isinstance(payload, dict):
+        arrays = {k: v for k, v in payload.items() if isinstance(v, list)}
+        of_objects = {k: v for k, v in arrays.items() if v and all(isinstance(x, dict) for x in v)}
+        if len(of_objects) == 1:
+            key, payload = next(iter(of_objects.items()))
+        elif len(of_objects) > 1:
+            raise UploadError(
+                f"{name} holds an object with {len(of_objects)} arrays of records "
+                f"({_short_list([repr(k) for k in of_objects])}); expected exactly one"
+            )
+        elif len(arrays) == 1:
+            key, payload = next(iter(arrays.items()))
+        else:
+            raise UploadError(
+                f"{name} holds a single JSON object, not records; expected an array of "
+                "objects or an object holding exactly one such array"
+            )
+        where = f" of '{key}'"
+    if not isinstance(payload, list):
+        raise UploadError(
+            f"{name} holds a JSON {_json_type(payload)}; expected an array of records (objects)"
+        )
+    for i, record in enumerate(payload):
+        if not isinstance(record, dict):
+            raise UploadError(
+                f"{name}: record {i}{where} is a JSON {_json_type(record)}, "
+                "not an object with named fields"
+            )
+    return payload, "json"
+
+
+def _first_line_is_json(text: str, error_line: int) -> bool:
+    """True when the first non-blank line is a complete JSON value before ``error_line``."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if number >= error_line:
+            return False
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return True
+    return False
+
+
+def _parse_jsonl(text: str, name: str, limit: int | None) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UploadError(
+                f"{name} line {number} is not valid JSON: {exc.msg} at column {exc.colno} "
+                "(each line of a JSON Lines file must be one JSON object)"
+            ) from None
+        if not isinstance(value, dict):
+            raise UploadError(
+                f"{name} line {number} (record {len(records)}) is a JSON {_json_type(value)}, "
+                "not an object with named fields"
+            )
+        records.append(value)
+        if limit is not None and len(records) > limit:
+            raise UploadError(
+                f"{name} has more than {limit:,} records; uploads are limited to "
+                f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS)"
+            )
+    return records
+
+
+def _parse_csv(
+    text: str, name: str, limit: int, delimiter: str | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    if delimiter is None:
+        header_line = text.lstrip("\r\n").split("\n", 1)[0]
+        counts = {d: header_line.count(d) for d in (",", ";", "\t", "|")}
+        best = max(counts, key=lambda d: counts[d])
+        delimiter = best if counts[best] > counts[","] else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[dict[str, Any]] = []
+    header: list[str] | None = None
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if header is None:
+                header = _unique_names(row)
+                continue
+            if len(row) > len(header):
+                raise UploadError(
+                    f"{name} line {reader.line_num} has {len(row)} values but the header "
+                    f"names {len(header)} columns"
+                )
+            records.append({k: v for k, v in zip(header, row, strict=False) if v != ""})
+            if len(records) > limit:
+                raise UploadError(
+                    f"{name} has more than {limit:,} records; uploads are limited to "
+                    f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS)"
+                )
+    except csv.Error as exc:
+        raise UploadError(f"{name} is not valid CSV at line {reader.line_num}: {exc}") from None
+    if header is None:
+        raise UploadError(f"{name} is empty; upload a JSON, JSON Lines or CSV file with records")
+    return records, header
+
+
+def _unique_names(row: Sequence[str]) -> list[str]:
+    names: list[str] = []
+    taken: set[str] = set()
+    for i, cell in enumerate(row):
+        base = _CONTROL.sub(" ", cell).strip() or f"column_{i + 1}"
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        taken.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def flatten_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One record with nested values flattened as the module docstring describes."""
+    out: dict[str, Any] = {}
+    _flatten_into(out, record, "", 1)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], obj: Mapping[str, Any], prefix: str, depth: int) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if depth < MAX_FLATTEN_DEPTH:
+                _flatten_into(out, value, f"{name}.", depth + 1)
+                continue
+            value = _json_text(value)
+        elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+            value = _json_text(value)
+        if name not in out:
+            out[name] = value
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _flatten_all(
+    records: Sequence[Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    flat = []
+    fields: dict[str, None] = {}
+    for record in records:
+        if any(isinstance(v, dict | list) for v in record.values()):
+            row = flatten_record(record)
+        else:
+            row = dict(record)
+        flat.append(row)
+        fields.update(dict.fromkeys(row))
+    return flat, list(fields)
+
+
+# --- field statistics and suggestions ----------------------------------------------------
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated token count of ``text``: ``ceil(len(text) / 4)``."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def _field_quality(records: Sequence[Mapping[str, Any]], name: str) -> FieldQuality:
+    n = len(records)
+    missing = non_string = filled = text_valued = numeric = total_chars = max_chars = 0
+    text_chars = 0
+    over_rr = over_enc = 0
+    # ceil(chars / 4) > limit  <=>  chars > 4 * limit
+    rr_chars = RERANKER_MAX_TOKENS * CHARS_PER_TOKEN
+    enc_chars = ENCODER_MAX_TOKENS * CHARS_PER_TOKEN
+    texts: set[str] = set()
+    for record in records:
+        value = record.get(name)
+        if value is None:
+            missing += 1
+            continue
+        if isinstance(value, str):
+            text = value.strip()
+            textual = True
+        else:
+            non_string += 1
+            text = value_to_text(value)
+            textual = isinstance(value, list) and any(isinstance(v, str) for v in value)
+        if not text:
+            continue
+        filled += 1
+        length = len(text)
+        total_chars += length
+        if length > max_chars:
+            max_chars = length
+        if length > enc_chars:
+            over_enc += 1
+            if length > rr_chars:
+                over_rr += 1
+        texts.add(text)
+        if textual:
+            text_valued += 1
+            text_chars += length
+            if length <= 40 and text[0] in "0123456789+-." and _NUMERIC.match(text):
+                numeric += 1
+    mean_chars = total_chars / filled if filled else 0.0
+    distinct = len(texts) if filled and mean_chars <= SHORT_FIELD_CHARS else None
+    is_text = (
+        n > 0
+        and text_valued / n >= TEXT_MIN_FILL
+        and text_chars / text_valued >= TEXT_MIN_MEAN_CHARS
+        and numeric < NUMERIC_TEXT_SHARE * text_valued
+        and text_valued * 2 >= filled
+    )
+    return FieldQuality(
+        name=name,
+        filled=filled,
+        fill_rate=filled / n if n else 0.0,
+        missing=missing,
+        non_string=non_string,
+        distinct=distinct,
+        mean_chars=mean_chars,
+        max_chars=max_chars,
+        max_tokens=math.ceil(max_chars / CHARS_PER_TOKEN),
+        over_reranker=over_rr,
+        over_encoder=over_enc,
+        is_text=is_text,
+    )
+
+
+def _is_id_name(name: str) -> bool:
+    return re.sub(r"[\s-]+", "_", name.strip().lower()) in ID_NAMES
+
+
+def _id_candidate(records: Sequence[Mapping[str, Any]], name: str) -> IdCandidate:
+    missing = non_scalar = duplicates = 0
+    seen: set[str] = set()
+    examples: dict[str, None] = {}
+    for record in records:
+        value = record.get(name)
+        if isinstance(value, list | dict):
+            non_scalar += 1
+            continue
+        text = value_to_text(value)
+        if not text:
+            missing += 1
+            continue
+        if text in seen:
+            duplicates += 1
+            if len(examples) < _EXAMPLES:
+                examples[text] = None
+        else:
+            seen.add(text)
+    return IdCandidate(
+        name=name,
+        missing=missing,
+        non_scalar=non_scalar,
+        duplicates=duplicates,
+        duplicate_examples=tuple(examples),
+    )
+
+
+def suggest_fields(
+    quality: Sequence[FieldQuality], id_candidates: Sequence[IdCandidate]
+) -> SuggestedFields:
+    """Suggested id, title, embed and rerank fields (rules in :class:`SuggestedFields`)."""
+    id_field = next((c.name for c in id_candidates if c.usable), None)
+    text = [q for q in quality if q.is_text and q.name != id_field]
+    by_name: dict[str, FieldQuality] = {}
+    for q in quality:
+        if q.filled and q.name != id_field:
+            by_name.setdefault(q.name.lower(), q)
+    title = next((by_name[t].name for t in TITLE_NAMES if t in by_name), None)
+    if title is None:
+        full = [q for q in text if q.fill_rate >= TITLE_MIN_FILL]
+        if full:
+            title = min(full, key=lambda q: q.mean_chars).name
+    embed = tuple(q.name for q in text)
+    if len(text) <= 2:
+        rerank = embed
+    else:
+        others = [q for q in text if q.name != title]
+        longest = max(others, key=lambda q: q.mean_chars).name
+        chosen = {longest} | ({title} if title in embed else set())
+        rerank = tuple(q.name for q in text if q.name in chosen)
+    all_text = tuple(q.name for q in quality if q.is_text)
+    return SuggestedFields(
+        id_field=id_field,
+        title_field=title,
+        embed_fields=embed,
+        rerank_fields=rerank,
+        text_fields=all_text,
+    )
+
+
+# --- building ----------------------------------------------------------------------------
+
+
+def _check_known(parsed: ParsedUpload, fields: Sequence[str], role: str) -> tuple[str, ...]:
+    chosen = tuple(fields)
+    if not chosen:
+        raise FieldError(f"choose at least one field to {role}")
+    unknown = [f for f in chosen if f not in parsed.fields]
+    if unknown:
+        raise FieldError(
+            f"unknown field(s) to {role}: {', '.join(unknown)}; "
+            f"{parsed.filename} has: {_short_list(parsed.fields, 20)}"
+        )
+    return chosen
+
+
+def quality_report(
+    parsed: ParsedUpload,
+    *,
+    embed_fields: Sequence[str] | None = None,
+    rerank_fields: Sequence[str] | None = None,
+) -> QualityReport:
+    """The :class:`QualityReport` of an upload for the given (or suggested) fields."""
+    return _report(parsed, embed_fields, rerank_fields)[0]
+
+
+def _report(
+    parsed: ParsedUpload,
+    embed_fields: Sequence[str] | None,
+    rerank_fields: Sequence[str] | None,
+) -> tuple[QualityReport, list[tuple[int, dict[str, Any]]]]:
+    embed = _check_known(
+        parsed, parsed.suggested.embed_fields if embed_fields is None else embed_fields, "embed"
+    )
+    rerank = _check_known(
+        parsed,
+        parsed.suggested.rerank_fields if rerank_fields is None else rerank_fields,
+        "rerank",
+    )
+    kept: list[tuple[int, dict[str, Any]]] = []
+    dropped: list[int] = []
+    embed_over = rerank_over = 0
+    for i, record in enumerate(parsed.records):
+        text = embed_text(record, embed)
+        if not text:
+            dropped.append(i)
+            continue
+        kept.append((i, record))
+        embed_over += estimate_tokens(text) > ENCODER_MAX_TOKENS
+        rerank_over += estimate_tokens(rerank_text(record, rerank)) > RERANKER_MAX_TOKENS
+    report = QualityReport(
+        filename=parsed.filename,
+        format=parsed.format,
+        records=len(parsed.records),
+        kept=len(kept),
+        dropped=len(dropped),
+        dropped_examples=tuple(dropped[:_EXAMPLES]),
+        embed_fields=embed,
+        rerank_fields=rerank,
+        fields=parsed.field_quality,
+        id_candidates=parsed.id_candidates,
+        embed_over_encoder=embed_over,
+        rerank_over_reranker=rerank_over,
+    )
+    return report, kept
+
+
+def build_upload_dataset(
+    parsed: ParsedUpload,
+    *,
+    id_field: str | None = None,
+    title_field: str | None = None,
+    embed_fields: Sequence[str] | None = None,
+    rerank_fields: Sequence[str] | None = None,
+    name: str | None = None,
+) -> tuple[Dataset, QualityReport]:
+    """Build the dataset of an upload and its quality report.
+
+    ``None`` for any field argument means "the suggestion"; ``id_field=ROW_POSITION``
+    (``""``) uses row positions as ids and ``title_field=""`` shows ids as titles.
+    Records with no text in any embed field are left out and counted in the report.
+    ``name`` defaults to the upload's dataset id (``upload-<16 hex>``).
+    """
+    chosen_id = parsed.suggested.id_field if id_field is None else (id_field or None)
+    chosen_title = parsed.suggested.title_field if title_field is None else title_field
+    if chosen_id is not None:
+        _check_known(parsed, [chosen_id], "use as id")
+    if chosen_title:
+        _check_known(parsed, [chosen_title], "use as title")
+    report, kept = _report(parsed, embed_fields, rerank_fields)
+    if not kept:
+        raise UploadError(
+            f"none of the {report.records:,} records of {parsed.filename} has text in the "
+            f"chosen embed fields ({', '.join(report.embed_fields)})"
+        )
+    if chosen_id is not None:
+        _check_ids(parsed.filename, kept, chosen_id)
+    dataset = make_dataset(
+        name or parsed.dataset_id,
+        [r for _, r in kept],
+        id_field=chosen_id,
+        title_field=chosen_title,
+        embed_fields=report.embed_fields,
+        rerank_fields=report.rerank_fields,
+        source=f"upload {parsed.filename}",
+    )
+    return dataset, report
+
+
+def _check_ids(name: str, kept: Sequence[tuple[int, Mapping[str, Any]]], id_field: str) -> None:
+    seen: set[str] = set()
+    for i, record in kept:
+        value = record.get(id_field)
+        text = "" if isinstance(value, list | dict) else value_to_text(value)
+        if not text:
+            raise UploadError(
+                f"record {i} of {name} has no usable id in field '{id_field}'; "
+                "pick another id field or use row positions"
+            )
+        if text in seen:
+            raise UploadError(
+                f"id field '{id_field}' of {name} repeats the value {text!r} (record {i}); "
+                "pick another id field or use row positions"
+            )
+        seen.add(text)
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+def is_upload_id(dataset_id: object) -> bool:
+    """True when ``dataset_id`` has the exact form ``upload-<16 lowercase hex>``."""
+    return isinstance(dataset_id, str) and DATASET_ID_PATTERN.match(dataset_id) is not None
+
+
+def upload_id(data: bytes) -> str:
+    """The dataset id of these exact bytes: ``upload-`` + the first 16 hex of sha256."""
+    return f"upload-{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+_STORE_LOCK = threading.RLock()
+_STALE_TEMP_SECONDS = 3600.0
+
+
+class UploadStore:
+    """Uploaded files kept on the server, addressed by content.
+
+    Each upload is ``<root>/<sha256>.bin`` (the exact bytes) plus ``<sha256>.json``
+    (original file name, size, time stored). Both are written to a temporary file and
+    renamed into place, so readers in any process see whole files or none. The ``.bin``
+    file's modification time is its last use (store or read); when the ``.bin`` files
+    exceed ``max_total_bytes``, the least recently used are deleted first, never the one
+    just stored. Put an upload only after :func:`parse_upload` accepted it.
+    """
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        max_total_bytes: int | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = Path(root) if root is not None else cache_dir() / "uploads"
+        self.max_total_bytes = max_store_bytes() if max_total_bytes is None else max_total_bytes
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"UploadStore(root={str(self.root)!r}, max_total_bytes={self.max_total_bytes})"
+
+    def put(self, data: bytes, filename: str) -> str:
+        """Store ``data`` (idempotent) and return its dataset id ``upload-<16 hex>``."""
+        digest = hashlib.sha256(data).hexdigest()
+        blob, meta = self._paths(digest)
+        now = self._clock()
+        with _STORE_LOCK:
+            self.root.mkdir(parents=True, exist_ok=True)
+            stored_at = now
+            old = self._read_meta(meta)
+            if old is not None and isinstance(old.get("stored_at"), int | float):
+                stored_at = old["stored_at"]
+            info = {
+                "filename": _display_name(filename),
+                "size": len(data),
+                "sha256": digest,
+                "stored_at": stored_at,
+            }
+            if old != info:
+                _write_atomic(meta, json.dumps(info, ensure_ascii=False).encode())
+            try:
+                present = blob.stat().st_size == len(data)
+            except FileNotFoundError:
+                present = False
+            if not present:
+                _write_atomic(blob, data)
+            self._touch(blob, now)
+            self._evict(keep=digest)
+        return f"upload-{digest[:16]}"
+
+    def get(self, dataset_id: str) -> tuple[bytes, str]:
+        """The exact bytes and original file name of an upload.
+
+        Raises :class:`UploadError` for anything but a well-formed id (checked before
+        any file is touched) and :class:`UploadNotFoundError` when it is not here.
+        """
+        prefix = self._prefix(dataset_id)
+        with _STORE_LOCK:
+            for blob in self._blobs(prefix):
+                digest = blob.name[:64]
+                try:
+                    data = blob.read_bytes()
+                except FileNotFoundError:
+                    continue
+                if hashlib.sha256(data).hexdigest() != digest:
+                    self._remove(digest)  # damaged on disk: never serve it
+                    continue
+                meta = self._read_meta(self._paths(digest)[1]) or {}
+                filename = meta.get("filename")
+                if not isinstance(filename, str) or not filename:
+                    filename = f"{dataset_id}.json"
+                self._touch(blob, self._clock())
+                return data, filename
+        raise UploadNotFoundError(
+            f"upload '{dataset_id}' is no longer on this server (uploads are kept only "
+            "while space allows); upload the file again"
+        )
+
+    def exists(self, dataset_id: str) -> bool:
+        """True when this server holds the upload; False for any other name."""
+        if not is_upload_id(dataset_id):
+            return False
+        return any(True for _ in self._blobs(dataset_id[len("upload-") :]))
+
+    def total_bytes(self) -> int:
+        """Bytes of all stored uploads (the ``.bin`` files)."""
+        return sum(size for _, size, _ in self._entries())
+
+    # -- internals --
+
+    @staticmethod
+    def _prefix(dataset_id: object) -> str:
+        if not is_upload_id(dataset_id):
+            shown = _CONTROL.sub(" ", str(dataset_id))[:80]
+            raise UploadError(
+                f"{shown!r} is not a valid dataset id; upload ids look like upload-<16 hex digits>"
+            )
+        assert isinstance(dataset_id, str)
+        return dataset_id[len("upload-") :]
+
+    def _paths(self, digest: str) -> tuple[Path, Path]:
+        return self.root / f"{digest}.bin", self.root / f"{digest}.json"
+
+    def _blobs(self, prefix: str) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.glob(f"{prefix}*.bin") if _SHA_FILE.match(p.name))
+
+    @staticmethod
+    def _read_meta(path: Path) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    @staticmethod
+    def _touch(path: Path, when: float) -> None:
+        try:
+            ns = int(when * 1e9)
+            os.utime(path, ns=(ns, ns))
+        except FileNotFoundError:
+            pass
+
+    def _remove(self, digest: str) -> None:
+        for path in self._paths(digest):
+            path.unlink(missing_ok=True)
+
+    def _entries(self) -> list[tuple[str, int, int]]:
+        """``(sha256, size, last-used ns)`` of every stored upload."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for path in self.root.iterdir():
+            match = _SHA_FILE.match(path.name)
+            if not match:
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            out.append((match.group(1), st.st_size, st.st_mtime_ns))
+        return out
+
+    def _evict(self, keep: str) -> None:
+        entries = sorted(self._entries(), key=lambda e: (e[2], e[0]))
+        total = sum(size for _, size, _ in entries)
+        for digest, size, _ in entries:
+            if total <= self.max_total_bytes:
+                break
+            if digest == keep:
+                continue
+            self._remove(digest)
+            total -= size
+        self._remove_stale_temps()
+
+    def _remove_stale_temps(self) -> None:
+        cutoff = time.time() - _STALE_TEMP_SECONDS
+        for path in self.root.glob(".*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                pass
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
