@@ -8,6 +8,7 @@ one axis.
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from core.pipeline import SearchResult
@@ -43,6 +44,8 @@ def movement_frame(result: SearchResult) -> pd.DataFrame:
             "outside": not (c.in_retrieval_top and c.in_final_top),
             "n": n,
         }
+        common["left_label"] = f"{common['label']}  #{c.retrieval_rank}"
+        common["right_label"] = f"#{c.final_rank}  {common['label']}"
         rows.append({**common, "stage": STAGES[0], "rank": c.retrieval_rank})
         rows.append({**common, "stage": STAGES[1], "rank": c.final_rank})
     return pd.DataFrame(rows)
@@ -57,11 +60,12 @@ def movement_chart(result: SearchResult, height: int | None = None) -> alt.Layer
     data = movement_frame(result)
     max_rank = int(data["rank"].max()) if not data.empty else result.num_results
     height = height or max(260, min(900, 22 * min(max_rank, 40) + 40))
+    # No rank axis: every label carries its rank, and an axis would collide with the
+    # left-hand labels.
     y = alt.Y(
         "rank:Q",
-        title="rank (1 = best)",
         scale=alt.Scale(reverse=True, domain=[1, max(max_rank, 2)], nice=False),
-        axis=alt.Axis(tickMinStep=1),
+        axis=alt.Axis(labels=False, ticks=False, domain=False, title=None, grid=False),
     )
     x = alt.X("stage:N", sort=list(STAGES), title=None, axis=alt.Axis(labelAngle=0, orient="top"))
     color = alt.Color(
@@ -101,12 +105,12 @@ def movement_chart(result: SearchResult, height: int | None = None) -> alt.Layer
     left_labels = (
         base.transform_filter(alt.datum.stage == STAGES[0])
         .mark_text(align="right", dx=-10, fontSize=11)
-        .encode(text="label:N")
+        .encode(text="left_label:N")
     )
     right_labels = (
         base.transform_filter(alt.datum.stage == STAGES[1])
         .mark_text(align="left", dx=10, fontSize=11)
-        .encode(text="label:N")
+        .encode(text="right_label:N")
     )
     cut = (
         alt.Chart(pd.DataFrame({"rank": [result.num_results + 0.5]}))
@@ -151,6 +155,12 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
             "direction": [direction(c) if stage != "retrieval" else "same" for c in items],
         }
     )
+    # Bars grow from a baseline: 0 for cosine and 0–1 scores, and just below the lowest
+    # score for raw logits, which are often all negative (a bar from 0 would make the
+    # best result the shortest).
+    raw_logits = stage != "retrieval" and axis_title.startswith("cross-encoder logit")
+    baseline = float(np.floor(min(values))) - 0.5 if raw_logits and values else 0.0
+    data["baseline"] = baseline
     color = (
         alt.Color(
             "direction:N",
@@ -164,8 +174,14 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("score:Q", title=axis_title),
-            y=alt.Y("label:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
+            x=alt.X("score:Q", title=axis_title, scale=alt.Scale(zero=not raw_logits)),
+            x2="baseline:Q",
+            y=alt.Y(
+                "label:N",
+                sort=alt.EncodingSortField("rank", order="ascending"),
+                title=None,
+                axis=alt.Axis(labelOverlap=False, labelLimit=260),
+            ),
             color=color,
             tooltip=[
                 alt.Tooltip("title:N"),
@@ -173,5 +189,5 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
                 alt.Tooltip("score:Q", format=".4f"),
             ],
         )
-        .properties(height=max(120, 22 * len(data)))
+        .properties(height=max(120, 26 * len(data)))
     )

@@ -38,6 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-length", type=int, default=None, help="reranker max tokens")
     search.add_argument("--no-rerank", action="store_true", help="retrieval only (baseline)")
     search.add_argument("--json", action="store_true", help="print JSON with every field")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score retrieval and retrieval + rerank against judgments"
+    )
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--beir", metavar="PATH", help="a BEIR folder (corpus, queries, qrels)")
+    source.add_argument(
+        "--judgments", metavar="CSV", help="a query,doc_id,rating CSV judged on --dataset"
+    )
+    evaluate.add_argument(
+        "--dataset", default="movies", help="with --judgments: movies, sample or a JSON file"
+    )
+    evaluate.add_argument("--split", default="test", help="BEIR qrels split (default: test)")
+    evaluate.add_argument("--candidates", type=int, default=100, help="retrieved per query")
+    evaluate.add_argument("--max-queries", type=int, default=None, help="first N queries only")
+    evaluate.add_argument(
+        "--rerank-fields", type=_csv, help="comma-separated fields the reranker reads"
+    )
+    evaluate.add_argument("--encoder", default=None, help="bi-encoder model id")
+    evaluate.add_argument("--reranker", default=None, help="cross-encoder model id")
+    evaluate.add_argument("--max-length", type=int, default=None, help="reranker max tokens")
+    evaluate.add_argument("--no-rerank", action="store_true", help="retrieval only (baseline)")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument(
+        "--per-query-out",
+        metavar="FILE",
+        help="per-query CSV (default: <cache dir>/eval/<name>-<timestamp>.csv)",
+    )
     return parser
 
 
@@ -48,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "search":
             return _search(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -133,3 +163,75 @@ def format_table(result) -> str:
         else:
             lines.append(f"{c.retrieval_rank:>5}  {c.retrieval_score:7.3f}  {c.title}")
     return "\n".join(lines)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from core.beir import load_beir, load_judgments_csv
+    from core.datasets import load_dataset
+    from core.encoders import DEFAULT_ENCODER, load_encoder
+    from core.evaluation import (
+        BEIR_FIELDS,
+        beir_to_dataset,
+        evaluate_beir,
+        evaluate_judgments,
+        format_report,
+    )
+    from core.paths import cache_dir
+    from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
+
+    if args.beir:
+        beir = load_beir(args.beir, split=args.split)
+        dataset = beir_to_dataset(beir)
+        rerank_fields = dataset.check_fields(args.rerank_fields or BEIR_FIELDS, "rerank")
+    else:
+        judgments = load_judgments_csv(args.judgments)
+        dataset = load_dataset(args.dataset)
+        rerank_fields = dataset.check_fields(
+            args.rerank_fields or dataset.default_rerank_fields, "rerank"
+        )
+    encoder = load_encoder(args.encoder or DEFAULT_ENCODER)
+    reranker = None
+    if not args.no_rerank:
+        reranker = load_reranker(
+            args.reranker or DEFAULT_RERANKER, max_length=args.max_length or DEFAULT_MAX_LENGTH
+        )
+    progress = None if not sys.stderr.isatty() else _evaluate_progress
+    options = {
+        "encoder": encoder,
+        "reranker": reranker,
+        "candidates": args.candidates,
+        "max_queries": args.max_queries,
+        "rerank_fields": rerank_fields,
+        "progress": progress,
+    }
+    if args.beir:
+        report = evaluate_beir(beir, dataset=dataset, **options)
+    else:
+        report = evaluate_judgments(dataset, judgments, **options)
+
+    if args.per_query_out:
+        out = Path(args.per_query_out).expanduser()
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = cache_dir() / "eval" / f"{report.settings.dataset}-{stamp}.csv"
+    try:
+        report.write_per_query_csv(out)
+    except OSError as exc:
+        raise CoreError(f"cannot write per-query results to {out}: {exc.strerror}") from exc
+
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        print(f"per-query results: {out}", file=sys.stderr)
+    else:
+        print(format_report(report))
+        print(f"\nper-query results: {out}")
+    return 0
+
+
+def _evaluate_progress(done: int, total: int, stage: str) -> None:
+    end = "\n" if done >= total else ""
+    print(f"\r{stage} {done}/{total}\033[K", end=end, file=sys.stderr)

@@ -97,7 +97,7 @@ class SearchSettings:
                 values[name] = str(get[name]).strip()
         for name, (low, high) in (("candidates", CANDIDATES_RANGE), ("results", RESULTS_RANGE)):
             raw = get[name]
-            if raw is None:
+            if raw is None or not str(raw).strip():
                 continue
             try:
                 number = int(raw)
@@ -242,3 +242,15 @@ def export_csv(result: SearchResult) -> str:
 def export_json(result: SearchResult) -> str:
     """Settings, timings and every candidate (with its record) as JSON."""
     return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
+
+
+_MARKDOWN_SPECIALS = "\\`*_{}[]()<>#+-.!|~$:"
+
+
+def escape_markdown(text: str) -> str:
+    """Escape dataset or user text for ``st.markdown`` so it shows literally.
+
+    Streamlit never renders raw HTML from markdown (``unsafe_allow_html`` stays off);
+    this also stops text from turning into links, emphasis, LaTeX or headings.
+    """
+    return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.views import summarize
+from core.views import escape_markdown, summarize
 
 st.title("About this workbench")
 st.markdown(
@@ -32,10 +32,10 @@ if result is None:
     st.stop()
 
 t = result.timings
-st.subheader(f"Your last search: “{result.query}”")
+st.subheader(f"Your last search: “{escape_markdown(result.query)}”")
 lines = [
     f"- Retrieval encoded the query in **{t.query_encode * 1000:.0f} ms** and searched "
-    f"{result.dataset} in **{t.search * 1000:.1f} ms**, returning "
+    f"{escape_markdown(result.dataset)} in **{t.search * 1000:.1f} ms**, returning "
     f"{result.num_candidates} candidates.",
 ]
 summary = summarize(result)
@@ -51,7 +51,7 @@ else:
     biggest = max(result.top_final, key=lambda c: c.movement or 0)
     if (biggest.movement or 0) > 0:
         lines.append(
-            f"- Its biggest promotion: **{biggest.title}**, from retrieval "
+            f"- Its biggest promotion: **{escape_markdown(biggest.title)}**, from retrieval "
             f"#{biggest.retrieval_rank} to #{biggest.final_rank}."
         )
     lines.append(

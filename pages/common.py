@@ -4,6 +4,8 @@ between sessions (see core.encoders / core.rerankers for their locking)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from core.datasets import load_dataset
@@ -11,6 +13,13 @@ from core.documents import Dataset
 from core.encoders import Encoder, load_encoder
 from core.index import IndexBuild, build_index
 from core.rerankers import Reranker, load_reranker
+from core.uploads import (
+    QualityReport,
+    UploadStore,
+    build_upload_dataset,
+    is_upload_id,
+    parse_upload,
+)
 
 
 @st.cache_resource(show_spinner="Loading the bi-encoder…")
@@ -78,3 +87,40 @@ class _IndexCache:
 @st.cache_resource
 def _index_cache() -> _IndexCache:
     return _IndexCache()
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    """A dataset ready to search, with what the UI says about it."""
+
+    dataset: Dataset
+    label: str
+    report: QualityReport | None = None
+
+
+@st.cache_resource
+def get_upload_store() -> UploadStore:
+    """The server's store of uploaded files (content-addressed, size-capped)."""
+    return UploadStore()
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
+def load_named_dataset(name: str, id_field: str | None = None) -> LoadedDataset:
+    """A built-in dataset (``movies``, ``sample``) or a stored upload (``upload-<hex>``).
+
+    Uploads are rebuilt from their exact stored bytes, so a shared link naming one works
+    in any session on this server. ``id_field`` overrides the suggested id of an upload
+    (``""``: row positions).
+    """
+    if not is_upload_id(name):
+        return LoadedDataset(get_dataset(name), BUILTIN_LABELS.get(name, name))
+    data, filename = get_upload_store().get(name)
+    parsed = parse_upload(data, filename)
+    dataset, report = build_upload_dataset(parsed, id_field=id_field, name=name)
+    return LoadedDataset(dataset, f"{filename} ({len(dataset):,} records)", report)
+
+
+BUILTIN_LABELS = {
+    "movies": "Movies (1,000 films, Together cookbook)",
+    "sample": "Sample (40 field-guide notes)",
+}

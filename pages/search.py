@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -30,30 +32,37 @@ DATASET_LABELS = {
     "sample": "Sample (40 field-guide notes)",
 }
 
-# --- settings: seeded once from the URL, then owned by the widgets -------------------
+# --- settings ---------------------------------------------------------------------------
+# The URL defines the view on a session's first run. Widgets then own the settings, and
+# ``state.view`` remembers them: Streamlit drops widget state while another page is
+# shown, so coming back re-seeds the widgets from it.
 state = st.session_state
-if "seeded" not in state:
-    settings, url_warnings = SearchSettings.from_params(st.query_params.to_dict())
-    if settings.dataset not in BUILTIN:
-        url_warnings.append(f"unknown dataset {settings.dataset!r} in the link; using movies")
-        settings = SearchSettings(**{**settings.__dict__, "dataset": "movies"})
+if "view" not in state:
+    view, url_warnings = SearchSettings.from_params(st.query_params.to_dict())
+    if view.dataset not in BUILTIN:
+        url_warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
+        view = replace(view, dataset="movies")
+    state.view = view
+    state.url_warnings = url_warnings
+if "query" not in state:
+    view = state.view
     choice = (
-        settings.reranker
-        if settings.reranker in (PACKAGED_CROSS_ENCODER, NO_RERANK)
+        view.reranker
+        if view.reranker in (PACKAGED_CROSS_ENCODER, NO_RERANK)
         else "sentence-transformers"
     )
     state.update(
-        seeded=True,
-        url_warnings=url_warnings,
-        dataset=settings.dataset,
-        query=settings.query,
-        candidates=settings.candidates,
-        results=settings.results,
-        encoder=settings.encoder,
+        dataset=view.dataset,
+        query=view.query,
+        candidates=view.candidates,
+        results=view.results,
+        encoder=view.encoder,
         reranker_choice=choice,
-        st_model=settings.reranker if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
-        pending_fields=(settings.embed_fields, settings.rerank_fields),
+        st_model=view.reranker if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
+        pending_fields=(view.embed_fields, view.rerank_fields),
     )
+    state.pop("embed_fields", None)
+    state.pop("rerank_fields", None)
 
 
 def _reset_fields() -> None:
@@ -71,7 +80,7 @@ st.caption(
     "A bi-encoder fetches the nearest candidates fast; a cross-encoder then reads each "
     "(query, document) pair and reorders them. Compare both orders below."
 )
-for warning in state.url_warnings:
+for warning in state.pop("url_warnings", []):
     st.warning(f"Link setting ignored: {warning}", icon="⚠️")
 
 with st.sidebar:
@@ -159,6 +168,7 @@ settings = SearchSettings(
     reranker=reranker_id,
 )
 # The URL always describes the view, so the address bar is a shareable link.
+state.view = settings
 params = settings.to_params()
 if st.query_params.to_dict() != params:
     st.query_params.from_dict(params)
@@ -195,22 +205,29 @@ if settings.reranker != NO_RERANK:
     except ModelUnavailableError as exc:
         notices.append(f"{exc} Showing retrieval only.")
 
+cached = state.get("last_search")
 try:
     build = get_index(dataset, settings.encoder, settings.embed_fields)
-    result: SearchResult = search_with_rerank(
-        dataset,
-        settings.query,
-        encoder=encoder,
-        reranker=reranker,
-        embed_fields=settings.embed_fields,
-        rerank_fields=settings.rerank_fields,
-        num_candidates=settings.candidates,
-        num_results=settings.results,
-        index=build.index,
-    )
+    if cached is not None and cached[0] == (settings, reranker is not None):
+        # Reruns caused by the details picker, the score toggle or a download reuse the
+        # result instead of scoring every candidate again.
+        result: SearchResult = cached[1]
+    else:
+        result = search_with_rerank(
+            dataset,
+            settings.query,
+            encoder=encoder,
+            reranker=reranker,
+            embed_fields=settings.embed_fields,
+            rerank_fields=settings.rerank_fields,
+            num_candidates=settings.candidates,
+            num_results=settings.results,
+            index=build.index,
+        )
 except CoreError as exc:
     st.error(str(exc), icon="🚫")
     st.stop()
+state.last_search = ((settings, reranker is not None), result)
 state.last_result = result
 for notice in notices:
     st.warning(notice, icon="⚠️")
@@ -348,6 +365,14 @@ with d2:
     )
 
 e1, e2, _ = st.columns([1, 1, 4])
-e1.download_button("Download CSV", export_csv(result), "rerank-results.csv", "text/csv")
-e2.download_button("Download JSON", export_json(result), "rerank-results.json", "application/json")
+e1.download_button(
+    "Download CSV", export_csv(result), "rerank-results.csv", "text/csv", on_click="ignore"
+)
+e2.download_button(
+    "Download JSON",
+    export_json(result),
+    "rerank-results.json",
+    "application/json",
+    on_click="ignore",
+)
 st.caption("Share this view: copy the address bar. Every setting is in the link.")

@@ -1,0 +1,576 @@
+"""Offline evaluation: score retrieval alone and retrieval + rerank against judgments.
+
+One evaluation builds (or loads) the corpus index once, encodes every query in one
+batch, retrieves ``candidates`` docs per query and, with a reranker, reorders exactly
+those candidates. Both runs are scored with :func:`core.metrics.evaluate_run`, so the
+reranked run can only move docs within the retrieved set: Recall@candidates is the
+same for both, and any gain in nDCG@10 or MRR@10 is the reranker's doing.
+
+Two sources of judgments:
+
+* :func:`evaluate_beir`: a BEIR dataset (corpus, queries, qrels). Documents are read
+  as ``title + " " + text`` by both models, as BEIR and MTEB do.
+* :func:`evaluate_judgments`: any :class:`~core.documents.Dataset` with judgments keyed
+  by query text (the ``query,doc_id,rating`` CSV of :func:`core.beir.load_judgments_csv`).
+
+Per query, reranking *wins* when it raises nDCG@10, *loses* when it lowers it, and
+*ties* when the change is below :data:`TIE_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from core.beir import BeirDataset
+from core.documents import Dataset, TextStyle, make_dataset, rerank_text
+from core.encoders import Encoder
+from core.errors import DatasetError, SettingsError
+from core.index import build_index
+from core.metrics import DEFAULT_K_VALUES, QueryQrels, evaluate_run
+from core.pipeline import MAX_CANDIDATES
+from core.rerankers import RerankDoc, Reranker
+
+EvalProgressFn = Callable[[int, int, str], None]
+Outcome = Literal["win", "tie", "loss"]
+
+BEIR_FIELDS: tuple[str, str] = ("title", "text")
+PRIMARY_METRIC = "ndcg@10"
+HEADLINE_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@100", "precision@10")
+METRIC_LABELS: dict[str, str] = {
+    "ndcg@10": "nDCG@10",
+    "mrr@10": "MRR@10",
+    "recall@100": "Recall@100",
+    "precision@10": "P@10",
+}
+TIE_TOLERANCE = 1e-9
+
+# Progress stages, in the order they run.
+STAGE_INDEX = "index corpus"
+STAGE_ENCODE = "encode queries"
+STAGE_SEARCH = "search"
+STAGE_RERANK = "rerank"
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What was evaluated, and how."""
+
+    dataset: str
+    split: str | None
+    encoder: str
+    reranker: str | None
+    candidates: int
+    num_queries: int
+    total_queries: int
+    corpus_size: int
+    k_values: tuple[int, ...]
+    embed_fields: tuple[str, ...]
+    rerank_fields: tuple[str, ...]
+    rerank_style: TextStyle
+    ignore_identical_ids: bool
+
+
+@dataclass(frozen=True)
+class EvaluationTimings:
+    """Seconds per stage. Query encoding ran as one batch; search and rerank per query."""
+
+    index: float
+    index_from_cache: bool
+    query_encode: float
+    search: float
+    rerank: float
+    num_queries: int
+
+    def per_query_ms(self, seconds: float) -> float:
+        """``seconds`` spread over the evaluated queries, in milliseconds."""
+        return 1000.0 * seconds / self.num_queries if self.num_queries else 0.0
+
+    @property
+    def query_encode_ms(self) -> float:
+        """Query encoding time per query (ms): the batch time divided by the queries."""
+        return self.per_query_ms(self.query_encode)
+
+    @property
+    def search_ms(self) -> float:
+        """Mean exact-search time per query (ms)."""
+        return self.per_query_ms(self.search)
+
+    @property
+    def rerank_ms(self) -> float:
+        """Mean reranking time per query (ms); 0 without a reranker."""
+        return self.per_query_ms(self.rerank)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Totals in seconds and per-query means in milliseconds."""
+        return {
+            "index_seconds": self.index,
+            "index_from_cache": self.index_from_cache,
+            "query_encode_seconds": self.query_encode,
+            "search_seconds": self.search,
+            "rerank_seconds": self.rerank,
+            "num_queries": self.num_queries,
+            "query_encode_ms_per_query": self.query_encode_ms,
+            "search_ms_per_query": self.search_ms,
+            "rerank_ms_per_query": self.rerank_ms,
+        }
+
+
+@dataclass(frozen=True)
+class QueryEvaluation:
+    """One query's scores: every metric for retrieval alone and, if run, after reranking.
+
+    ``base_ranking`` is the retrieved candidates, best first; ``reranked_ranking`` the
+    same docs in the reranker's order (None without a reranker).
+    """
+
+    qid: str
+    query: str
+    base: dict[str, float]
+    reranked: dict[str, float] | None = None
+    base_ranking: tuple[str, ...] = ()
+    reranked_ranking: tuple[str, ...] | None = None
+
+    @property
+    def delta(self) -> float | None:
+        """Reranked minus retrieval nDCG@10; None without a reranker."""
+        if self.reranked is None:
+            return None
+        return self.reranked[PRIMARY_METRIC] - self.base[PRIMARY_METRIC]
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """``"win"``, ``"tie"`` (|delta| < :data:`TIE_TOLERANCE`) or ``"loss"`` for reranking."""
+        delta = self.delta
+        if delta is None:
+            return None
+        if abs(delta) < TIE_TOLERANCE:
+            return "tie"
+        return "win" if delta > 0 else "loss"
+
+    def row(self) -> dict[str, Any]:
+        """The per-query row: ids, headline metrics of both runs, delta and outcome."""
+        row: dict[str, Any] = {"qid": self.qid, "query": self.query}
+        row[f"base_{PRIMARY_METRIC}"] = self.base[PRIMARY_METRIC]
+        row[f"reranked_{PRIMARY_METRIC}"] = (
+            self.reranked[PRIMARY_METRIC] if self.reranked is not None else None
+        )
+        row["delta"] = self.delta
+        row["outcome"] = self.outcome
+        for metric in HEADLINE_METRICS[1:]:
+            row[f"base_{metric}"] = self.base[metric]
+            row[f"reranked_{metric}"] = self.reranked[metric] if self.reranked is not None else None
+        return row
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The outcome of an evaluation: settings, mean metrics, per-query rows, timings.
+
+    ``base`` and ``reranked`` map metric keys (``"ndcg@10"``, ``"recall@100"``, ...) to
+    their mean over the evaluated queries; ``reranked`` is None without a reranker.
+    """
+
+    settings: EvaluationSettings
+    base: dict[str, float]
+    reranked: dict[str, float] | None
+    queries: tuple[QueryEvaluation, ...]
+    timings: EvaluationTimings
+
+    def _count(self, outcome: Outcome) -> int:
+        return sum(1 for q in self.queries if q.outcome == outcome)
+
+    @property
+    def wins(self) -> int:
+        """Queries whose nDCG@10 reranking raised."""
+        return self._count("win")
+
+    @property
+    def ties(self) -> int:
+        """Queries whose nDCG@10 reranking left unchanged (or no reranker ran: 0)."""
+        return self._count("tie")
+
+    @property
+    def losses(self) -> int:
+        """Queries whose nDCG@10 reranking lowered."""
+        return self._count("loss")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per query, in evaluation order (see :meth:`QueryEvaluation.row`)."""
+        return [q.row() for q in self.queries]
+
+    def to_dict(self, *, with_rankings: bool = False) -> dict[str, Any]:
+        """Everything, JSON-ready (plain dicts, lists, strings, numbers, None).
+
+        ``with_rankings`` adds each query's candidate ids in both orders.
+        """
+        settings = asdict(self.settings)
+        settings["k_values"] = list(self.settings.k_values)
+        settings["embed_fields"] = list(self.settings.embed_fields)
+        settings["rerank_fields"] = list(self.settings.rerank_fields)
+        queries = []
+        for q in self.queries:
+            row = q.row()
+            if with_rankings:
+                row["base_ranking"] = list(q.base_ranking)
+                row["reranked_ranking"] = (
+                    list(q.reranked_ranking) if q.reranked_ranking is not None else None
+                )
+            queries.append(row)
+        reranked = self.reranked is not None
+        return {
+            "settings": settings,
+            "base": dict(self.base),
+            "reranked": dict(self.reranked) if self.reranked is not None else None,
+            "wins": self.wins if reranked else None,
+            "ties": self.ties if reranked else None,
+            "losses": self.losses if reranked else None,
+            "timings": self.timings.to_dict(),
+            "queries": queries,
+        }
+
+    def per_query_csv(self) -> str:
+        """Per-query rows as CSV text with a header; empty cells where no reranker ran."""
+        rows = self.rows()
+        columns = list(rows[0]) if rows else list(_empty_row_columns())
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        return out.getvalue()
+
+    def write_per_query_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`per_query_csv` to ``path`` (parents created); return the path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.per_query_csv(), encoding="utf-8")
+        return target
+
+
+def _empty_row_columns() -> list[str]:
+    return list(QueryEvaluation("", "", dict.fromkeys(HEADLINE_METRICS, 0.0)).row())
+
+
+def sorted_query_ids(query_ids: Sequence[str] | Mapping[str, Any]) -> list[str]:
+    """Query ids in a deterministic natural order: numeric ids by value, then the rest."""
+    return sorted(query_ids, key=_natural_key)
+
+
+def _natural_key(query_id: str) -> tuple[int, int, str]:
+    if query_id.isascii() and query_id.isdigit():
+        return (0, int(query_id), query_id)
+    return (1, 0, query_id)
+
+
+def beir_to_dataset(beir: BeirDataset) -> Dataset:
+    """The BEIR corpus as a :class:`Dataset` of ``{"_id", "title", "text"}`` records.
+
+    Ids come from ``_id``; embed and rerank fields are ``("title", "text")``, whose
+    plain-joined text is :func:`core.beir.document_text`, i.e. ``title + " " + text``.
+    """
+    records = [
+        {"_id": doc_id, "title": doc.get("title") or "", "text": doc.get("text") or ""}
+        for doc_id, doc in beir.corpus.items()
+    ]
+    return make_dataset(
+        beir.name,
+        records,
+        id_field="_id",
+        title_field="title",
+        embed_fields=BEIR_FIELDS,
+        rerank_fields=BEIR_FIELDS,
+        source=f"BEIR {beir.name} ({beir.split} split)",
+    )
+
+
+def evaluate_beir(
+    beir: BeirDataset,
+    *,
+    encoder: Encoder,
+    reranker: Reranker | None = None,
+    candidates: int = 100,
+    max_queries: int | None = None,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    rerank_fields: Sequence[str] = BEIR_FIELDS,
+    ignore_identical_ids: bool = True,
+    use_cache: bool = True,
+    progress: EvalProgressFn | None = None,
+    dataset: Dataset | None = None,
+) -> EvaluationReport:
+    """Evaluate retrieval and retrieval + rerank on the judged queries of a BEIR split.
+
+    Documents are embedded and reranked as ``title + " " + text`` (``rerank_fields``
+    may narrow what the reranker reads). ``max_queries`` keeps the first N queries in
+    :func:`sorted_query_ids` order. With ``ignore_identical_ids`` (BEIR's default) a
+    doc whose id equals the query id is never a candidate: one more doc is retrieved
+    in its place, and the metrics drop it too. ``k_values`` always gains 10 and 100,
+    for the headline metrics. ``dataset`` reuses a prebuilt :func:`beir_to_dataset`.
+    """
+    corpus = dataset if dataset is not None else beir_to_dataset(beir)
+    return _evaluate(
+        corpus,
+        beir.queries,
+        beir.qrels,
+        name=beir.name,
+        split=beir.split,
+        encoder=encoder,
+        reranker=reranker,
+        embed_fields=BEIR_FIELDS,
+        rerank_fields=rerank_fields,
+        rerank_style="plain",
+        candidates=candidates,
+        max_queries=max_queries,
+        k_values=k_values,
+        ignore_identical_ids=ignore_identical_ids,
+        use_cache=use_cache,
+        progress=progress,
+    )
+
+
+def evaluate_judgments(
+    dataset: Dataset,
+    judgments_by_query_text: Mapping[str, Mapping[str, int]],
+    *,
+    encoder: Encoder,
+    reranker: Reranker | None = None,
+    embed_fields: Sequence[str] | None = None,
+    rerank_fields: Sequence[str] | None = None,
+    rerank_style: TextStyle = "fields",
+    candidates: int = 100,
+    max_queries: int | None = None,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    use_cache: bool = True,
+    progress: EvalProgressFn | None = None,
+) -> EvaluationReport:
+    """Evaluate on any dataset with judgments keyed by query text (doc id -> rating 0-3).
+
+    The query text is its id in the report. Fields default to the dataset's defaults.
+    Raises :class:`DatasetError` when no judged doc id exists in the dataset (judgments
+    made on another dataset).
+    """
+    if not judgments_by_query_text:
+        raise DatasetError("No judgments to evaluate: load a judgments CSV first.")
+    judged = {doc_id for docs in judgments_by_query_text.values() for doc_id in docs}
+    known = set(dataset.ids)
+    if judged and not judged & known:
+        raise DatasetError(
+            f"None of the {len(judged)} judged doc ids exist in dataset '{dataset.name}'"
+            f" (first: '{sorted(judged)[0]}'); were the judgments made on another dataset?"
+        )
+    qrels = {query: dict(docs) for query, docs in judgments_by_query_text.items()}
+    queries = {query: query for query in qrels}
+    return _evaluate(
+        dataset,
+        queries,
+        qrels,
+        name=dataset.name,
+        split=None,
+        encoder=encoder,
+        reranker=reranker,
+        embed_fields=embed_fields or dataset.default_embed_fields,
+        rerank_fields=rerank_fields or dataset.default_rerank_fields,
+        rerank_style=rerank_style,
+        candidates=candidates,
+        max_queries=max_queries,
+        k_values=k_values,
+        ignore_identical_ids=False,
+        use_cache=use_cache,
+        progress=progress,
+    )
+
+
+def _evaluate(
+    dataset: Dataset,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, QueryQrels],
+    *,
+    name: str,
+    split: str | None,
+    encoder: Encoder,
+    reranker: Reranker | None,
+    embed_fields: Sequence[str],
+    rerank_fields: Sequence[str],
+    rerank_style: TextStyle,
+    candidates: int,
+    max_queries: int | None,
+    k_values: Sequence[int],
+    ignore_identical_ids: bool,
+    use_cache: bool,
+    progress: EvalProgressFn | None,
+) -> EvaluationReport:
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise SettingsError(f"number of candidates must be 1 to {MAX_CANDIDATES}, not {candidates}")
+    if max_queries is not None and max_queries < 1:
+        raise SettingsError(f"max queries must be at least 1, not {max_queries}")
+    if not qrels:
+        raise DatasetError(f"No judged queries in '{name}': nothing to evaluate.")
+    ks = tuple(sorted({int(k) for k in k_values} | {10, 100}))
+    if ks[0] < 1:
+        raise SettingsError(f"cut-offs k must be positive, not {ks[0]}")
+    embed = dataset.check_fields(embed_fields, "embed")
+    rerank = dataset.check_fields(rerank_fields, "rerank") if reranker is not None else ()
+
+    qids = sorted_query_ids(list(qrels))
+    if max_queries is not None:
+        qids = qids[:max_queries]
+    missing = [qid for qid in qids if not (queries.get(qid) or "").strip()]
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} judged query id(s) have no text (first: '{missing[0]}')."
+        )
+    texts = [queries[qid].strip() for qid in qids]
+    total = len(qids)
+
+    last: dict[str, int] = {}
+
+    def report(done: int, of: int, stage: str) -> None:
+        if progress is not None and last.get(stage) != done:
+            last[stage] = done
+            progress(done, of, stage)
+
+    build = build_index(
+        dataset,
+        encoder,
+        embed,
+        use_cache=use_cache,
+        progress=lambda done, of: report(done, of, STAGE_INDEX),
+    )
+    report(len(dataset), len(dataset), STAGE_INDEX)
+
+    t0 = time.perf_counter()
+    query_vectors = encoder.encode(texts, kind="query")
+    query_encode = time.perf_counter() - t0
+    report(total, total, STAGE_ENCODE)
+
+    doc_ids = set(dataset.ids)
+    base_run: dict[str, list[str]] = {}
+    search_seconds = 0.0
+    for i, qid in enumerate(qids):
+        t0 = time.perf_counter()
+        extra = 1 if ignore_identical_ids and qid in doc_ids else 0
+        hits = build.index.search(query_vectors[i], candidates + extra)
+        search_seconds += time.perf_counter() - t0
+        ids = [hit.id for hit in hits if not (ignore_identical_ids and hit.id == qid)]
+        base_run[qid] = ids[:candidates]
+        report(i + 1, total, STAGE_SEARCH)
+
+    reranked_run: dict[str, list[str]] | None = None
+    rerank_seconds = 0.0
+    if reranker is not None:
+        reranked_run = {}
+        for i, qid in enumerate(qids):
+            t0 = time.perf_counter()
+            docs = [
+                RerankDoc(id=doc_id, text=rerank_text(dataset.record(doc_id), rerank, rerank_style))
+                for doc_id in base_run[qid]
+            ]
+            results = reranker.rank(texts[i], docs) if docs else []
+            rerank_seconds += time.perf_counter() - t0
+            order = [r.id for r in results]
+            scored = set(order)
+            # A hosted reranker may return only its top_n: the rest keep retrieval order.
+            reranked_run[qid] = order + [d for d in base_run[qid] if d not in scored]
+            report(i + 1, total, STAGE_RERANK)
+
+    judged = {qid: qrels[qid] for qid in qids}
+    base_eval = evaluate_run(base_run, judged, ks, ignore_identical_ids=ignore_identical_ids)
+    reranked_eval = (
+        evaluate_run(reranked_run, judged, ks, ignore_identical_ids=ignore_identical_ids)
+        if reranked_run is not None
+        else None
+    )
+    rows = tuple(
+        QueryEvaluation(
+            qid=qid,
+            query=texts[i],
+            base=base_eval.per_query[qid],
+            reranked=reranked_eval.per_query[qid] if reranked_eval is not None else None,
+            base_ranking=tuple(base_run[qid]),
+            reranked_ranking=tuple(reranked_run[qid]) if reranked_run is not None else None,
+        )
+        for i, qid in enumerate(qids)
+    )
+    return EvaluationReport(
+        settings=EvaluationSettings(
+            dataset=name,
+            split=split,
+            encoder=encoder.name,
+            reranker=reranker.name if reranker is not None else None,
+            candidates=candidates,
+            num_queries=total,
+            total_queries=len(qrels),
+            corpus_size=len(dataset),
+            k_values=ks,
+            embed_fields=tuple(embed),
+            rerank_fields=tuple(rerank),
+            rerank_style=rerank_style,
+            ignore_identical_ids=ignore_identical_ids,
+        ),
+        base=base_eval.mean,
+        reranked=reranked_eval.mean if reranked_eval is not None else None,
+        queries=rows,
+        timings=EvaluationTimings(
+            index=build.seconds,
+            index_from_cache=build.from_cache,
+            query_encode=query_encode,
+            search=search_seconds,
+            rerank=rerank_seconds,
+            num_queries=total,
+        ),
+    )
+
+
+def format_report(report: EvaluationReport) -> str:
+    """A plain-text table: one row per run, headline metrics and ms/query per stage."""
+    s, t = report.settings, report.timings
+    split = f" ({s.split} split)" if s.split else ""
+    lines = [
+        f"dataset: {s.dataset}{split}   queries: {s.num_queries} of {s.total_queries}   "
+        f"corpus: {s.corpus_size:,} docs   candidates: {s.candidates}",
+        f"encoder: {s.encoder}   reranker: {s.reranker or 'none (retrieval only)'}"
+        + (f" reading {','.join(s.rerank_fields)}" if s.reranker else ""),
+        f"corpus index: {'loaded from cache' if t.index_from_cache else 'encoded'} "
+        f"in {t.index:.1f} s",
+        "",
+    ]
+    labels = [METRIC_LABELS[m] for m in HEADLINE_METRICS]
+    header = (
+        f"{'run':<20}"
+        + "".join(f"{label:>12}" for label in labels)
+        + f"{'encode ms/q':>13}{'search ms/q':>13}{'rerank ms/q':>13}{'total ms/q':>12}"
+    )
+    lines += [header, "-" * len(header)]
+    base_total = t.query_encode_ms + t.search_ms
+    runs: list[tuple[str, dict[str, float], str, float]] = [
+        ("retrieval only", report.base, f"{'-':>13}", base_total)
+    ]
+    if report.reranked is not None:
+        runs.append(
+            (
+                "retrieval + rerank",
+                report.reranked,
+                f"{t.rerank_ms:>13.1f}",
+                base_total + t.rerank_ms,
+            )
+        )
+    for label, means, rerank_cell, total in runs:
+        lines.append(
+            f"{label:<20}"
+            + "".join(f"{means[m]:>12.4f}" for m in HEADLINE_METRICS)
+            + f"{t.query_encode_ms:>13.1f}{t.search_ms:>13.2f}{rerank_cell}{total:>12.1f}"
+        )
+    if report.reranked is not None:
+        gain = report.reranked[PRIMARY_METRIC] - report.base[PRIMARY_METRIC]
+        lines += [
+            "",
+            f"rerank vs retrieval, per query nDCG@10: {report.wins} wins, {report.ties} ties, "
+            f"{report.losses} losses (mean change {gain:+.4f})",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Browser (Playwright) tests against a running Streamlit server."""
