@@ -21,6 +21,7 @@ from core.rerankers import PACKAGED_CROSS_ENCODER
 CANDIDATES_RANGE = (10, 200)
 RESULTS_RANGE = (1, 50)
 NO_RERANK = "none"
+ROW_IDS = "(row)"
 RERANKER_CHOICES = {
     PACKAGED_CROSS_ENCODER: "Local cross-encoder (MiniLM-L-12, INT8 ONNX)",
     "sentence-transformers": "sentence-transformers CrossEncoder (model id)",
@@ -54,6 +55,8 @@ URL_KEYS = {
     "rerank_fields": "rfields",
     "encoder": "encoder",
     "reranker": "reranker",
+    "id_field": "idf",
+    "title_field": "tf",
 }
 
 
@@ -62,7 +65,9 @@ class SearchSettings:
     """Everything that defines a view; round-trips through URL query parameters.
 
     ``reranker`` is :data:`NO_RERANK`, the packaged cross-encoder id, or any
-    sentence-transformers model id. Empty field tuples mean "the dataset's defaults".
+    sentence-transformers model id. Empty field tuples mean "the dataset's defaults";
+    for uploads, an empty ``id_field`` / ``title_field`` means "the suggested one" and
+    :data:`ROW_IDS` means "row positions as ids".
     Secrets are never part of it.
     """
 
@@ -74,6 +79,8 @@ class SearchSettings:
     rerank_fields: tuple[str, ...] = ()
     encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
     reranker: str = PACKAGED_CROSS_ENCODER
+    id_field: str = ""
+    title_field: str = ""
 
     def to_params(self) -> dict[str, str]:
         """Query parameters for this view; defaults are left out to keep links short."""
@@ -92,7 +99,7 @@ class SearchSettings:
         warnings: list[str] = []
         values: dict[str, Any] = {}
         get = {key: params.get(short) for key, short in URL_KEYS.items()}
-        for name in ("dataset", "query", "encoder", "reranker"):
+        for name in ("dataset", "query", "encoder", "reranker", "id_field", "title_field"):
             if get[name] is not None and str(get[name]).strip():
                 values[name] = str(get[name]).strip()
         for name, (low, high) in (("candidates", CANDIDATES_RANGE), ("results", RESULTS_RANGE)):

@@ -14,12 +14,14 @@ from core.encoders import Encoder, load_encoder
 from core.index import IndexBuild, build_index
 from core.rerankers import Reranker, load_reranker
 from core.uploads import (
+    ROW_POSITION,
     QualityReport,
     UploadStore,
     build_upload_dataset,
     is_upload_id,
     parse_upload,
 )
+from core.views import ROW_IDS
 
 
 @st.cache_resource(show_spinner="Loading the bi-encoder…")
@@ -105,18 +107,23 @@ def get_upload_store() -> UploadStore:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
-def load_named_dataset(name: str, id_field: str | None = None) -> LoadedDataset:
+def load_named_dataset(name: str, id_field: str = "", title_field: str = "") -> LoadedDataset:
     """A built-in dataset (``movies``, ``sample``) or a stored upload (``upload-<hex>``).
 
     Uploads are rebuilt from their exact stored bytes, so a shared link naming one works
-    in any session on this server. ``id_field`` overrides the suggested id of an upload
-    (``""``: row positions).
+    in any session on this server. For uploads, ``id_field`` and ``title_field``
+    override the suggested fields (empty: the suggestion; ``ROW_IDS``: row positions).
     """
     if not is_upload_id(name):
         return LoadedDataset(get_dataset(name), BUILTIN_LABELS.get(name, name))
     data, filename = get_upload_store().get(name)
     parsed = parse_upload(data, filename)
-    dataset, report = build_upload_dataset(parsed, id_field=id_field, name=name)
+    dataset, report = build_upload_dataset(
+        parsed,
+        id_field=ROW_POSITION if id_field == ROW_IDS else (id_field or None),
+        title_field=title_field or None,
+        name=name,
+    )
     return LoadedDataset(dataset, f"{filename} ({len(dataset):,} records)", report)
 
 

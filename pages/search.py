@@ -13,24 +13,28 @@ from core.encoders import DEFAULT_ENCODER
 from core.errors import CoreError, ModelUnavailableError
 from core.pipeline import SearchResult, search_with_rerank
 from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.uploads import is_upload_id
 from core.views import (
     CANDIDATES_RANGE,
     EXAMPLE_QUERIES,
     NO_RERANK,
     RERANKER_CHOICES,
     RESULTS_RANGE,
+    ROW_IDS,
     SearchSettings,
     badge,
     export_csv,
     export_json,
     summarize,
 )
-from pages.common import get_dataset, get_encoder, get_index, get_reranker
-
-DATASET_LABELS = {
-    "movies": "Movies (1,000 films, Together cookbook)",
-    "sample": "Sample (40 field-guide notes)",
-}
+from pages.common import (
+    BUILTIN_LABELS,
+    get_encoder,
+    get_index,
+    get_reranker,
+    load_named_dataset,
+)
+from pages.upload_panel import quality_report, upload_box
 
 # --- settings ---------------------------------------------------------------------------
 # The URL defines the view on a session's first run. Widgets then own the settings, and
@@ -39,7 +43,7 @@ DATASET_LABELS = {
 state = st.session_state
 if "view" not in state:
     view, url_warnings = SearchSettings.from_params(st.query_params.to_dict())
-    if view.dataset not in BUILTIN:
+    if view.dataset not in BUILTIN and not is_upload_id(view.dataset):
         url_warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
         view = replace(view, dataset="movies")
     state.view = view
@@ -59,6 +63,8 @@ if "query" not in state:
         encoder=view.encoder,
         reranker_choice=choice,
         st_model=view.reranker if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
+        id_choice=view.id_field,
+        title_choice=view.title_field,
         pending_fields=(view.embed_fields, view.rerank_fields),
     )
     state.pop("embed_fields", None)
@@ -69,6 +75,18 @@ def _reset_fields() -> None:
     state.pending_fields = ((), ())
     state.pop("embed_fields", None)
     state.pop("rerank_fields", None)
+    state.id_choice = state.title_choice = ""
+
+
+def _dataset_picker(container) -> None:
+    labels = {**BUILTIN_LABELS, **state.setdefault("upload_labels", {})}
+    container.selectbox(
+        "Dataset",
+        [*BUILTIN, *state.uploads],
+        key="dataset",
+        format_func=lambda name: labels.get(name, name),
+        on_change=_reset_fields,
+    )
 
 
 def _use_example(text: str) -> None:
@@ -83,23 +101,59 @@ st.caption(
 for warning in state.pop("url_warnings", []):
     st.warning(f"Link setting ignored: {warning}", icon="⚠️")
 
-with st.sidebar:
-    st.header("Settings")
-    st.selectbox(
-        "Dataset",
-        list(BUILTIN),
-        key="dataset",
-        format_func=DATASET_LABELS.get,
-        on_change=_reset_fields,
-    )
-
+st.sidebar.header("Settings")
+picker, uploader = st.sidebar.container(), st.sidebar.container()
+with uploader:
+    new_upload = upload_box()
+if new_upload:
+    state.dataset = new_upload
+    state.just_uploaded = new_upload
+    _reset_fields()
+uploads = state.setdefault("uploads", [])
+if is_upload_id(state.dataset) and state.dataset not in uploads:
+    uploads.append(state.dataset)
+id_choice, title_choice = state.get("id_choice", ""), state.get("title_choice", "")
 try:
-    dataset = get_dataset(state.dataset)
+    loaded = load_named_dataset(state.dataset, id_choice, title_choice)
 except CoreError as exc:
-    st.error(f"The {state.dataset} dataset is not available: {exc}", icon="🚫")
-    if state.dataset != "sample":
-        st.info("Pick the built-in **Sample** dataset in the sidebar to try the app meanwhile.")
-    st.stop()
+    state.setdefault("upload_labels", {})
+    if id_choice or title_choice:
+        st.error(f"Cannot use that id or title field: {exc}", icon="🚫")
+        state.id_choice = state.title_choice = ""
+        loaded = load_named_dataset(state.dataset)
+    else:
+        st.error(
+            f"The dataset {BUILTIN_LABELS.get(state.dataset, state.dataset)} is not available: "
+            f"{exc}",
+            icon="🚫",
+        )
+        if state.dataset != "sample":
+            st.info("Pick the built-in **Sample** dataset in the sidebar, or upload a file.")
+        _dataset_picker(picker)
+        st.stop()
+dataset = loaded.dataset
+if loaded.report is not None:
+    state.upload_labels[state.dataset] = loaded.label
+# Drawn after loading so an upload's label is known: a label that changed between runs
+# would make Streamlit treat the picker as a new widget and reset it.
+_dataset_picker(picker)
+if loaded.report is not None:
+    quality_report(loaded.report, expanded=state.pop("just_uploaded", None) == state.dataset)
+    with picker:
+        st.selectbox(
+            "Id field",
+            ["", ROW_IDS, *dataset.fields],
+            key="id_choice",
+            format_func=lambda f: {"": "suggested", ROW_IDS: "row position"}.get(f, f),
+            help=f"Now: {dataset.id_field or 'row position'}. Values must be unique.",
+        )
+        st.selectbox(
+            "Title field",
+            ["", *dataset.fields],
+            key="title_choice",
+            format_func=lambda f: "suggested" if f == "" else f,
+            help=f"Shown in lists. Now: {dataset.title_field or 'the id'}.",
+        )
 
 if "embed_fields" not in state:
     embed_wanted, rerank_wanted = state.pending_fields
@@ -166,6 +220,8 @@ settings = SearchSettings(
     rerank_fields=tuple(state.rerank_fields),
     encoder=(state.encoder or "").strip() or DEFAULT_ENCODER,
     reranker=reranker_id,
+    id_field=state.get("id_choice", "") if loaded.report is not None else "",
+    title_field=state.get("title_choice", "") if loaded.report is not None else "",
 )
 # The URL always describes the view, so the address bar is a shareable link.
 state.view = settings

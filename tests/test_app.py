@@ -73,13 +73,15 @@ def bats_app() -> AppTest:
 @pytest.fixture
 def movies_unavailable(monkeypatch, tmp_path):
     """The movies file is gone: point the env var at nothing and forget the cached copy."""
-    from pages.common import get_dataset
+    from pages.common import get_dataset, load_named_dataset
 
     monkeypatch.setenv("RERANK_MOVIES_PATH", str(tmp_path / "gone" / "movies.json"))
     get_dataset.clear()
+    load_named_dataset.clear()
     yield
     # monkeypatch restores the env var after this; the next load reads the real file
     get_dataset.clear()
+    load_named_dataset.clear()
 
 
 # --- defaults -------------------------------------------------------------------------
@@ -396,7 +398,7 @@ def test_missing_movies_dataset_suggests_the_sample() -> None:
     at = make_app().run()
     assert_no_exception(at)
     error = texts(at.error)
-    assert "movies dataset is not available" in error
+    assert "Movies" in error and "is not available" in error
     assert "not found" in error
     assert "Sample" in texts(at.info)
     assert not at.dataframe
