@@ -33,9 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--embed-fields", type=_csv, help="comma-separated fields to embed")
     search.add_argument("--rerank-fields", type=_csv, help="comma-separated fields to rerank")
     search.add_argument("--id-field", help="field holding record ids (JSON files)")
-    search.add_argument("--encoder", default=None, help="bi-encoder model id")
-    search.add_argument("--reranker", default=None, help="cross-encoder model id")
+    search.add_argument(
+        "--encoder", default=None, help="bi-encoder model id (together:<model> for Together)"
+    )
+    search.add_argument(
+        "--reranker", default=None, help="cross-encoder model id (together:<model> for Together)"
+    )
     search.add_argument("--max-length", type=int, default=None, help="reranker max tokens")
+    search.add_argument(
+        "--rerank-top-n", type=int, default=None, help="ask the reranker for its best N only"
+    )
+    search.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if a hosted reranker fails, rerank with the local cross-encoder and say so",
+    )
     search.add_argument("--no-rerank", action="store_true", help="retrieval only (baseline)")
     search.add_argument("--json", action="store_true", help="print JSON with every field")
 
@@ -90,9 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _search(args: argparse.Namespace) -> int:
     from core.datasets import load_dataset, load_json_dataset
     from core.encoders import DEFAULT_ENCODER, load_encoder
+    from core.errors import SettingsError
     from core.pipeline import search_with_rerank
     from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
 
+    # Check what needs no model before loading any (loading takes seconds).
+    if not args.query.strip():
+        raise SettingsError("the query is empty: type what you are looking for")
+    if args.candidates < 1 or args.top < 1:
+        raise SettingsError("--candidates and --top must be at least 1")
     if args.id_field and args.dataset not in ("movies", "sample"):
         dataset = load_json_dataset(args.dataset, id_field=args.id_field)
     else:
@@ -105,6 +123,9 @@ def _search(args: argparse.Namespace) -> int:
         reranker = load_reranker(
             args.reranker or DEFAULT_RERANKER, max_length=args.max_length or DEFAULT_MAX_LENGTH
         )
+    fallback = None
+    if reranker is not None and args.fallback and reranker.name != DEFAULT_RERANKER:
+        fallback = load_reranker(DEFAULT_RERANKER)
     progress = None if args.json or not sys.stderr.isatty() else _progress
     result = search_with_rerank(
         dataset,
@@ -115,8 +136,12 @@ def _search(args: argparse.Namespace) -> int:
         rerank_fields=rerank,
         num_candidates=args.candidates,
         num_results=args.top,
+        rerank_top_n=args.rerank_top_n,
+        fallback=fallback,
         progress=progress,
     )
+    if result.notice:
+        print(f"note: {result.notice}", file=sys.stderr)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
         print()
@@ -143,7 +168,8 @@ def format_table(result) -> str:
         "",
     ]
     if result.reranker:
-        lines.append(f"{'retr':>5} -> {'rank':<4} {'cosine':>7} {'logit':>7} {'p':>6}  move  title")
+        label = "logit" if result.score_kind == "logit" else "score"
+        lines.append(f"{'retr':>5} -> {'rank':<4} {'cosine':>7} {label:>7} {'p':>6}  move  title")
     else:
         lines.append(f"{'rank':>5}  {'cosine':>7}  title")
     for c in result.top_final:

@@ -140,7 +140,16 @@ _ENCODERS_LOCK = threading.Lock()
 
 
 def load_encoder(model_id: str = DEFAULT_ENCODER) -> Encoder:
-    """Return the process-wide encoder for ``model_id``, loading it once."""
+    """Return the process-wide encoder for ``model_id``, loading it once.
+
+    ``together:<model>`` gives a Together hosted encoder using the key from the
+    environment (see :func:`core.together_backend.resolve_api_key`).
+    """
+    from core.together_backend import TogetherEncoder, resolve_api_key, together_model
+
+    hosted = together_model(model_id)
+    if hosted is not None:  # cheap and key-dependent: never shared
+        return TogetherEncoder(hosted, api_key=resolve_api_key())
     with _ENCODERS_LOCK:
         encoder = _ENCODERS.get(model_id)
         if encoder is None:

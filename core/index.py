@@ -126,7 +126,7 @@ def build_index(
 
     started = time.perf_counter()
     fields = dataset.check_fields(fields, "embed")
-    key = embedding_cache_key(encoder.name, dataset, fields)
+    key = embedding_cache_key(getattr(encoder, "cache_key", encoder.name), dataset, fields)
     path = cache_dir() / "embeddings" / f"{key}.npy" if use_cache else None
     with _key_lock(key):
         vectors = _read_cached(path, len(dataset), encoder.dimension) if path else None

@@ -114,6 +114,7 @@ class SearchResult:
     rerank_fields: tuple[str, ...]
     candidates: tuple[Candidate, ...]
     timings: Timings = field(default_factory=Timings)
+    notice: str | None = None
 
     @property
     def reranked(self) -> list[Candidate]:
@@ -143,6 +144,7 @@ class SearchResult:
             "embed_fields": list(self.embed_fields),
             "rerank_fields": list(self.rerank_fields),
             "timings": asdict(self.timings),
+            "notice": self.notice,
             "results": [c.to_dict(with_record=with_record) for c in self.reranked],
         }
 
@@ -159,6 +161,8 @@ def search_with_rerank(
     num_results: int = 20,
     index: VectorIndex | None = None,
     rerank_style: TextStyle = "fields",
+    rerank_top_n: int | None = None,
+    fallback: Reranker | None = None,
     progress: ProgressFn | None = None,
 ) -> SearchResult:
     """Retrieve ``num_candidates`` by cosine similarity, then rerank them all.
@@ -167,6 +171,11 @@ def search_with_rerank(
     from ``embed_fields`` with ``encoder``. ``num_results`` larger than
     ``num_candidates`` is lowered to it. Without a reranker the final order is the
     retrieval order and rerank fields are empty.
+
+    ``rerank_top_n`` asks the reranker for only its best n (hosted APIs); candidates it
+    does not return are ranked after those it did, in retrieval order, with no rerank
+    score. With ``fallback``, a :class:`~core.errors.RemoteAPIError` from ``reranker``
+    makes ``fallback`` rerank instead, and the result's ``notice`` says so.
     """
     started = time.perf_counter()
     query = (query or "").strip()
@@ -200,9 +209,17 @@ def search_with_rerank(
 
     texts = [rerank_text(dataset.records[h.position], rerank, rerank_style) for h in hits]
     reranked = {}
+    used, notice = reranker, None
     if reranker is not None and hits:
         docs = [RerankDoc(id=h.id, text=t) for h, t in zip(hits, texts, strict=True)]
-        reranked = {r.id: r for r in reranker.rank(query, docs)}
+        if fallback is not None:
+            from core.together_backend import rank_with_fallback
+
+            ranked, notice = rank_with_fallback(reranker, fallback, query, docs, rerank_top_n)
+            used = fallback if notice else reranker
+        else:
+            ranked = reranker.rank(query, docs, rerank_top_n)
+        reranked = {r.id: r for r in ranked}
     t3 = time.perf_counter()
 
     candidates = []
@@ -230,8 +247,8 @@ def search_with_rerank(
         query=query,
         dataset=dataset.name,
         encoder=encoder.name,
-        reranker=reranker.name if reranker is not None else None,
-        score_kind=reranker.score_kind if reranker is not None else None,
+        reranker=used.name if used is not None else None,
+        score_kind=used.score_kind if used is not None else None,
         num_candidates=num_candidates,
         num_results=num_results,
         embed_fields=embed,
@@ -245,6 +262,7 @@ def search_with_rerank(
             total=time.perf_counter() - started,
             index_from_cache=from_cache,
         ),
+        notice=notice,
     )
 
 

@@ -267,7 +267,13 @@ def load_reranker(
     The packaged ms-marco-MiniLM-L-12-v2 runs on onnxruntime; any other id (or a local
     folder) goes through sentence-transformers' ``CrossEncoder``, which needs the hub
     when the model is not cached: offline that raises :class:`ModelUnavailableError`.
+    ``together:<model>`` gives the Together hosted reranker (key from the environment).
     """
+    from core.together_backend import TogetherReranker, resolve_api_key, together_model
+
+    hosted = together_model(model_id)
+    if hosted is not None:  # cheap and key-dependent: never shared
+        return TogetherReranker(hosted, api_key=resolve_api_key())
     key = (model_id, max_length)
     with _RERANKERS_LOCK:
         reranker = _RERANKERS.get(key)

@@ -50,6 +50,9 @@ API_KEY_ENV = "TOGETHER_API_KEY"
 BASE_URL_ENV = "TOGETHER_BASE_URL"
 DEFAULT_BASE_URL = "https://api.together.ai"  # the SDK's own default, for messages only
 
+TOGETHER_PREFIX = "together:"
+"""Model ids starting with this select the Together backend (``together:BAAI/bge-base-en-v1.5``)."""
+
 DEFAULT_RERANK_MODEL = "Salesforce/Llama-Rank-V1"
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-base-en-v1.5"
 
@@ -562,6 +565,11 @@ class TogetherEncoder(_TogetherBackend):
             query_instruction = BGE_QUERY_INSTRUCTION if is_bge_en else ""
         self.query_instruction = query_instruction
 
+    @property
+    def cache_key(self) -> str:
+        """Names this encoder in embedding-cache keys, apart from a local model of the same id."""
+        return TOGETHER_PREFIX + self.name
+
     def ensure_dimension(self) -> int:
         """Return ``dimension``, sending a one-text probe request if it is still unknown."""
         if not self.dimension:
@@ -620,6 +628,13 @@ class TogetherEncoder(_TogetherBackend):
                 f"expected {self.dimension}."
             )
         return vectors
+
+
+def together_model(model_id: str) -> str | None:
+    """The Together model named by ``together:<model>``, or None for other ids."""
+    if model_id.startswith(TOGETHER_PREFIX):
+        return model_id.removeprefix(TOGETHER_PREFIX).strip() or None
+    return None
 
 
 def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
