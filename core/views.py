@@ -25,8 +25,29 @@ ROW_IDS = "(row)"
 RERANKER_CHOICES = {
     PACKAGED_CROSS_ENCODER: "Local cross-encoder (MiniLM-L-12, INT8 ONNX)",
     "sentence-transformers": "sentence-transformers CrossEncoder (model id)",
+    "together": "Together rerank (hosted)",
     NO_RERANK: "None: retrieval only (baseline)",
 }
+ENCODER_CHOICES = {
+    "local": "Local sentence-transformers",
+    "together": "Together embeddings (hosted)",
+}
+
+
+def reranker_choice(reranker: str) -> tuple[str, str]:
+    """Split a reranker id into (picker choice, model id typed in its box)."""
+    if reranker in (PACKAGED_CROSS_ENCODER, NO_RERANK):
+        return reranker, ""
+    if reranker.startswith("together:"):
+        return "together", reranker.removeprefix("together:")
+    return "sentence-transformers", reranker
+
+
+def encoder_choice(encoder: str) -> tuple[str, str]:
+    """Split an encoder id into (backend choice, model id)."""
+    if encoder.startswith("together:"):
+        return "together", encoder.removeprefix("together:")
+    return "local", encoder
 EXAMPLE_QUERIES = {
     "movies": (
         "super hero mystery action movie about bats",

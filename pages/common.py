@@ -13,6 +13,12 @@ from core.documents import Dataset
 from core.encoders import Encoder, load_encoder
 from core.index import IndexBuild, build_index
 from core.rerankers import Reranker, load_reranker
+from core.together_backend import (
+    TogetherEncoder,
+    TogetherReranker,
+    resolve_api_key,
+    together_model,
+)
 from core.uploads import (
     ROW_POSITION,
     QualityReport,
@@ -42,14 +48,38 @@ def get_dataset(name: str) -> Dataset:
     return load_dataset(name)
 
 
-def get_index(dataset: Dataset, encoder_id: str, fields: tuple[str, ...]) -> IndexBuild:
+def together_api_key() -> str | None:
+    """The Together key: the session's password field, Streamlit secrets, or the env."""
+    try:
+        secrets = dict(st.secrets)
+    except Exception:  # no secrets.toml, or an unreadable one: fall back to the env
+        secrets = None
+    return resolve_api_key(st.session_state.get("together_key") or None, secrets)
+
+
+def encoder_for(model_id: str, api_key: str | None) -> Encoder:
+    """A local encoder (shared, loaded once) or a Together one (per session: its key)."""
+    hosted = together_model(model_id)
+    if hosted is not None:
+        return TogetherEncoder(hosted, api_key=api_key, timeout=20.0, max_retries=2)
+    return get_encoder(model_id)
+
+
+def reranker_for(model_id: str, api_key: str | None) -> Reranker:
+    """A local reranker (shared, loaded once) or a Together one (per session: its key)."""
+    hosted = together_model(model_id)
+    if hosted is not None:
+        return TogetherReranker(hosted, api_key=api_key, timeout=20.0, max_retries=2)
+    return get_reranker(model_id)
+
+
+def get_index(dataset: Dataset, encoder: Encoder, fields: tuple[str, ...]) -> IndexBuild:
     """The corpus index, from memory, else the disk cache, else encoded with a progress bar."""
-    key = (dataset.content_hash, encoder_id, fields)
+    key = (dataset.content_hash, getattr(encoder, "cache_key", encoder.name), fields)
     cached = _index_cache().get(key)
     if cached is not None:
         return cached
-    encoder = get_encoder(encoder_id)
-    bar = st.progress(0.0, text=f"Embedding {len(dataset):,} records with {encoder_id}…")
+    bar = st.progress(0.0, text=f"Embedding {len(dataset):,} records with {encoder.name}…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"Embedding records: {done:,} / {total:,}")

@@ -13,9 +13,11 @@ from core.encoders import DEFAULT_ENCODER
 from core.errors import CoreError, ModelUnavailableError
 from core.pipeline import SearchResult, search_with_rerank
 from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.together_backend import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
 from core.uploads import is_upload_id
 from core.views import (
     CANDIDATES_RANGE,
+    ENCODER_CHOICES,
     EXAMPLE_QUERIES,
     NO_RERANK,
     RERANKER_CHOICES,
@@ -23,16 +25,20 @@ from core.views import (
     ROW_IDS,
     SearchSettings,
     badge,
+    encoder_choice,
     export_csv,
     export_json,
+    reranker_choice,
     summarize,
 )
 from pages.common import (
     BUILTIN_LABELS,
-    get_encoder,
+    encoder_for,
     get_index,
     get_reranker,
     load_named_dataset,
+    reranker_for,
+    together_api_key,
 )
 from pages.upload_panel import quality_report, upload_box
 
@@ -50,19 +56,19 @@ if "view" not in state:
     state.url_warnings = url_warnings
 if "query" not in state:
     view = state.view
-    choice = (
-        view.reranker
-        if view.reranker in (PACKAGED_CROSS_ENCODER, NO_RERANK)
-        else "sentence-transformers"
-    )
+    choice, typed_model = reranker_choice(view.reranker)
+    backend, encoder_model = encoder_choice(view.encoder)
     state.update(
         dataset=view.dataset,
         query=view.query,
         candidates=view.candidates,
         results=view.results,
-        encoder=view.encoder,
+        encoder_backend=backend,
+        encoder=encoder_model if backend == "local" else DEFAULT_ENCODER,
+        together_encoder=encoder_model if backend == "together" else DEFAULT_EMBEDDING_MODEL,
         reranker_choice=choice,
-        st_model=view.reranker if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
+        st_model=typed_model if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
+        together_model=typed_model if choice == "together" else DEFAULT_RERANK_MODEL,
         id_choice=view.id_field,
         title_choice=view.title_field,
         pending_fields=(view.embed_fields, view.rerank_fields),
@@ -193,6 +199,17 @@ with st.sidebar:
             help="Any sentence-transformers cross-encoder id; needs the Hugging "
             "Face hub unless it is already cached on this machine.",
         )
+    if state.reranker_choice == "together":
+        st.text_input(
+            "Together rerank model",
+            key="together_model",
+            help="Hosted rerank models change; any id Together serves works here.",
+        )
+        st.checkbox(
+            "If Together fails, rerank locally instead",
+            key="together_fallback",
+            help="Uses the local cross-encoder and says so above the results.",
+        )
     st.multiselect(
         "Fields the reranker reads",
         dataset.fields,
@@ -201,16 +218,41 @@ with st.sidebar:
         help="Sent as 'field: value' lines with the query to the cross-encoder.",
     )
     with st.expander("Advanced"):
-        st.text_input(
-            "Bi-encoder model id",
-            key="encoder",
-            help=f"Default {DEFAULT_ENCODER} (packaged, works offline).",
+        st.selectbox(
+            "Bi-encoder",
+            list(ENCODER_CHOICES),
+            key="encoder_backend",
+            format_func=ENCODER_CHOICES.get,
         )
+        if state.encoder_backend == "local":
+            st.text_input(
+                "Bi-encoder model id",
+                key="encoder",
+                help=f"Default {DEFAULT_ENCODER} (packaged, works offline).",
+            )
+        else:
+            st.text_input("Together embedding model", key="together_encoder")
+    uses_together = state.reranker_choice == "together" or state.encoder_backend == "together"
+    if uses_together:
+        with st.expander("Together API key", expanded=together_api_key() is None):
+            st.text_input(
+                "API key",
+                type="password",
+                key="together_key",
+                help="Kept only in this browser session: never in the link, logs or exports. "
+                "Alternatively set TOGETHER_API_KEY or add it to .streamlit/secrets.toml.",
+            )
 
-reranker_id = {
-    PACKAGED_CROSS_ENCODER: PACKAGED_CROSS_ENCODER,
-    NO_RERANK: NO_RERANK,
-}.get(state.reranker_choice, (state.st_model or "").strip() or SEED_CROSS_ENCODER)
+if state.reranker_choice in (PACKAGED_CROSS_ENCODER, NO_RERANK):
+    reranker_id = state.reranker_choice
+elif state.reranker_choice == "together":
+    reranker_id = "together:" + ((state.together_model or "").strip() or DEFAULT_RERANK_MODEL)
+else:
+    reranker_id = (state.st_model or "").strip() or SEED_CROSS_ENCODER
+if state.encoder_backend == "together":
+    encoder_id = "together:" + ((state.together_encoder or "").strip() or DEFAULT_EMBEDDING_MODEL)
+else:
+    encoder_id = (state.get("encoder") or "").strip() or DEFAULT_ENCODER
 settings = SearchSettings(
     dataset=state.dataset,
     query=state.query.strip(),
@@ -218,7 +260,7 @@ settings = SearchSettings(
     results=state.results,
     embed_fields=tuple(state.embed_fields),
     rerank_fields=tuple(state.rerank_fields),
-    encoder=(state.encoder or "").strip() or DEFAULT_ENCODER,
+    encoder=encoder_id,
     reranker=reranker_id,
     id_field=state.get("id_choice", "") if loaded.report is not None else "",
     title_field=state.get("title_choice", "") if loaded.report is not None else "",
@@ -246,25 +288,42 @@ if not settings.embed_fields:
 
 # --- run ----------------------------------------------------------------------------
 notices = []
+api_key = together_api_key() if uses_together else None
+if uses_together and api_key is None:
+    st.info(
+        "The Together options need an API key: paste it into **Together API key** in the "
+        "sidebar (kept only in this session), set the `TOGETHER_API_KEY` environment "
+        'variable, or add `TOGETHER_API_KEY = "…"` to `.streamlit/secrets.toml`.',
+        icon="🔑",
+    )
+    if state.encoder_backend == "together":
+        st.stop()
 try:
-    encoder = get_encoder(settings.encoder)
+    encoder = encoder_for(settings.encoder, api_key)
 except ModelUnavailableError as exc:
     st.error(str(exc), icon="🚫")
     st.stop()
-reranker = None
+reranker = fallback = None
 if settings.reranker != NO_RERANK:
     if not settings.rerank_fields:
         st.error("Choose at least one field for the reranker to read, or pick no reranker.")
         st.stop()
-    try:
-        reranker = get_reranker(settings.reranker)
-    except ModelUnavailableError as exc:
-        notices.append(f"{exc} Showing retrieval only.")
+    if state.reranker_choice == "together" and api_key is None:
+        notices.append("Together rerank needs an API key; showing retrieval only.")
+    else:
+        try:
+            reranker = reranker_for(settings.reranker, api_key)
+        except ModelUnavailableError as exc:
+            notices.append(f"{exc} Showing retrieval only.")
+    wants_fallback = state.reranker_choice == "together" and state.get("together_fallback")
+    if reranker is not None and wants_fallback:
+        fallback = get_reranker(PACKAGED_CROSS_ENCODER)
 
 cached = state.get("last_search")
 try:
-    build = get_index(dataset, settings.encoder, settings.embed_fields)
-    if cached is not None and cached[0] == (settings, reranker is not None):
+    build = get_index(dataset, encoder, settings.embed_fields)
+    run_key = (settings, reranker is not None, fallback is not None)
+    if cached is not None and cached[0] == run_key:
         # Reruns caused by the details picker, the score toggle or a download reuse the
         # result instead of scoring every candidate again.
         result: SearchResult = cached[1]
@@ -279,13 +338,16 @@ try:
             num_candidates=settings.candidates,
             num_results=settings.results,
             index=build.index,
+            # hosted rerank APIs are asked for the top-N only, as in the seed flow
+            rerank_top_n=settings.results if state.reranker_choice == "together" else None,
+            fallback=fallback,
         )
 except CoreError as exc:
     st.error(str(exc), icon="🚫")
     st.stop()
-state.last_search = ((settings, reranker is not None), result)
+state.last_search = (run_key, result)
 state.last_result = result
-for notice in notices:
+for notice in [*notices, *([result.notice] if result.notice else [])]:
     st.warning(notice, icon="⚠️")
 
 # --- summary --------------------------------------------------------------------------
