@@ -9,6 +9,9 @@ st.set_page_config(page_title="Rerank workbench", page_icon="🔎", layout="wide
 navigation = st.navigation(
     [
         st.Page("pages/search.py", title="Search", icon=":material/search:", default=True),
+        st.Page(
+            "pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"
+        ),
         st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about"),
     ]
 )

@@ -191,3 +191,35 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
         )
         .properties(height=max(120, 26 * len(data)))
     )
+
+
+def outcome_chart(rows: list[dict]) -> alt.Chart:
+    """Per-query change in nDCG@10 from reranking, one bar per query, sorted.
+
+    ``rows`` are :meth:`core.evaluation.EvaluationReport.rows`; green bars are wins,
+    red losses, grey ties.
+    """
+    data = pd.DataFrame(
+        {
+            "query": [str(r["query"]) for r in rows],
+            "qid": [str(r["qid"]) for r in rows],
+            "delta": [r["delta"] or 0.0 for r in rows],
+            "outcome": [r["outcome"] or "tie" for r in rows],
+        }
+    )
+    colors = {"win": DIRECTION_COLORS["up"], "loss": DIRECTION_COLORS["down"], "tie": "#8c8c8c"}
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("qid:N", sort="-y", axis=alt.Axis(labels=False, ticks=False), title="queries"),
+            y=alt.Y("delta:Q", title="reranked − retrieval nDCG@10"),
+            color=alt.Color(
+                "outcome:N",
+                scale=alt.Scale(domain=list(colors), range=list(colors.values())),
+                legend=alt.Legend(title=None, orient="top"),
+            ),
+            tooltip=["qid:N", "query:N", alt.Tooltip("delta:Q", format="+.3f"), "outcome:N"],
+        )
+        .properties(height=220)
+    )

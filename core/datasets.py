@@ -167,3 +167,14 @@ def load_dataset(name_or_path: str) -> Dataset:
         if _sha256(data) == MOVIES_SHA256:  # a copy of movies.json keeps its defaults
             return _movies_from_bytes(data, file)
     return load_json_dataset(file)
+
+
+def scifact_path() -> Path | None:
+    """The BEIR SciFact folder when present: ``RERANK_SCIFACT_PATH``, else ``../shared``."""
+    configured = os.environ.get("RERANK_SCIFACT_PATH")
+    candidates = [Path(configured).expanduser()] if configured else []
+    candidates.append(SAMPLE_PATH.parents[2] / "shared" / "datasets" / "scifact")
+    for folder in candidates:
+        if (folder / "corpus.jsonl").is_file() and (folder / "queries.jsonl").is_file():
+            return folder
+    return None

@@ -282,3 +282,25 @@ def escape_markdown(text: str) -> str:
     this also stops text from turning into links, emphasis, LaTeX or headings.
     """
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
+
+
+def judged_metrics(result: SearchResult, ratings: Mapping[str, int]) -> dict[str, float] | None:
+    """nDCG and MRR at ``num_results`` of both orders, from graded ratings (0-3) by id.
+
+    The ideal ranking uses every rated document, as trec_eval does. None when nothing
+    is rated relevant.
+    """
+    from core.metrics import mrr_at_k, ndcg_at_k
+
+    qrels = {doc_id: int(r) for doc_id, r in ratings.items() if r is not None}
+    if not any(r > 0 for r in qrels.values()):
+        return None
+    k = result.num_results
+    base = [c.id for c in result.candidates]
+    final = [c.id for c in result.reranked]
+    return {
+        "base_ndcg": ndcg_at_k(base, qrels, k),
+        "reranked_ndcg": ndcg_at_k(final, qrels, k),
+        "base_mrr": mrr_at_k(base, qrels, k),
+        "reranked_mrr": mrr_at_k(final, qrels, k),
+    }

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from core.beir import dump_judgments_csv, load_judgments_csv
 from core.charts import movement_chart, score_chart
 from core.datasets import BUILTIN
 from core.encoders import DEFAULT_ENCODER
@@ -28,6 +29,7 @@ from core.views import (
     encoder_choice,
     export_csv,
     export_json,
+    judged_metrics,
     reranker_choice,
     summarize,
 )
@@ -139,7 +141,7 @@ except CoreError as exc:
         st.stop()
 dataset = loaded.dataset
 if loaded.report is not None:
-    state.upload_labels[state.dataset] = loaded.label
+    state.setdefault("upload_labels", {})[state.dataset] = loaded.label
 # Drawn after loading so an upload's label is known: a label that changed between runs
 # would make Streamlit treat the picker as a new widget and reset it.
 _dataset_picker(picker)
@@ -481,6 +483,75 @@ with d2:
             else ""
         )
     )
+
+# --- judging -------------------------------------------------------------------------
+# Ratings live in the session per dataset and query; the Evaluate page reads them too.
+all_judgments = state.setdefault("judgments", {}).setdefault(settings.dataset, {})
+ratings = all_judgments.setdefault(result.query, {})
+with st.expander("Judge these results: are they relevant? (0–3)", expanded=bool(ratings)):
+    shown = {c.id: c for c in [*result.top_final, *result.top_retrieval]}
+    frame = pd.DataFrame(
+        {
+            "id": list(shown),
+            "title": [c.title for c in shown.values()],
+            "retrieval #": [c.retrieval_rank for c in shown.values()],
+            "final #": [c.final_rank for c in shown.values()],
+            "rating": [ratings.get(doc_id) for doc_id in shown],
+        }
+    )
+    edited = st.data_editor(
+        frame,
+        hide_index=True,
+        disabled=["id", "title", "retrieval #", "final #"],
+        column_config={
+            "rating": st.column_config.NumberColumn(
+                "rating",
+                min_value=0,
+                max_value=3,
+                step=1,
+                help="0 not relevant · 1 somewhat · 2 relevant · 3 perfect",
+            )
+        },
+        key=f"judge-{settings.dataset}-{result.query}",
+    )
+    for doc_id, rating in zip(edited["id"], edited["rating"], strict=True):
+        if pd.notna(rating):
+            ratings[str(doc_id)] = int(rating)
+        else:
+            ratings.pop(str(doc_id), None)
+    figures = judged_metrics(result, ratings)
+    if figures is None:
+        st.caption("Rate at least one result above 0 to compare the two orders.")
+    else:
+        k = result.num_results
+        j1, j2 = st.columns(2)
+        j1.metric(
+            f"nDCG@{k}: base → reranked",
+            f"{figures['base_ndcg']:.3f} → {figures['reranked_ndcg']:.3f}",
+            delta=f"{figures['reranked_ndcg'] - figures['base_ndcg']:+.3f}",
+        )
+        j2.metric(
+            f"MRR@{k}: base → reranked",
+            f"{figures['base_mrr']:.3f} → {figures['reranked_mrr']:.3f}",
+            delta=f"{figures['reranked_mrr'] - figures['base_mrr']:+.3f}",
+        )
+    i1, i2 = st.columns(2)
+    i1.download_button(
+        "Export judgments (CSV)",
+        dump_judgments_csv({q: r for q, r in all_judgments.items() if r}),
+        f"judgments-{settings.dataset}.csv",
+        "text/csv",
+        on_click="ignore",
+    )
+    imported = i2.file_uploader("Import judgments (CSV)", type=["csv"], key="judgments_csv")
+    if imported is not None and state.get("judgments_imported") != imported.file_id:
+        try:
+            for query, docs in load_judgments_csv(imported.getvalue()).items():
+                all_judgments.setdefault(query, {}).update(docs)
+            state.judgments_imported = imported.file_id
+            st.rerun()
+        except CoreError as exc:
+            st.error(str(exc), icon="🚫")
 
 e1, e2, _ = st.columns([1, 1, 4])
 e1.download_button(
