@@ -66,7 +66,7 @@ else:
     upload = st.file_uploader(
         "Judgments CSV (columns: query, doc_id, rating 0–3)", type=["csv"], key="eval_csv"
     )
-    judgments = dict(state.get("judgments", {}).get(name, {}))
+    judgments = {q: dict(d) for q, d in state.get("judgments", {}).get(name, {}).items() if d}
     if upload is not None:
         try:
             judgments = load_judgments_csv(upload.getvalue())
