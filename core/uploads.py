@@ -479,7 +479,8 @@ def _parse_json(text: str, name: str) -> tuple[list[dict[str, Any]], UploadForma
         if not name.lower().endswith(".json"):
             hint = " (uploads must be JSON, JSON Lines named .jsonl, or CSV named .csv)"
         raise UploadError(
-            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}"
+            f"{name} is not valid JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno}, "
+            f"column {exc.colno}{hint}"
         ) from None
     where = ""
     if isinstance(payload, dict):

@@ -272,14 +272,15 @@ def export_json(result: SearchResult) -> str:
     return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
 
 
-_MARKDOWN_SPECIALS = "\\`*_{}[]()<>#+-.!|~$:"
+_MARKDOWN_SPECIALS = frozenset("\\`*_[]<>#|~$")
 
 
 def escape_markdown(text: str) -> str:
     """Escape dataset or user text for ``st.markdown`` so it shows literally.
 
     Streamlit never renders raw HTML from markdown (``unsafe_allow_html`` stays off);
-    this also stops text from turning into links, emphasis, LaTeX or headings.
+    this also stops text from turning into links, emphasis, code, LaTeX, tables or
+    headings, while leaving ordinary punctuation (``.``, ``,``, ``(``) readable.
     """
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
 

@@ -15,6 +15,7 @@ from core.uploads import (
     max_upload_records,
     parse_upload,
 )
+from core.views import escape_markdown
 from pages.common import get_upload_store
 
 UPLOAD_TYPES = ["json", "jsonl", "ndjson", "csv", "tsv"]
@@ -30,19 +31,21 @@ def upload_box() -> str | None:
     with st.sidebar.expander("Upload your own data", expanded="upload_file" in state):
         st.caption(
             "A JSON array of objects, a JSON object holding one, JSON Lines, or CSV. "
-            f"Up to {max_upload_bytes() // (1024 * 1024)} MB and "
+            f"Up to {max_upload_bytes() / (1024 * 1024):g} MB and "
             f"{max_upload_records():,} records."
         )
         file = st.file_uploader("Dataset file", type=UPLOAD_TYPES, key="upload_file")
         if file is None:
             return None
         data = file.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
+        # One outcome per drop of a file (a new drop of the same bytes is a new file_id,
+        # so re-uploading selects the dataset again).
+        digest = f"{file.file_id}:{hashlib.sha256(data).hexdigest()}"
         seen = state.setdefault("upload_seen", {})
         if digest in seen:
             outcome = seen[digest]
             if outcome.startswith("error:"):
-                st.error(outcome.removeprefix("error:"), icon="🚫")
+                st.error(escape_markdown(outcome.removeprefix("error:")), icon="🚫")
             return None
         try:
             parsed = parse_upload(data, file.name)
@@ -50,7 +53,7 @@ def upload_box() -> str | None:
             dataset_id = get_upload_store().put(data, file.name)
         except CoreError as exc:
             seen[digest] = f"error:{exc}"
-            st.error(str(exc), icon="🚫")
+            st.error(escape_markdown(str(exc)), icon="🚫")
             return None
         seen[digest] = dataset_id
         return dataset_id
@@ -58,7 +61,7 @@ def upload_box() -> str | None:
 
 def quality_report(report: QualityReport, *, expanded: bool) -> None:
     """Show an upload's data-quality report: counts, notes, and a per-field table."""
-    with st.expander(f"Data quality: {report.filename}", expanded=expanded):
+    with st.expander(f"Data quality: {escape_markdown(report.filename)}", expanded=expanded):
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Records", f"{report.records:,}")
         c2.metric("Searchable", f"{report.kept:,}", help="Records with text to embed.")

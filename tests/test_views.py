@@ -106,6 +106,8 @@ FULL = SearchSettings(
     rerank_fields=("summary",),
     encoder="some-org/encoder",
     reranker=NO_RERANK,
+    id_field="(row)",
+    title_field="summary",
 )
 
 
@@ -129,6 +131,8 @@ def test_params_use_the_short_keys_and_plain_strings() -> None:
         "rfields": "summary",
         "encoder": "some-org/encoder",
         "reranker": "none",
+        "idf": "(row)",
+        "tf": "summary",
     }
 
 
@@ -405,3 +409,14 @@ def test_export_json_keeps_unicode_readable() -> None:
     text = export_json(res)
     assert "Amélie — 天気" in text
     assert json.loads(text)["results"][0]["title"] == "Amélie — 天気"
+
+
+def test_escape_markdown_neutralises_formatting_but_keeps_punctuation() -> None:
+    from core.views import escape_markdown
+
+    text = "[click](https://x.example) **bold** $x$ <b>hi</b> # h | t ~s~ `c` a_b"
+    escaped = escape_markdown(text)
+    for special in "[]*$<>#|~`_":
+        assert f"\\{special}" in escaped
+    plain = "cut.json, line 3 (col 9): 'x' - y!"
+    assert escape_markdown(plain) == plain
