@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from core.documents import Dataset, make_dataset
 from core.errors import DatasetError, DatasetUnavailableError
-from core.paths import cache_dir
+from core.paths import atomic_write, cache_dir
 
 MOVIES_URL = (
     "https://raw.githubusercontent.com/togethercomputer/together-cookbook/"
@@ -73,20 +72,8 @@ def resolve_movies_path(
             f"the movies dataset downloaded from {url} has an unexpected sha256 "
             f"({_sha256(data)[:12]}…, expected {MOVIES_SHA256[:12]}…); it was not used"
         )
-    _atomic_write(cached, data)
+    atomic_write(cached, data)
     return cached
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def parse_json_records(data: bytes, source: str) -> list[dict[str, Any]]:

@@ -10,9 +10,8 @@ per key keeps concurrent sessions from encoding the same corpus twice.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 
 from core.documents import Dataset
 from core.encoders import Encoder, ProgressFn
-from core.paths import cache_dir
+from core.paths import atomic_write, cache_dir
 
 # Bump when embed_text() changes, so old cache files are not reused.
 TEXT_FORMAT_VERSION = 1
@@ -154,12 +153,6 @@ def _read_cached(path: Path, rows: int, dimension: int) -> np.ndarray | None:
 
 
 def _write_cached(path: Path, vectors: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+    atomic_write(path, buffer.getvalue())

@@ -64,7 +64,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -74,7 +73,7 @@ from typing import Any, Final, Literal
 
 from core.documents import Dataset, embed_text, make_dataset, rerank_text, value_to_text
 from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
-from core.paths import cache_dir
+from core.paths import atomic_write, cache_dir
 from core.rerankers import DEFAULT_MAX_LENGTH
 
 UploadFormat = Literal["json", "jsonl", "csv"]
@@ -967,13 +966,13 @@ class UploadStore:
                 "stored_at": stored_at,
             }
             if old != info:
-                _write_atomic(meta, json.dumps(info, ensure_ascii=False).encode())
+                atomic_write(meta, json.dumps(info, ensure_ascii=False).encode())
             try:
                 present = blob.stat().st_size == len(data)
             except FileNotFoundError:
                 present = False
             if not present:
-                _write_atomic(blob, data)
+                atomic_write(blob, data)
             self._touch(blob, now)
             self._evict(keep=digest)
         return f"upload-{digest[:16]}"
@@ -1092,14 +1091,3 @@ class UploadStore:
                     path.unlink()
             except OSError:
                 pass
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
