@@ -189,7 +189,7 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
                 alt.Tooltip("score:Q", format=".4f"),
             ],
         )
-        .properties(height=max(120, 26 * len(data)))
+        .properties(height=alt.Step(26))
     )
 
 

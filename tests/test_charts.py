@@ -239,7 +239,7 @@ def test_each_stage_has_its_own_axis_title(result, relevance_result) -> None:
 
 def test_score_chart_height_follows_the_rows() -> None:
     big = _search(FakeReranker(RERANK_SCORES), num_results=6)
-    assert score_chart(big, "retrieval").to_dict()["height"] == 156  # 26 px x 6 rows
+    assert score_chart(big, "retrieval").to_dict()["height"] == {"step": 26}  # 26 px a row
     assert len(_data(score_chart(big, "rerank").to_dict())) == 6
 
 
