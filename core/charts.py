@@ -7,6 +7,8 @@ one axis.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -22,8 +24,11 @@ def _short(title: str, width: int = 38) -> str:
     return title if len(title) <= width else title[: width - 1] + "…"
 
 
-def movement_frame(result: SearchResult) -> pd.DataFrame:
-    """Two rows per item in either top-N (one per stage), for the slope chart."""
+def movement_frame(result: SearchResult, marked: Collection[str] = ()) -> pd.DataFrame:
+    """Two rows per item in either top-N (one per stage), for the slope chart.
+
+    Items whose id is in ``marked`` (e.g. judged relevant) get a ★ before their label.
+    """
     n = result.num_results
     rows = []
     for c in result.candidates:
@@ -33,7 +38,7 @@ def movement_frame(result: SearchResult) -> pd.DataFrame:
         common = {
             "id": c.id,
             "title": c.title,
-            "label": _short(c.title),
+            "label": ("★ " if c.id in marked else "") + _short(c.title),
             "direction": direction(c),
             "status": status,
             "badge": badge(c) or "=",
@@ -51,13 +56,15 @@ def movement_frame(result: SearchResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def movement_chart(result: SearchResult, height: int | None = None) -> alt.LayerChart:
+def movement_chart(
+    result: SearchResult, height: int | None = None, marked: Collection[str] = ()
+) -> alt.LayerChart:
     """Slope (bump) chart from retrieval rank to rerank rank, one line per item.
 
     Lines are coloured by direction; items that entered or left the top-N are drawn
     with hollow points and a dashed line, and a rule marks the top-N cut.
     """
-    data = movement_frame(result)
+    data = movement_frame(result, marked)
     max_rank = int(data["rank"].max()) if not data.empty else result.num_results
     height = height or max(260, min(900, 22 * min(max_rank, 40) + 40))
     # No rank axis: every label carries its rank, and an axis would collide with the

@@ -217,4 +217,4 @@ if report.reranked is not None and len(report.queries):
             ),
             hide_index=True,
         )
-    st.altair_chart(movement_chart(result), width="stretch")
+    st.altair_chart(movement_chart(result, marked=relevant), width="stretch")

@@ -252,3 +252,11 @@ def test_raw_logit_bars_grow_from_below_the_lowest_score(result) -> None:
     assert lengths == sorted(lengths, reverse=True)
     normalized = _data(score_chart(result, "rerank", normalized=True).to_dict())
     assert {row["baseline"] for row in normalized} == {0.0}
+
+
+def test_marked_items_get_a_star_in_the_movement_chart(result) -> None:
+    first = result.candidates[0]
+    frame = movement_frame(result, marked={first.id})
+    labels = dict(zip(frame["id"], frame["label"], strict=True))
+    assert labels[first.id].startswith("★ ")
+    assert not any(label.startswith("★") for doc_id, label in labels.items() if doc_id != first.id)
