@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="per-query CSV (default: <cache dir>/eval/<name>-<timestamp>.csv)",
     )
+
+    bench = commands.add_parser(
+        "bench", help="measure encoding, query latency and rerank speed on this machine"
+    )
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--quick", action="store_true", help="tiny repeats (a smoke test)")
+    bench.add_argument(
+        "--scifact", metavar="PATH", help="BEIR SciFact folder (default: the shared copy)"
+    )
     return parser
 
 
@@ -90,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _search(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "bench":
+            return _bench(args)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -261,3 +272,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_progress(done: int, total: int, stage: str) -> None:
     end = "\n" if done >= total else ""
     print(f"\r{stage} {done}/{total}\033[K", end=end, file=sys.stderr)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from core.bench import main as bench_main
+
+    return bench_main(json_output=args.json, quick=args.quick, scifact=args.scifact)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders import ProgressFn, TextKind
+from core.encoders import ProgressFn, TextKind, normalize_rows
 from core.errors import RemoteAPIError
 from core.rerankers import RerankDoc, Reranker, RerankResult, ScoreKind
 
@@ -594,7 +594,7 @@ class TogetherEncoder(_TogetherBackend):
             parts.append(self._embed_batch(prepared[start : start + self.batch_size]))
             if progress is not None:
                 progress(min(start + self.batch_size, total), total)
-        return _normalize_rows(np.concatenate(parts))
+        return normalize_rows(np.concatenate(parts))
 
     def _embed_batch(self, batch: list[str]) -> np.ndarray:
         response = self._call(
@@ -635,12 +635,6 @@ def together_model(model_id: str) -> str | None:
     if model_id.startswith(TOGETHER_PREFIX):
         return model_id.removeprefix(TOGETHER_PREFIX).strip() or None
     return None
-
-
-def _normalize_rows(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32, copy=False)
 
 
 # -------------------------------------------------------------------------- fallback
