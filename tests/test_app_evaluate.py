@@ -24,7 +24,6 @@ from streamlit.testing.v1 import AppTest
 
 from core.beir import dump_judgments_csv
 from core.datasets import load_dataset, scifact_path
-from core.documents import make_dataset
 from core.encoders import DEFAULT_ENCODER, load_encoder
 from core.evaluation import HEADLINE_METRICS, METRIC_LABELS, PRIMARY_METRIC, evaluate_judgments
 from core.pipeline import search_with_rerank
@@ -99,20 +98,8 @@ def ndcg(gains_by_rank: dict[int, int], all_grades: list[int], k: int) -> float:
 # "apple" ranks a, b, c, d, e, f; the fake reranker's table orders them e, a, c, b, f, d
 # ("g" scores best but is never retrieved with 6 candidates).
 
-FILLERS = ("red", "green", "blue", "gold", "pink", "teal", "gray")
-IDS = ("a", "b", "c", "d", "e", "f", "g", "h")
-TINY = make_dataset(
-    "tiny",
-    [
-        {"id": doc_id, "title": f"Doc {doc_id.upper()}", "text": " ".join(("apple", *FILLERS[:i]))}
-        for i, doc_id in enumerate(IDS)
-    ],
-    id_field="id",
-    title_field="title",
-    embed_fields=("text",),
-    rerank_fields=("title", "text"),
-)
-RERANK_SCORES = {"e": 5.0, "a": 4.0, "c": 3.0, "b": 2.0, "f": 1.0, "d": 0.0, "g": 9.0}
+# The tiny dataset and fake scores of test_views, where the orders are worked out.
+from tests.test_views import RERANK_SCORES, TINY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
