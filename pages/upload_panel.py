@@ -28,7 +28,9 @@ def upload_box() -> str | None:
     loaded stays selected. Each file is processed once, not on every rerun.
     """
     state = st.session_state
-    with st.sidebar.expander("Upload your own data", expanded="upload_file" in state):
+    # A constant ``expanded`` keeps the expander's identity, so it stays as the user left
+    # it; errors are shown below it, where a collapsed expander cannot hide them.
+    with st.sidebar.expander("Upload your own data"):
         st.caption(
             "A JSON array of objects, a JSON object holding one, JSON Lines, or CSV. "
             f"Up to {max_upload_bytes() / (1024 * 1024):g} MB and "
@@ -45,7 +47,7 @@ def upload_box() -> str | None:
         if digest in seen:
             outcome = seen[digest]
             if outcome.startswith("error:"):
-                st.error(escape_markdown(outcome.removeprefix("error:")), icon="🚫")
+                _upload_error(outcome.removeprefix("error:"))
             return None
         try:
             parsed = parse_upload(data, file.name)
@@ -53,10 +55,14 @@ def upload_box() -> str | None:
             dataset_id = get_upload_store().put(data, file.name)
         except CoreError as exc:
             seen[digest] = f"error:{exc}"
-            st.error(escape_markdown(str(exc)), icon="🚫")
+            _upload_error(str(exc))
             return None
         seen[digest] = dataset_id
         return dataset_id
+
+
+def _upload_error(message: str) -> None:
+    st.sidebar.error(escape_markdown(message), icon="🚫")
 
 
 def quality_report(report: QualityReport, *, expanded: bool) -> None:
