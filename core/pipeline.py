@@ -1,9 +1,14 @@
-"""The search pipeline: retrieve candidates with a bi-encoder, then rerank them.
+"""The search pipeline: retrieve candidates with a first stage, then rerank them.
 
 :func:`search_with_rerank` returns a :class:`SearchResult` whose candidates each keep
 both stages' ranks and scores, so any view (side by side lists, movement chart,
-exports) is a projection of one object. Ranks are 1-based. Movement is
-``retrieval_rank - rerank_rank``: positive means the reranker moved the item up.
+exports) is a projection of one object. Ranks are 1-based. The first stage is dense
+retrieval by default, or any :class:`~core.retrievers.Retriever` (BM25, hybrid).
+
+With a fusion weight below 1 the final order is a blend of both stages'
+(:mod:`core.fusion`); ``rerank_rank`` and ``rerank_score`` stay the cross-encoder's own,
+``fused_rank`` and ``fused_score`` hold the blend. Movement is
+``retrieval_rank - final_rank``: positive means the second stage moved the item up.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 from core.documents import Dataset, TextStyle, rerank_text
 from core.encoders import Encoder, ProgressFn, load_encoder
 from core.errors import SettingsError
+from core.fusion import FusionMethod, check_fusion, fused_order
 from core.index import VectorIndex, build_index
 from core.rerankers import RerankDoc, Reranker, ScoreKind
+from core.retrievers import DenseRetriever, Retriever
 
 MAX_CANDIDATES = 1000
 
@@ -37,18 +44,22 @@ class Candidate:
     rerank_score: float | None = None
     rerank_normalized: float | None = None
     truncated: bool = False
+    fused_rank: int | None = None
+    fused_score: float | None = None
 
     @property
     def final_rank(self) -> int:
-        """Rank in the order shown to the user (reranked if a reranker ran)."""
+        """Rank in the order shown to the user: fused, else reranked, else retrieval."""
+        if self.fused_rank is not None:
+            return self.fused_rank
         return self.rerank_rank if self.rerank_rank is not None else self.retrieval_rank
 
     @property
     def movement(self) -> int | None:
-        """``retrieval_rank - rerank_rank`` (positive: moved up); None without rerank."""
+        """``retrieval_rank - final_rank`` (positive: moved up); None without rerank."""
         if self.rerank_rank is None:
             return None
-        return self.retrieval_rank - self.rerank_rank
+        return self.retrieval_rank - self.final_rank
 
     @property
     def in_retrieval_top(self) -> bool:
@@ -115,6 +126,15 @@ class SearchResult:
     candidates: tuple[Candidate, ...]
     timings: Timings = field(default_factory=Timings)
     notice: str | None = None
+    retriever: str = "dense"
+    retrieval_score_kind: str = "cosine"
+    fusion_weight: float = 1.0
+    fusion: str = "linear"
+
+    @property
+    def fused(self) -> bool:
+        """Whether the final order blends both stages (a fusion weight below 1)."""
+        return self.reranker is not None and self.fusion_weight < 1.0
 
     @property
     def reranked(self) -> list[Candidate]:
@@ -137,7 +157,11 @@ class SearchResult:
             "query": self.query,
             "dataset": self.dataset,
             "encoder": self.encoder,
+            "retriever": self.retriever,
+            "retrieval_score_kind": self.retrieval_score_kind,
             "reranker": self.reranker,
+            "fusion_weight": self.fusion_weight if self.reranker else None,
+            "fusion": self.fusion if self.fused else None,
             "score_kind": self.score_kind,
             "num_candidates": self.num_candidates,
             "num_results": self.num_results,
@@ -164,13 +188,19 @@ def search_with_rerank(
     rerank_top_n: int | None = None,
     fallback: Reranker | None = None,
     progress: ProgressFn | None = None,
+    retriever: Retriever | None = None,
+    fusion_weight: float = 1.0,
+    fusion: FusionMethod = "linear",
 ) -> SearchResult:
-    """Retrieve ``num_candidates`` by cosine similarity, then rerank them all.
+    """Retrieve ``num_candidates`` with the first stage, then rerank them all.
 
-    ``index`` skips building (or loading) the corpus index; it must have been built
-    from ``embed_fields`` with ``encoder``. ``num_results`` larger than
-    ``num_candidates`` is lowered to it. Without a reranker the final order is the
-    retrieval order and rerank fields are empty.
+    The first stage is ``retriever`` if given (its fields are its own), else dense
+    retrieval with ``encoder`` over ``embed_fields``. ``index`` skips building (or
+    loading) the corpus index; it must have been built from ``embed_fields`` with
+    ``encoder``. ``fusion_weight`` below 1 blends the first-stage and cross-encoder
+    scores by ``fusion`` (:func:`core.fusion.fuse_scores`) into the final order.
+    ``num_results`` larger than ``num_candidates`` is lowered to it. Without a reranker
+    the final order is the retrieval order and rerank fields are empty.
 
     ``rerank_top_n`` asks the reranker for only its best n (hosted APIs); candidates it
     does not return are ranked after those it did, in retrieval order, with no rerank
@@ -188,7 +218,7 @@ def search_with_rerank(
     if num_results < 1:
         raise SettingsError(f"number of results must be at least 1, not {num_results}")
     num_results = min(num_results, num_candidates)
-    encoder = encoder or load_encoder()
+    fusion_weight, fusion = check_fusion(fusion_weight, fusion)
     embed = dataset.check_fields(embed_fields or dataset.default_embed_fields, "embed")
     rerank = (
         dataset.check_fields(rerank_fields or dataset.default_rerank_fields, "rerank")
@@ -197,14 +227,20 @@ def search_with_rerank(
     )
 
     index_seconds, from_cache = 0.0, None
-    if index is None:
-        build = build_index(dataset, encoder, embed, progress=progress)
-        index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
+    if retriever is None:
+        encoder = encoder or load_encoder()
+        if index is None:
+            build = build_index(dataset, encoder, embed, progress=progress)
+            index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
+        retriever = DenseRetriever(index, encoder)
+    encoder = getattr(retriever, "encoder", None) or getattr(
+        getattr(retriever, "dense", None), "encoder", None
+    )
 
     t0 = time.perf_counter()
-    query_vector = encoder.encode([query], kind="query")[0]
-    t1 = time.perf_counter()
-    hits = index.search(query_vector, num_candidates)
+    retrieval = retriever.retrieve(query, num_candidates)
+    hits = retrieval.hits
+    t1 = t0 + retrieval.encode_seconds
     t2 = time.perf_counter()
 
     texts = [rerank_text(dataset.records[h.position], rerank, rerank_style) for h in hits]
@@ -242,11 +278,13 @@ def search_with_rerank(
         )
     if reranked and len(reranked) < len(candidates):
         candidates = _rank_unscored_last(candidates, len(reranked))
+    if reranked and fusion_weight < 1.0:
+        candidates = _fuse(candidates, fusion_weight, fusion)
 
     return SearchResult(
         query=query,
         dataset=dataset.name,
-        encoder=encoder.name,
+        encoder=encoder.name if encoder is not None else "none",
         reranker=used.name if used is not None else None,
         score_kind=used.score_kind if used is not None else None,
         num_candidates=num_candidates,
@@ -263,7 +301,32 @@ def search_with_rerank(
             index_from_cache=from_cache,
         ),
         notice=notice,
+        retriever=retriever.kind,
+        retrieval_score_kind=retriever.score_kind,
+        fusion_weight=fusion_weight,
+        fusion=fusion,
     )
+
+
+def _fuse(candidates: list[Candidate], weight: float, method: FusionMethod) -> list[Candidate]:
+    """Set ``fused_rank``/``fused_score`` on scored candidates; unscored ones follow."""
+    from dataclasses import replace
+
+    scored = [c for c in candidates if c.rerank_score is not None]
+    order, fused = fused_order(
+        [c.retrieval_score for c in scored], [c.rerank_score for c in scored], weight, method
+    )
+    new = {}
+    for rank, i in enumerate(order, start=1):
+        new[scored[i].id] = replace(scored[i], fused_rank=rank, fused_score=float(fused[i]))
+    next_rank = len(scored) + 1
+    out = []
+    for c in candidates:
+        if c.id not in new:
+            c = replace(c, fused_rank=next_rank)
+            next_rank += 1
+        out.append(new.get(c.id, c))
+    return out
 
 
 def _rank_unscored_last(candidates: list[Candidate], scored: int) -> list[Candidate]:

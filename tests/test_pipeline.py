@@ -293,6 +293,10 @@ def test_to_dict_is_json_with_every_field() -> None:
     assert data["num_candidates"] == 6
     assert data["num_results"] == 2
     assert data["embed_fields"] == ["text"]
+    assert data["retriever"] == "dense"
+    assert data["retrieval_score_kind"] == "cosine"
+    assert data["fusion_weight"] == 1.0
+    assert data["fusion"] is None
     assert data["rerank_fields"] == ["title", "text", "note"]
     assert set(data["timings"]) == {
         "index", "query_encode", "search", "rerank", "total", "index_from_cache"
@@ -304,6 +308,7 @@ def test_to_dict_is_json_with_every_field() -> None:
         "id", "title", "record", "retrieval_rank", "retrieval_score", "rerank_text",
         "rerank_rank", "rerank_score", "rerank_normalized", "truncated", "movement",
         "final_rank", "in_retrieval_top", "in_final_top", "entered_top", "left_top",
+        "fused_rank", "fused_score",
     }
     assert first["title"] == "Three"
     assert first["record"] == RECORDS[3]
