@@ -68,10 +68,45 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--rerank-fields", type=_csv, help="comma-separated fields the reranker reads"
     )
-    evaluate.add_argument("--encoder", default=None, help="bi-encoder model id")
+    evaluate.add_argument(
+        "--retriever",
+        type=_csv,
+        default=None,
+        help="first stage(s): dense, bm25, hybrid; several (comma-separated) print one "
+        "row each, alone, reranked and (with --fusion-weight) fused",
+    )
+    evaluate.add_argument(
+        "--encoder",
+        type=_csv,
+        default=None,
+        help="bi-encoder model id(s), comma-separated (dense runs once per encoder)",
+    )
+    evaluate.add_argument(
+        "--rrf-k", type=int, default=60, help="hybrid: reciprocal rank fusion k (default 60)"
+    )
     evaluate.add_argument("--reranker", default=None, help="cross-encoder model id")
     evaluate.add_argument("--max-length", type=int, default=None, help="reranker max tokens")
     evaluate.add_argument("--no-rerank", action="store_true", help="retrieval only (baseline)")
+    evaluate.add_argument(
+        "--depth", type=int, default=None, help="rerank only the top N candidates (default: all)"
+    )
+    evaluate.add_argument(
+        "--fusion-weight",
+        type=float,
+        default=1.0,
+        help="cross-encoder weight in the fused score, 0-1 (1: pure rerank, the default)",
+    )
+    evaluate.add_argument(
+        "--fusion", choices=["linear", "rrf"], default="linear", help="how scores are fused"
+    )
+    evaluate.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose first stage, rerank depth and fusion weight by k-fold cross-validation "
+        "(default first stages: dense MiniLM, dense bge-small, BM25, hybrid)",
+    )
+    evaluate.add_argument("--folds", type=int, default=5, help="--tune: folds (default 5)")
+    evaluate.add_argument("--seed", type=int, default=0, help="--tune: shuffle seed")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument(
         "--per-query-out",
@@ -203,48 +238,100 @@ def format_table(result) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     from core.beir import load_beir, load_judgments_csv
     from core.datasets import load_dataset
     from core.encoders import DEFAULT_ENCODER, load_encoder
-    from core.evaluation import (
-        BEIR_FIELDS,
-        beir_to_dataset,
-        evaluate_beir,
-        evaluate_judgments,
-        format_report,
-    )
-    from core.paths import cache_dir
+    from core.evaluation import BEIR_FIELDS, beir_to_dataset
+    from core.fusion import check_fusion
     from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
+    from core.tuning import BGE_SMALL, default_stages, stages_for
 
+    check_fusion(args.fusion_weight, args.fusion)
+    if args.tune and args.no_rerank:
+        raise CoreError("--tune needs the reranker: drop --no-rerank")
     if args.beir:
         beir = load_beir(args.beir, split=args.split)
         dataset = beir_to_dataset(beir)
+        queries, qrels = beir.queries, beir.qrels
+        embed_fields, style, ignore_ids = BEIR_FIELDS, "plain", True
         rerank_fields = dataset.check_fields(args.rerank_fields or BEIR_FIELDS, "rerank")
     else:
         judgments = load_judgments_csv(args.judgments)
         dataset = load_dataset(args.dataset)
+        qrels = {q: dict(docs) for q, docs in judgments.items()}
+        queries = {q: q for q in qrels}
+        embed_fields, style, ignore_ids = dataset.default_embed_fields, "fields", False
         rerank_fields = dataset.check_fields(
             args.rerank_fields or dataset.default_rerank_fields, "rerank"
         )
-    encoder = load_encoder(args.encoder or DEFAULT_ENCODER)
+    encoder_ids = args.encoder or [DEFAULT_ENCODER]
+    if args.tune and not args.retriever:
+        stages = default_stages(
+            encoder_ids[0], encoder_ids[1] if len(encoder_ids) > 1 else BGE_SMALL
+        )
+    else:
+        stages = stages_for(args.retriever or ["dense"], encoder_ids)
+    needed = dict.fromkeys(s.encoder for s in stages if s.retriever != "bm25")
+    encoders = {model_id: load_encoder(model_id) for model_id in needed}
     reranker = None
     if not args.no_rerank:
         reranker = load_reranker(
             args.reranker or DEFAULT_RERANKER, max_length=args.max_length or DEFAULT_MAX_LENGTH
         )
     progress = None if not sys.stderr.isatty() else _evaluate_progress
+    if len(stages) == 1 and not args.tune:
+        return _evaluate_one(
+            args,
+            dataset,
+            beir if args.beir else None,
+            stages[0],
+            encoders,
+            reranker,
+            rerank_fields,
+            judgments if not args.beir else None,
+            progress,
+        )
+    return _compare(
+        args,
+        dataset,
+        queries,
+        qrels,
+        stages,
+        encoders,
+        reranker,
+        embed_fields,
+        rerank_fields,
+        style,
+        ignore_ids,
+        progress,
+    )
+
+
+def _evaluate_one(
+    args, dataset, beir, stage, encoders, reranker, rerank_fields, judgments, progress
+) -> int:
+    import time
+    from pathlib import Path
+
+    from core.evaluation import SecondStage, evaluate_beir, evaluate_judgments, format_report
+    from core.paths import cache_dir
+
     options = {
-        "encoder": encoder,
+        "encoder": encoders.get(stage.encoder),
         "reranker": reranker,
         "candidates": args.candidates,
         "max_queries": args.max_queries,
         "rerank_fields": rerank_fields,
         "progress": progress,
+        "options": SecondStage(
+            retriever=stage.retriever,
+            rrf_k=args.rrf_k,
+            rerank_depth=args.depth,
+            fusion_weight=args.fusion_weight,
+            fusion=args.fusion,
+        ),
     }
-    if args.beir:
+    if beir is not None:
         report = evaluate_beir(beir, dataset=dataset, **options)
     else:
         report = evaluate_judgments(dataset, judgments, **options)
@@ -266,6 +353,97 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
         print(f"\nper-query results: {out}")
+    return 0
+
+
+def _compare(
+    args,
+    dataset,
+    queries,
+    qrels,
+    stages,
+    encoders,
+    reranker,
+    embed_fields,
+    rerank_fields,
+    style,
+    ignore_ids,
+    progress,
+) -> int:
+    from core.scorestore import ScoreStore
+    from core.tuning import (
+        Config,
+        compare,
+        config_grid,
+        format_results,
+        format_tune,
+        prepare,
+        tune,
+    )
+
+    depth = args.depth or args.candidates
+    bench = prepare(
+        dataset,
+        queries,
+        qrels,
+        stages,
+        encoders,
+        reranker=reranker,
+        embed_fields=embed_fields,
+        rerank_fields=rerank_fields,
+        rerank_style=style,
+        depth=args.candidates,
+        max_queries=args.max_queries,
+        ignore_identical_ids=ignore_ids,
+        rrf_k=args.rrf_k,
+        store=ScoreStore(),
+        progress=progress,
+    )
+    if args.tune:
+        report = tune(
+            bench,
+            config_grid(stages, max_depth=args.candidates),
+            Config(stages[0]),
+            folds=args.folds,
+            seed=args.seed,
+        )
+        if args.json:
+            json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+            print()
+        else:
+            print(format_tune(report))
+        return 0
+    configs = []
+    for stage in stages:
+        configs.append(Config(stage))
+        if reranker is not None:
+            configs.append(Config(stage, depth))
+            if args.fusion_weight < 1.0:
+                configs.append(Config(stage, depth, args.fusion_weight, args.fusion))
+    results = compare(bench, configs)
+    if args.json:
+        payload = {
+            "dataset": bench.name,
+            "num_queries": len(bench.qids),
+            "candidates": args.candidates,
+            "reranker": bench.reranker,
+            "configurations": [r.to_dict() for r in results],
+            "pairs_scored": bench.pairs_scored,
+            "pairs_from_cache": bench.pairs_cached,
+        }
+        json.dump(payload, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        title = (
+            f"dataset: {bench.name}   queries: {len(bench.qids)}   candidates: {args.candidates}"
+            f"   reranker: {bench.reranker or 'none'}"
+        )
+        print(format_results(results, title))
+        print(
+            f"\ncross-encoder pairs: {bench.pairs_scored:,} scored, "
+            f"{bench.pairs_cached:,} from cache; "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in bench.seconds.items())
+        )
     return 0
 
 

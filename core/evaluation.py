@@ -14,7 +14,15 @@ Two sources of judgments:
   by query text (the ``query,doc_id,rating`` CSV of :func:`core.beir.load_judgments_csv`).
 
 Per query, reranking *wins* when it raises nDCG@10, *loses* when it lowers it, and
-*ties* when the change is below :data:`TIE_TOLERANCE`.
+*ties* when the change is below :data:`TIE_TOLERANCE`. The mean change comes with a
+paired bootstrap 95% interval (:mod:`core.stats`), and the report says plainly whether
+reranking helped, hurt, or changed nothing beyond noise.
+
+The first stage is dense, BM25 or hybrid (:mod:`core.retrievers`); the second stage
+can rerank only the top ``rerank_depth`` candidates (the rest keep their order below
+them) and blend its scores with the first stage's (:mod:`core.fusion`). Cross-encoder
+scores are kept on disk (:mod:`core.scorestore`), so re-evaluating with another depth,
+weight or first stage only scores pairs never seen before.
 """
 
 from __future__ import annotations
@@ -32,10 +40,14 @@ from core.beir import BeirDataset
 from core.documents import Dataset, TextStyle, make_dataset, rerank_text
 from core.encoders import Encoder
 from core.errors import DatasetError, SettingsError
+from core.fusion import FusionMethod, check_fusion, fused_order
 from core.index import build_index
 from core.metrics import DEFAULT_K_VALUES, QueryQrels, evaluate_run
 from core.pipeline import MAX_CANDIDATES
 from core.rerankers import RerankDoc, Reranker
+from core.retrievers import DEFAULT_RRF_K, Retriever, check_retriever_kind, make_retriever
+from core.scorestore import ScoreStore, cached_scores
+from core.stats import PairedComparison, paired_bootstrap
 
 EvalProgressFn = Callable[[int, int, str], None]
 Outcome = Literal["win", "tie", "loss"]
@@ -75,6 +87,10 @@ class EvaluationSettings:
     rerank_fields: tuple[str, ...]
     rerank_style: TextStyle
     ignore_identical_ids: bool
+    retriever: str = "dense"
+    rerank_depth: int | None = None
+    fusion_weight: float = 1.0
+    fusion: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,8 @@ class EvaluationTimings:
     search: float
     rerank: float
     num_queries: int
+    pairs_scored: int = 0
+    pairs_cached: int = 0
 
     def per_query_ms(self, seconds: float) -> float:
         """``seconds`` spread over the evaluated queries, in milliseconds."""
@@ -119,6 +137,8 @@ class EvaluationTimings:
             "query_encode_ms_per_query": self.query_encode_ms,
             "search_ms_per_query": self.search_ms,
             "rerank_ms_per_query": self.rerank_ms,
+            "pairs_scored": self.pairs_scored,
+            "pairs_from_cache": self.pairs_cached,
         }
 
 
@@ -201,6 +221,21 @@ class EvaluationReport:
         """Queries whose nDCG@10 reranking lowered."""
         return self._count("loss")
 
+    @property
+    def comparison(self) -> PairedComparison | None:
+        """Reranked minus retrieval nDCG@10 per query, with a paired bootstrap 95% CI."""
+        if self.reranked is None:
+            return None
+        return paired_bootstrap(
+            [q.base[PRIMARY_METRIC] for q in self.queries],
+            [q.reranked[PRIMARY_METRIC] for q in self.queries if q.reranked is not None],
+        )
+
+    @property
+    def second_stage_label(self) -> str:
+        """ "Reranking" or "Fusion" (a fusion weight below 1), for sentences."""
+        return "Fusion" if self.settings.fusion_weight < 1.0 else "Reranking"
+
     def rows(self) -> list[dict[str, Any]]:
         """One dict per query, in evaluation order (see :meth:`QueryEvaluation.row`)."""
         return [q.row() for q in self.queries]
@@ -224,6 +259,7 @@ class EvaluationReport:
                 )
             queries.append(row)
         reranked = self.reranked is not None
+        comparison = self.comparison
         return {
             "settings": settings,
             "base": dict(self.base),
@@ -231,6 +267,7 @@ class EvaluationReport:
             "wins": self.wins if reranked else None,
             "ties": self.ties if reranked else None,
             "losses": self.losses if reranked else None,
+            "ndcg@10_change": comparison.to_dict() if comparison is not None else None,
             "timings": self.timings.to_dict(),
             "queries": queries,
         }
@@ -293,7 +330,7 @@ def beir_to_dataset(beir: BeirDataset) -> Dataset:
 def evaluate_beir(
     beir: BeirDataset,
     *,
-    encoder: Encoder,
+    encoder: Encoder | None,
     reranker: Reranker | None = None,
     candidates: int = 100,
     max_queries: int | None = None,
@@ -303,6 +340,7 @@ def evaluate_beir(
     use_cache: bool = True,
     progress: EvalProgressFn | None = None,
     dataset: Dataset | None = None,
+    options: SecondStage | None = None,
 ) -> EvaluationReport:
     """Evaluate retrieval and retrieval + rerank on the judged queries of a BEIR split.
 
@@ -312,6 +350,8 @@ def evaluate_beir(
     doc whose id equals the query id is never a candidate: one more doc is retrieved
     in its place, and the metrics drop it too. ``k_values`` always gains 10 and 100,
     for the headline metrics. ``dataset`` reuses a prebuilt :func:`beir_to_dataset`.
+    ``options`` picks the first stage, rerank depth and fusion (default: dense, rerank
+    every candidate, no fusion). ``encoder`` may be None for BM25.
     """
     corpus = dataset if dataset is not None else beir_to_dataset(beir)
     return _evaluate(
@@ -331,6 +371,7 @@ def evaluate_beir(
         ignore_identical_ids=ignore_identical_ids,
         use_cache=use_cache,
         progress=progress,
+        options=options or SecondStage(),
     )
 
 
@@ -338,7 +379,7 @@ def evaluate_judgments(
     dataset: Dataset,
     judgments_by_query_text: Mapping[str, Mapping[str, int]],
     *,
-    encoder: Encoder,
+    encoder: Encoder | None,
     reranker: Reranker | None = None,
     embed_fields: Sequence[str] | None = None,
     rerank_fields: Sequence[str] | None = None,
@@ -348,6 +389,7 @@ def evaluate_judgments(
     k_values: Sequence[int] = DEFAULT_K_VALUES,
     use_cache: bool = True,
     progress: EvalProgressFn | None = None,
+    options: SecondStage | None = None,
 ) -> EvaluationReport:
     """Evaluate on any dataset with judgments keyed by query text (doc id -> rating 0-3).
 
@@ -383,7 +425,100 @@ def evaluate_judgments(
         ignore_identical_ids=False,
         use_cache=use_cache,
         progress=progress,
+        options=options or SecondStage(),
     )
+
+
+@dataclass(frozen=True)
+class SecondStage:
+    """First-stage choice and how the second stage is applied in an evaluation.
+
+    ``rerank_depth`` None reranks every candidate; ``fusion_weight`` 1 is pure reranking.
+    ``score_store`` keeps cross-encoder scores on disk (None: the default store when
+    ``use_cache`` is on).
+    """
+
+    retriever: str = "dense"
+    rrf_k: int = DEFAULT_RRF_K
+    rerank_depth: int | None = None
+    fusion_weight: float = 1.0
+    fusion: FusionMethod = "linear"
+    score_store: ScoreStore | None = None
+
+
+ScoredRun = dict[str, list[tuple[str, float]]]
+
+
+def retrieve_run(
+    retriever: Retriever,
+    qids: Sequence[str],
+    texts: Sequence[str],
+    depth: int,
+    *,
+    ignore_identical_ids: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[ScoredRun, float, float]:
+    """Each query's top ``depth`` (doc id, first-stage score), best first; and the
+    seconds spent encoding and searching. With ``ignore_identical_ids`` a doc whose id
+    equals the query id is skipped and one more is fetched in its place."""
+    results = retriever.retrieve_many(list(texts), depth + (1 if ignore_identical_ids else 0))
+    run: ScoredRun = {}
+    encode = search = 0.0
+    for i, (qid, result) in enumerate(zip(qids, results, strict=True)):
+        encode += result.encode_seconds
+        search += result.search_seconds
+        hits = [h for h in result.hits if not (ignore_identical_ids and h.id == qid)]
+        run[qid] = [(h.id, h.score) for h in hits[:depth]]
+        if progress is not None:
+            progress(i + 1, len(qids))
+    return run, encode, search
+
+
+def score_run(
+    reranker: Reranker,
+    dataset: Dataset,
+    qids: Sequence[str],
+    texts: Sequence[str],
+    doc_ids: Mapping[str, Sequence[str]],
+    *,
+    fields: Sequence[str],
+    style: TextStyle,
+    store: ScoreStore | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, dict[str, float]], int, int]:
+    """Cross-encoder score of every (query, doc) in ``doc_ids``; and how many pairs the
+    model scored and how many came from ``store``."""
+    scores: dict[str, dict[str, float]] = {}
+    scored = cached = 0
+    for i, qid in enumerate(qids):
+        docs = [
+            RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style))
+            for d in dict.fromkeys(doc_ids[qid])
+        ]
+        found, computed = cached_scores(reranker, texts[i], docs, store)
+        scores[qid] = {d: s for d, (s, _) in found.items()}
+        scored += computed
+        cached += len(docs) - computed
+        if progress is not None:
+            progress(i + 1, len(qids))
+    return scores, scored, cached
+
+
+def second_stage_order(
+    ranked: Sequence[tuple[str, float]],
+    ce: Mapping[str, float],
+    depth: int | None,
+    weight: float = 1.0,
+    fusion: FusionMethod = "linear",
+) -> list[str]:
+    """The final ranking: the top ``depth`` of ``ranked`` reordered by cross-encoder
+    (or fused) score, then the rest in first-stage order. Docs without a score keep
+    their first-stage place after the scored ones of the top ``depth``."""
+    depth = len(ranked) if depth is None else depth
+    head = [(d, s) for d, s in ranked[:depth] if d in ce]
+    unscored = [d for d, _ in ranked[:depth] if d not in ce]
+    order, _ = fused_order([s for _, s in head], [ce[d] for d, _ in head], weight, fusion)
+    return [head[i][0] for i in order] + unscored + [d for d, _ in ranked[depth:]]
 
 
 def _evaluate(
@@ -393,7 +528,7 @@ def _evaluate(
     *,
     name: str,
     split: str | None,
-    encoder: Encoder,
+    encoder: Encoder | None,
     reranker: Reranker | None,
     embed_fields: Sequence[str],
     rerank_fields: Sequence[str],
@@ -404,11 +539,17 @@ def _evaluate(
     ignore_identical_ids: bool,
     use_cache: bool,
     progress: EvalProgressFn | None,
+    options: SecondStage,
 ) -> EvaluationReport:
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise SettingsError(f"number of candidates must be 1 to {MAX_CANDIDATES}, not {candidates}")
     if max_queries is not None and max_queries < 1:
         raise SettingsError(f"max queries must be at least 1, not {max_queries}")
+    depth = options.rerank_depth
+    if depth is not None and not 1 <= depth <= candidates:
+        raise SettingsError(f"rerank depth must be 1 to {candidates} (the candidates), not {depth}")
+    weight, fusion = check_fusion(options.fusion_weight, options.fusion)
+    kind = check_retriever_kind(options.retriever)
     if not qrels:
         raise DatasetError(f"No judged queries in '{name}': nothing to evaluate.")
     ks = tuple(sorted({int(k) for k in k_values} | {10, 100}))
@@ -430,54 +571,60 @@ def _evaluate(
 
     last: dict[str, int] = {}
 
-    def report(done: int, of: int, stage: str) -> None:
-        if progress is not None and last.get(stage) != done:
-            last[stage] = done
-            progress(done, of, stage)
+    def report(stage: str) -> Callable[[int, int], None]:
+        def call(done: int, of: int) -> None:
+            if progress is not None and last.get(stage) != done:
+                last[stage] = done
+                progress(done, of, stage)
 
-    build = build_index(
-        dataset,
-        encoder,
-        embed,
-        use_cache=use_cache,
-        progress=lambda done, of: report(done, of, STAGE_INDEX),
+        return call
+
+    index_seconds, from_cache, index = 0.0, True, None
+    if kind != "bm25":
+        if encoder is None:
+            raise SettingsError(f"{kind} retrieval needs an encoder")
+        build = build_index(
+            dataset, encoder, embed, use_cache=use_cache, progress=report(STAGE_INDEX)
+        )
+        index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
+    report(STAGE_INDEX)(len(dataset), len(dataset))
+    retriever = make_retriever(
+        kind, dataset, embed, encoder=encoder, index=index, rrf_k=options.rrf_k
     )
-    report(len(dataset), len(dataset), STAGE_INDEX)
-
-    t0 = time.perf_counter()
-    query_vectors = encoder.encode(texts, kind="query")
-    query_encode = time.perf_counter() - t0
-    report(total, total, STAGE_ENCODE)
-
-    doc_ids = set(dataset.ids)
-    base_run: dict[str, list[str]] = {}
-    search_seconds = 0.0
-    for i, qid in enumerate(qids):
-        t0 = time.perf_counter()
-        extra = 1 if ignore_identical_ids and qid in doc_ids else 0
-        hits = build.index.search(query_vectors[i], candidates + extra)
-        search_seconds += time.perf_counter() - t0
-        ids = [hit.id for hit in hits if not (ignore_identical_ids and hit.id == qid)]
-        base_run[qid] = ids[:candidates]
-        report(i + 1, total, STAGE_SEARCH)
+    base_scored, encode_seconds, search_seconds = retrieve_run(
+        retriever,
+        qids,
+        texts,
+        candidates,
+        ignore_identical_ids=ignore_identical_ids,
+        progress=report(STAGE_SEARCH),
+    )
+    report(STAGE_ENCODE)(total, total)
+    base_run = {qid: [d for d, _ in base_scored[qid]] for qid in qids}
 
     reranked_run: dict[str, list[str]] | None = None
-    rerank_seconds = 0.0
+    rerank_seconds, pairs_scored, pairs_cached = 0.0, 0, 0
     if reranker is not None:
-        reranked_run = {}
-        for i, qid in enumerate(qids):
-            t0 = time.perf_counter()
-            docs = [
-                RerankDoc(id=doc_id, text=rerank_text(dataset.record(doc_id), rerank, rerank_style))
-                for doc_id in base_run[qid]
-            ]
-            results = reranker.rank(texts[i], docs) if docs else []
-            rerank_seconds += time.perf_counter() - t0
-            order = [r.id for r in results]
-            scored = set(order)
-            # A hosted reranker may return only its top_n: the rest keep retrieval order.
-            reranked_run[qid] = order + [d for d in base_run[qid] if d not in scored]
-            report(i + 1, total, STAGE_RERANK)
+        store = options.score_store
+        if store is None and use_cache:
+            store = ScoreStore()
+        t0 = time.perf_counter()
+        ce, pairs_scored, pairs_cached = score_run(
+            reranker,
+            dataset,
+            qids,
+            texts,
+            {qid: base_run[qid][:depth] for qid in qids},
+            fields=rerank,
+            style=rerank_style,
+            store=store,
+            progress=report(STAGE_RERANK),
+        )
+        rerank_seconds = time.perf_counter() - t0
+        reranked_run = {
+            qid: second_stage_order(base_scored[qid], ce[qid], depth, weight, fusion)
+            for qid in qids
+        }
 
     judged = {qid: qrels[qid] for qid in qids}
     base_eval = evaluate_run(base_run, judged, ks, ignore_identical_ids=ignore_identical_ids)
@@ -501,7 +648,7 @@ def _evaluate(
         settings=EvaluationSettings(
             dataset=name,
             split=split,
-            encoder=encoder.name,
+            encoder=encoder.name if encoder is not None and kind != "bm25" else "none",
             reranker=reranker.name if reranker is not None else None,
             candidates=candidates,
             num_queries=total,
@@ -512,32 +659,53 @@ def _evaluate(
             rerank_fields=tuple(rerank),
             rerank_style=rerank_style,
             ignore_identical_ids=ignore_identical_ids,
+            retriever=kind,
+            rerank_depth=depth if reranker is not None else None,
+            fusion_weight=weight,
+            fusion=fusion,
         ),
         base=base_eval.mean,
         reranked=reranked_eval.mean if reranked_eval is not None else None,
         queries=rows,
         timings=EvaluationTimings(
-            index=build.seconds,
-            index_from_cache=build.from_cache,
-            query_encode=query_encode,
+            index=index_seconds,
+            index_from_cache=from_cache,
+            query_encode=encode_seconds,
             search=search_seconds,
             rerank=rerank_seconds,
             num_queries=total,
+            pairs_scored=pairs_scored,
+            pairs_cached=pairs_cached,
         ),
     )
 
 
+def second_stage_name(settings: EvaluationSettings) -> str:
+    """What the second stage did, e.g. "rerank top 50" or "fusion 0.6 (linear), top 100"."""
+    depth = settings.rerank_depth or settings.candidates
+    if settings.fusion_weight < 1.0:
+        return f"fused w={settings.fusion_weight:g} ({settings.fusion}), top {depth}"
+    return f"rerank top {depth}"
+
+
 def format_report(report: EvaluationReport) -> str:
-    """A plain-text table: one row per run, headline metrics and ms/query per stage."""
+    """A plain-text table: one row per run, headline metrics and ms/query per stage,
+    then the per-query change with its bootstrap interval and a verdict."""
     s, t = report.settings, report.timings
     split = f" ({s.split} split)" if s.split else ""
+    first_stage = s.retriever if s.retriever == "bm25" else f"{s.retriever} ({s.encoder})"
     lines = [
         f"dataset: {s.dataset}{split}   queries: {s.num_queries} of {s.total_queries}   "
         f"corpus: {s.corpus_size:,} docs   candidates: {s.candidates}",
-        f"encoder: {s.encoder}   reranker: {s.reranker or 'none (retrieval only)'}"
-        + (f" reading {','.join(s.rerank_fields)}" if s.reranker else ""),
+        f"first stage: {first_stage}   reranker: {s.reranker or 'none (retrieval only)'}"
+        + (f" reading {','.join(s.rerank_fields)}, {second_stage_name(s)}" if s.reranker else ""),
         f"corpus index: {'loaded from cache' if t.index_from_cache else 'encoded'} "
-        f"in {t.index:.1f} s",
+        f"in {t.index:.1f} s"
+        + (
+            f"   cross-encoder pairs: {t.pairs_scored:,} scored, {t.pairs_cached:,} from cache"
+            if s.reranker
+            else ""
+        ),
         "",
     ]
     labels = [METRIC_LABELS[m] for m in HEADLINE_METRICS]
@@ -554,7 +722,7 @@ def format_report(report: EvaluationReport) -> str:
     if report.reranked is not None:
         runs.append(
             (
-                "retrieval + rerank",
+                "retrieval + fusion" if s.fusion_weight < 1.0 else "retrieval + rerank",
                 report.reranked,
                 f"{t.rerank_ms:>13.1f}",
                 base_total + t.rerank_ms,
@@ -566,11 +734,7 @@ def format_report(report: EvaluationReport) -> str:
             + "".join(f"{means[m]:>12.4f}" for m in HEADLINE_METRICS)
             + f"{t.query_encode_ms:>13.1f}{t.search_ms:>13.2f}{rerank_cell}{total:>12.1f}"
         )
-    if report.reranked is not None:
-        gain = report.reranked[PRIMARY_METRIC] - report.base[PRIMARY_METRIC]
-        lines += [
-            "",
-            f"rerank vs retrieval, per query nDCG@10: {report.wins} wins, {report.ties} ties, "
-            f"{report.losses} losses (mean change {gain:+.4f})",
-        ]
+    comparison = report.comparison
+    if comparison is not None:
+        lines += ["", comparison.sentence(report.second_stage_label)]
     return "\n".join(lines)

@@ -3,12 +3,13 @@
 A (query, document text) pair scored once by a model is never scored again, in any
 process: evaluating the same benchmark with other first stages, depths or fusion
 weights only scores the pairs it has not seen. Scores live in one SQLite file under
-``<cache dir>/scores/``; a key is the sha256 of the reranker's numerics key (its
-``cache_key`` attribute, else name and max length), the query and the text, so a
-changed model, max length or text never reuses a stale score.
+``<cache dir>/scores/``; a key is the sha256 of the reranker's ``cache_key`` (which
+names its model, numerics and max length), the query and the text, so a changed
+model, max length or text never reuses a stale score.
 
-Valid only for rerankers whose score of a pair does not depend on the other pairs
-scored with it (the packaged cross-encoder scores one pair per call).
+Only rerankers that declare a ``cache_key`` are cached: declaring one promises that a
+pair's score does not depend on the other pairs scored with it (the packaged
+cross-encoder scores one pair per call). Others are always scored afresh.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ from core.rerankers import RerankDoc, Reranker
 SCHEMA = "CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL, truncated INT)"
 
 
-def reranker_key(reranker: Reranker) -> str:
-    """What identifies a reranker's numerics: ``cache_key`` if it has one."""
+def reranker_key(reranker: Reranker) -> str | None:
+    """The reranker's ``cache_key`` (its numerics), or None: then it is never cached."""
     key = getattr(reranker, "cache_key", None)
-    if key:
-        return str(key)
-    return f"{reranker.name}|max_length={getattr(reranker, 'max_length', '')}"
+    return str(key) if key else None
 
 
 def pair_key(model_key: str, query: str, text: str) -> bytes:
@@ -87,12 +86,14 @@ def cached_scores(
     """Raw score and truncation flag per doc id, and how many pairs the model scored.
 
     Pairs found in ``store`` are not scored again; new scores are stored. Without a
-    store every pair is scored.
+    store, or for a reranker without a ``cache_key``, every pair is scored.
     """
     if not docs:
         return {}, 0
     model_key = reranker_key(reranker)
-    keys = [pair_key(model_key, query, d.text) for d in docs]
+    if model_key is None:
+        store = None
+    keys = [pair_key(model_key or "", query, d.text) for d in docs]
     found = store.get_many(keys) if store is not None else {}
     out: dict[str, tuple[float, bool]] = {}
     todo: list[int] = []

@@ -304,7 +304,8 @@ def test_format_report_table(tiny: BeirDataset) -> None:
     text = format_report(evaluate_tiny(tiny))
     for label in ("nDCG@10", "MRR@10", "Recall@100", "retrieval only", "retrieval + rerank"):
         assert label in text
-    assert "1 wins, 1 ties, 1 losses" in text
+    assert "1 wins / 1 ties / 1 losses" in text
+    assert "within noise" in text and "95% CI" in text
 
 
 def test_bad_settings(tiny: BeirDataset) -> None:
@@ -376,7 +377,7 @@ def test_cli_table_and_default_per_query_file(
     assert f"{expected.base['ndcg@10']:.4f}" in base_row
     assert f"{expected.reranked['ndcg@10']:.4f}" in rerank_row
     assert f"{expected.reranked['mrr@10']:.4f}" in rerank_row
-    assert "1 wins, 1 ties, 1 losses" in out
+    assert "1 wins / 1 ties / 1 losses" in out
     files = list((tmp_path / "cache" / "eval").glob("tiny-*.csv"))
     assert len(files) == 1
     assert f"per-query results: {files[0]}" in out

@@ -8,9 +8,14 @@ from core.rerankers import RerankDoc
 from core.scorestore import ScoreStore, cached_scores, pair_key, reranker_key
 
 
+def cacheable(reranker: FakeReranker) -> FakeReranker:
+    reranker.cache_key = f"{reranker.name}|v1"
+    return reranker
+
+
 def test_scores_are_stored_and_not_recomputed(tmp_path) -> None:
     store = ScoreStore(tmp_path / "s.sqlite")
-    reranker = FakeReranker({"a": 2.0, "b": -1.0, "c": 0.5}, truncate_ids=["b"])
+    reranker = cacheable(FakeReranker({"a": 2.0, "b": -1.0, "c": 0.5}, truncate_ids=["b"]))
     docs = [RerankDoc("a", "alpha"), RerankDoc("b", "beta")]
     scores, computed = cached_scores(reranker, "q", docs, store)
     assert scores == {"a": (2.0, False), "b": (-1.0, True)}
@@ -25,7 +30,7 @@ def test_scores_are_stored_and_not_recomputed(tmp_path) -> None:
 
 
 def test_keys_depend_on_model_query_and_text(tmp_path) -> None:
-    one, two = FakeReranker(name="one"), FakeReranker(name="two")
+    one, two = cacheable(FakeReranker(name="one")), cacheable(FakeReranker(name="two"))
     assert reranker_key(one) != reranker_key(two)
     assert pair_key("m", "q", "t") != pair_key("m", "q", "t2")
     assert pair_key("m", "q", "t") != pair_key("m", "q2", "t")
@@ -33,6 +38,15 @@ def test_keys_depend_on_model_query_and_text(tmp_path) -> None:
     cached_scores(one, "q", [RerankDoc("a", "alpha")], store)
     _, computed = cached_scores(two, "q", [RerankDoc("a", "alpha")], store)
     assert computed == 1
+
+
+def test_rerankers_without_a_cache_key_are_never_cached(tmp_path) -> None:
+    store = ScoreStore(tmp_path / "s.sqlite")
+    reranker = FakeReranker({"a": 1.0})
+    assert reranker_key(reranker) is None
+    cached_scores(reranker, "q", [RerankDoc("a", "x")], store)
+    assert cached_scores(reranker, "q", [RerankDoc("a", "x")], store)[1] == 1
+    assert len(store) == 0
 
 
 def test_without_store_everything_is_scored() -> None:
