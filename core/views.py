@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from core.fusion import FUSION_METHODS
 from core.metrics import kendall_tau, overlap_at_k
 from core.pipeline import Candidate, SearchResult
 from core.rerankers import PACKAGED_CROSS_ENCODER
+from core.retrievers import RETRIEVER_KINDS, SCORE_LABELS
 
 CANDIDATES_RANGE = (10, 200)
 RESULTS_RANGE = (1, 50)
@@ -48,6 +50,8 @@ def encoder_choice(encoder: str) -> tuple[str, str]:
     if encoder.startswith("together:"):
         return "together", encoder.removeprefix("together:")
     return "local", encoder
+
+
 EXAMPLE_QUERIES = {
     "movies": (
         "super hero mystery action movie about bats",
@@ -78,7 +82,13 @@ URL_KEYS = {
     "reranker": "reranker",
     "id_field": "idf",
     "title_field": "tf",
+    "retriever": "ret",
+    "fusion_weight": "fw",
+    "fusion": "fm",
+    "rrf_k": "rrfk",
 }
+FUSION_WEIGHT_STEP = 0.1
+RRF_K_RANGE = (0, 1000)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,15 @@ class SearchSettings:
     reranker: str = PACKAGED_CROSS_ENCODER
     id_field: str = ""
     title_field: str = ""
+    retriever: str = "dense"
+    fusion_weight: float = 1.0
+    fusion: str = "linear"
+    rrf_k: int = 60
+
+    @property
+    def fused(self) -> bool:
+        """Whether the final order blends both stages' scores."""
+        return self.reranker != NO_RERANK and self.fusion_weight < 1.0
 
     def to_params(self) -> dict[str, str]:
         """Query parameters for this view; defaults are left out to keep links short."""
@@ -123,7 +142,33 @@ class SearchSettings:
         for name in ("dataset", "query", "encoder", "reranker", "id_field", "title_field"):
             if get[name] is not None and str(get[name]).strip():
                 values[name] = str(get[name]).strip()
-        for name, (low, high) in (("candidates", CANDIDATES_RANGE), ("results", RESULTS_RANGE)):
+        for name, choices in (("retriever", RETRIEVER_KINDS), ("fusion", FUSION_METHODS)):
+            raw = get[name]
+            if raw is None or not str(raw).strip():
+                continue
+            if str(raw).strip() in choices:
+                values[name] = str(raw).strip()
+            else:
+                warnings.append(
+                    f"ignored {URL_KEYS[name]}={raw!r}: not one of {', '.join(choices)}"
+                )
+        raw = get["fusion_weight"]
+        if raw is not None and str(raw).strip():
+            try:
+                weight = float(raw)
+            except ValueError:
+                warnings.append(f"ignored fw={raw!r}: not a number")
+            else:
+                if not 0.0 <= weight <= 1.0:
+                    warnings.append(
+                        f"fw={weight:g} is outside 0–1; using {min(max(weight, 0), 1):g}"
+                    )
+                values["fusion_weight"] = round(min(max(weight, 0.0), 1.0), 2)
+        for name, (low, high) in (
+            ("candidates", CANDIDATES_RANGE),
+            ("results", RESULTS_RANGE),
+            ("rrf_k", RRF_K_RANGE),
+        ):
             raw = get[name]
             if raw is None or not str(raw).strip():
                 continue
@@ -224,6 +269,8 @@ EXPORT_COLUMNS = (
     "rerank_rank",
     "rerank_score",
     "rerank_normalized",
+    "fused_rank",
+    "fused_score",
     "movement",
     "badge",
     "entered_top",
@@ -248,6 +295,8 @@ def export_rows(result: SearchResult) -> list[dict[str, Any]]:
                 "rerank_normalized": (
                     None if c.rerank_normalized is None else round(c.rerank_normalized, 6)
                 ),
+                "fused_rank": c.fused_rank,
+                "fused_score": None if c.fused_score is None else round(c.fused_score, 6),
                 "movement": c.movement,
                 "badge": badge(c),
                 "entered_top": c.entered,
@@ -256,6 +305,11 @@ def export_rows(result: SearchResult) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def retrieval_score_label(result: SearchResult) -> str:
+    """Name of the first stage's score: "cosine", "BM25" or "RRF"."""
+    return SCORE_LABELS.get(result.retrieval_score_kind, result.retrieval_score_kind)
 
 
 def export_csv(result: SearchResult) -> str:

@@ -10,10 +10,12 @@ import streamlit as st
 from core.beir import dump_judgments_csv, load_judgments_csv
 from core.charts import movement_chart, score_chart
 from core.datasets import BUILTIN
-from core.encoders import DEFAULT_ENCODER
+from core.encoders import DEFAULT_ENCODER, packaged_model_ids
 from core.errors import CoreError, ModelUnavailableError
+from core.fusion import FUSION_LABELS, FUSION_METHODS
 from core.pipeline import SearchResult, search_with_rerank
 from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
 from core.together_backend import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
 from core.uploads import is_upload_id
 from core.views import (
@@ -31,6 +33,7 @@ from core.views import (
     export_json,
     judged_metrics,
     reranker_choice,
+    retrieval_score_label,
     summarize,
 )
 from pages.common import (
@@ -49,6 +52,8 @@ from pages.upload_panel import quality_report, upload_box
 # ``state.view`` remembers them: Streamlit drops widget state while another page is
 # shown, so coming back re-seeds the widgets from it.
 state = st.session_state
+OTHER_ENCODER = "other"
+PACKAGED_ENCODERS = packaged_model_ids("embedding")
 if "view" not in state:
     view, url_warnings = SearchSettings.from_params(st.query_params.to_dict())
     if view.dataset not in BUILTIN and not is_upload_id(view.dataset):
@@ -66,7 +71,12 @@ if "query" not in state:
         candidates=view.candidates,
         results=view.results,
         encoder_backend=backend,
+        encoder_pick=encoder_model if encoder_model in PACKAGED_ENCODERS else OTHER_ENCODER,
         encoder=encoder_model if backend == "local" else DEFAULT_ENCODER,
+        retriever=view.retriever,
+        fusion_weight=view.fusion_weight,
+        fusion=view.fusion,
+        rrf_k=view.rrf_k,
         together_encoder=encoder_model if backend == "together" else DEFAULT_EMBEDDING_MODEL,
         reranker_choice=choice,
         st_model=typed_model if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
@@ -103,9 +113,12 @@ def _use_example(text: str) -> None:
 
 st.title("Retrieve, then rerank")
 st.caption(
-    "A bi-encoder fetches the nearest candidates fast; a cross-encoder then reads each "
-    "(query, document) pair and reorders them. Compare both orders below."
+    "A first stage (bi-encoder, BM25, or both fused) fetches candidates fast; a "
+    "cross-encoder then reads each (query, document) pair and reorders them. Compare both "
+    "orders below."
 )
+if applied := state.pop("applied_setting", None):
+    st.success(f"Applied the recommended setting: {applied}", icon="✅")
 for warning in state.pop("url_warnings", []):
     st.warning(f"Link setting ignored: {warning}", icon="⚠️")
 
@@ -173,11 +186,19 @@ if "embed_fields" not in state:
     state.rerank_fields = list(seeded.rerank_fields or dataset.default_rerank_fields)
 
 with st.sidebar:
+    st.selectbox(
+        "First stage",
+        list(RETRIEVER_KINDS),
+        key="retriever",
+        format_func=RETRIEVER_LABELS.get,
+        help="Dense: cosine similarity of bi-encoder embeddings. BM25: word matches "
+        "(stemmed). Hybrid: reciprocal rank fusion of both lists.",
+    )
     st.slider(
         "Candidates retrieved",
         *CANDIDATES_RANGE,
         key="candidates",
-        help="How many nearest neighbours the bi-encoder hands to the reranker.",
+        help="How many candidates the first stage hands to the reranker.",
     )
     st.slider(
         "Results shown",
@@ -186,10 +207,10 @@ with st.sidebar:
         help="The top-N compared between the two orders.",
     )
     st.multiselect(
-        "Fields to embed",
+        "Fields to embed / index",
         dataset.fields,
         key="embed_fields",
-        help="Concatenated into the text the bi-encoder embeds.",
+        help="Concatenated into the text the bi-encoder embeds and BM25 indexes.",
     )
     st.selectbox(
         "Reranker", list(RERANKER_CHOICES), key="reranker_choice", format_func=RERANKER_CHOICES.get
@@ -219,21 +240,61 @@ with st.sidebar:
         disabled=state.reranker_choice == NO_RERANK,
         help="Sent as 'field: value' lines with the query to the cross-encoder.",
     )
+    st.slider(
+        "Cross-encoder weight",
+        0.0,
+        1.0,
+        step=0.1,
+        key="fusion_weight",
+        disabled=state.reranker_choice == NO_RERANK,
+        help="1 = pure rerank (order by the cross-encoder alone). Below 1, the final "
+        "order blends the first stage's score in: "
+        "weight × minmax(cross-encoder) + (1 − weight) × minmax(first stage). "
+        "The Evaluate page can tune it on labelled data.",
+    )
     with st.expander("Advanced"):
         st.selectbox(
             "Bi-encoder",
             list(ENCODER_CHOICES),
             key="encoder_backend",
             format_func=ENCODER_CHOICES.get,
+            disabled=state.retriever == "bm25",
         )
         if state.encoder_backend == "local":
-            st.text_input(
-                "Bi-encoder model id",
-                key="encoder",
-                help=f"Default {DEFAULT_ENCODER} (packaged, works offline).",
+            st.selectbox(
+                "Bi-encoder model",
+                [*PACKAGED_ENCODERS, OTHER_ENCODER],
+                key="encoder_pick",
+                format_func=lambda m: "another model id…" if m == OTHER_ENCODER else m,
+                disabled=state.retriever == "bm25",
+                help="The listed models are packaged and work offline.",
             )
+            if state.encoder_pick == OTHER_ENCODER:
+                st.text_input(
+                    "Bi-encoder model id",
+                    key="encoder",
+                    help="Any sentence-transformers model id; needs the Hugging Face hub "
+                    "unless it is cached on this machine.",
+                )
         else:
             st.text_input("Together embedding model", key="together_encoder")
+        st.selectbox(
+            "Fusion",
+            list(FUSION_METHODS),
+            key="fusion",
+            format_func=FUSION_LABELS.get,
+            disabled=state.reranker_choice == NO_RERANK or state.fusion_weight >= 1.0,
+            help="How the two stages' scores are blended when the weight is below 1.",
+        )
+        st.number_input(
+            "Hybrid: RRF k",
+            0,
+            1000,
+            key="rrf_k",
+            disabled=state.retriever != "hybrid",
+            help="Reciprocal rank fusion adds 1 / (k + rank) from each list; 60 is the "
+            "usual choice. Smaller k favours the top of each list.",
+        )
     uses_together = state.reranker_choice == "together" or state.encoder_backend == "together"
     if uses_together:
         with st.expander("Together API key", expanded=together_api_key() is None):
@@ -253,6 +314,8 @@ else:
     reranker_id = (state.st_model or "").strip() or SEED_CROSS_ENCODER
 if state.encoder_backend == "together":
     encoder_id = "together:" + ((state.together_encoder or "").strip() or DEFAULT_EMBEDDING_MODEL)
+elif state.get("encoder_pick", DEFAULT_ENCODER) != OTHER_ENCODER:
+    encoder_id = state.get("encoder_pick") or DEFAULT_ENCODER
 else:
     encoder_id = (state.get("encoder") or "").strip() or DEFAULT_ENCODER
 settings = SearchSettings(
@@ -266,6 +329,10 @@ settings = SearchSettings(
     reranker=reranker_id,
     id_field=state.get("id_choice", "") if loaded.report is not None else "",
     title_field=state.get("title_choice", "") if loaded.report is not None else "",
+    retriever=state.retriever,
+    fusion_weight=round(float(state.fusion_weight), 2),
+    fusion=state.fusion,
+    rrf_k=int(state.rrf_k),
 )
 # The URL always describes the view, so the address bar is a shareable link.
 state.view = settings
@@ -300,11 +367,13 @@ if uses_together and api_key is None:
     )
     if state.encoder_backend == "together":
         st.stop()
-try:
-    encoder = encoder_for(settings.encoder, api_key)
-except ModelUnavailableError as exc:
-    st.error(str(exc), icon="🚫")
-    st.stop()
+encoder = None
+if settings.retriever != "bm25":
+    try:
+        encoder = encoder_for(settings.encoder, api_key)
+    except ModelUnavailableError as exc:
+        st.error(str(exc), icon="🚫")
+        st.stop()
 reranker = fallback = None
 if settings.reranker != NO_RERANK:
     if not settings.rerank_fields:
@@ -323,7 +392,15 @@ if settings.reranker != NO_RERANK:
 
 cached = state.get("last_search")
 try:
-    build = get_index(dataset, encoder, settings.embed_fields)
+    build = get_index(dataset, encoder, settings.embed_fields) if encoder is not None else None
+    retriever = make_retriever(
+        settings.retriever,
+        dataset,
+        settings.embed_fields,
+        encoder=encoder,
+        index=build.index if build is not None else None,
+        rrf_k=settings.rrf_k,
+    )
     run_key = (settings, reranker is not None, fallback is not None)
     if cached is not None and cached[0] == run_key:
         # Reruns caused by the details picker, the score toggle or a download reuse the
@@ -339,7 +416,9 @@ try:
             rerank_fields=settings.rerank_fields,
             num_candidates=settings.candidates,
             num_results=settings.results,
-            index=build.index,
+            retriever=retriever,
+            fusion_weight=settings.fusion_weight if reranker is not None else 1.0,
+            fusion=settings.fusion,
             # hosted rerank APIs are asked for the top-N only, as in the seed flow
             rerank_top_n=settings.results if state.reranker_choice == "together" else None,
             fallback=fallback,
@@ -387,11 +466,16 @@ cols[5].metric(
     help=f"query encoding {t.query_encode * 1000:.0f} ms · search "
     f"{t.search * 1000:.1f} ms · rerank {t.rerank * 1000:.0f} ms",
 )
+if build is None:
+    corpus_note = "BM25 index in memory"
+elif build.from_cache:
+    corpus_note = "corpus embeddings from disk cache"
+else:
+    corpus_note = f"corpus embeddings encoded in {build.seconds:.1f} s"
 st.caption(
-    f"Timings: query encoding **{t.query_encode * 1000:.0f} ms** · vector search "
+    f"Timings: query encoding **{t.query_encode * 1000:.0f} ms** · search "
     f"**{t.search * 1000:.1f} ms** · rerank **{t.rerank * 1000:.0f} ms** · total "
-    f"**{t.total * 1000:.0f} ms** · corpus embeddings "
-    f"{'from disk cache' if build.from_cache else f'encoded in {build.seconds:.1f} s'}"
+    f"**{t.total * 1000:.0f} ms** · {corpus_note}"
 )
 if summary and summary.truncated:
     st.warning(
@@ -402,39 +486,57 @@ if summary and summary.truncated:
 
 # --- both orders ----------------------------------------------------------------------
 score_label = "relevance" if result.score_kind == "relevance" else "logit"
+first_label = retrieval_score_label(result)
+first_stage = RETRIEVER_LABELS[result.retriever]
+if result.retriever != "bm25":
+    first_stage += f" · {result.encoder}"
 left, right = st.columns(2)
 with left:
     st.subheader("Retrieval order")
-    st.caption(f"{result.encoder} · cosine similarity")
+    st.caption(f"{first_stage} · {first_label} score")
     st.dataframe(
         pd.DataFrame(
             {
                 "#": [c.retrieval_rank for c in result.top_retrieval],
                 "title": [c.title for c in result.top_retrieval],
-                "cosine": [c.retrieval_score for c in result.top_retrieval],
-                "rerank #": [c.rerank_rank for c in result.top_retrieval],
+                first_label: [c.retrieval_score for c in result.top_retrieval],
+                "final #": [
+                    c.final_rank if result.reranker else None for c in result.top_retrieval
+                ],
             }
         ),
         hide_index=True,
-        column_config={"cosine": st.column_config.NumberColumn(format="%.3f")},
+        column_config={first_label: st.column_config.NumberColumn(format="%.3f")},
         key="retrieval_table",
     )
 with right:
-    st.subheader("Reranked order" if result.reranker else "Final order (no reranker)")
-    st.caption(f"{result.reranker} · {score_label}" if result.reranker else "retrieval order")
+    if result.fused:
+        st.subheader("Fused order")
+        st.caption(
+            f"{result.reranker} · weight {result.fusion_weight:g} on the cross-encoder, "
+            f"{1 - result.fusion_weight:g} on the first stage ({FUSION_LABELS[result.fusion]})"
+        )
+    else:
+        st.subheader("Reranked order" if result.reranker else "Final order (no reranker)")
+        st.caption(f"{result.reranker} · {score_label}" if result.reranker else "retrieval order")
     top = result.top_final
+    columns = {
+        "#": [c.final_rank for c in top],
+        "title": [c.title for c in top],
+        score_label: [c.rerank_score for c in top],
+    }
+    if result.fused:
+        columns["fused"] = [c.fused_score for c in top]
+        columns["rerank #"] = [c.rerank_rank for c in top]
+    columns["retrieval #"] = [c.retrieval_rank for c in top]
+    columns["move"] = [badge(c) for c in top]
     st.dataframe(
-        pd.DataFrame(
-            {
-                "#": [c.final_rank for c in top],
-                "title": [c.title for c in top],
-                score_label: [c.rerank_score for c in top],
-                "retrieval #": [c.retrieval_rank for c in top],
-                "move": [badge(c) for c in top],
-            }
-        ),
+        pd.DataFrame(columns),
         hide_index=True,
-        column_config={score_label: st.column_config.NumberColumn(format="%.2f")},
+        column_config={
+            score_label: st.column_config.NumberColumn(format="%.2f"),
+            "fused": st.column_config.NumberColumn(format="%.3f"),
+        },
         key="rerank_table",
     )
 
@@ -456,7 +558,7 @@ if result.reranker:
         "one axis.",
     )
     c1, c2 = st.columns(2)
-    c1.caption("Retrieval: cosine similarity")
+    c1.caption(f"Retrieval: {first_label} score")
     c1.altair_chart(score_chart(result, "retrieval"), width="stretch")
     c2.caption("Reranker: " + ("normalised score" if normalized else "raw score"))
     c2.altair_chart(score_chart(result, "rerank", normalized=normalized), width="stretch")
@@ -475,7 +577,7 @@ with d2:
         st.warning("Truncated: this text exceeded the reranker's maximum length.", icon="✂️")
     st.code(picked.rerank_text or "(no reranker)", language=None, wrap_lines=True)
     st.markdown(
-        f"Retrieval **#{picked.retrieval_rank}** (cosine {picked.retrieval_score:.3f})"
+        f"Retrieval **#{picked.retrieval_rank}** ({first_label} {picked.retrieval_score:.3f})"
         + (
             f" → reranked **#{picked.final_rank}** ({score_label} {picked.rerank_score:.2f}, "
             f"normalised {picked.rerank_normalized:.3f}) {badge(picked)}"

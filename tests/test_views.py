@@ -108,7 +108,24 @@ FULL = SearchSettings(
     reranker=NO_RERANK,
     id_field="(row)",
     title_field="summary",
+    retriever="hybrid",
+    fusion_weight=0.6,
+    fusion="rrf",
+    rrf_k=20,
 )
+
+
+def test_retriever_and_fusion_params_are_checked() -> None:
+    view, warnings = SearchSettings.from_params(
+        {"ret": "splade", "fw": "1.7", "fm": "max", "rrfk": "x"}
+    )
+    assert view.retriever == "dense" and view.fusion == "linear" and view.rrf_k == 60
+    assert view.fusion_weight == 1.0
+    assert len(warnings) == 4
+    assert any("fw=1.7 is outside 0–1" in w for w in warnings)
+    view, warnings = SearchSettings.from_params({"ret": "bm25", "fw": "0.35", "fm": "rrf"})
+    assert (view.retriever, view.fusion_weight, view.fusion, warnings) == ("bm25", 0.35, "rrf", [])
+    assert view.fused
 
 
 def test_every_field_round_trips_through_params() -> None:
@@ -133,6 +150,10 @@ def test_params_use_the_short_keys_and_plain_strings() -> None:
         "reranker": "none",
         "idf": "(row)",
         "tf": "summary",
+        "ret": "hybrid",
+        "fw": "0.6",
+        "fm": "rrf",
+        "rrfk": "20",
     }
 
 
