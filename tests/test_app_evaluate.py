@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -359,20 +358,15 @@ def test_evaluate_page_with_a_judgments_csv_matches_core_and_the_cli(tmp_path) -
     # every query's answer is in its 20 candidates: recall@100 is 1 for both runs
     assert shown["Recall@100: base → reranked"] == "1.000 → 1.000"
 
-    # the verdict follows the sign of the mean nDCG@10 change
+    # the verdict comes from the paired bootstrap interval, in the box of its colour
+    comparison = page.comparison
+    boxes = {"better": at.success, "worse": at.error, "within noise": at.info}
+    (verdict,) = [e.value for e in boxes[comparison.verdict] if "95% CI" in str(e.value)]
+    assert verdict == comparison.sentence("Reranking")
     gain = page.reranked[PRIMARY_METRIC] - page.base[PRIMARY_METRIC]
-    word = "helps" if gain > 0 else "hurts" if gain < 0 else "changes nothing"
-    (verdict,) = [m.value for m in at.markdown if m.value.startswith("Reranking **")]
-    match = re.fullmatch(
-        r"Reranking \*\*(helps|hurts|changes nothing)\*\* here: nDCG@10 ([+-]\d+\.\d{3}) on "
-        r"average; it won on \*\*(\d+)\*\* queries, tied on \*\*(\d+)\*\*, lost on "
-        r"\*\*(\d+)\*\*\.",
-        verdict,
-    )
-    assert match, verdict
-    assert match[1] == word
-    assert match[2] == f"{gain:+.3f}"
-    counts = tuple(int(match[i]) for i in (3, 4, 5))
+    assert comparison.mean_delta == pytest.approx(gain)
+    counts = (comparison.wins, comparison.ties, comparison.losses)
+    assert f"{counts[0]} wins / {counts[1]} ties / {counts[2]} losses" in verdict
     assert counts == (direct.wins, direct.ties, direct.losses)
     assert sum(counts) == 4
 

@@ -502,3 +502,33 @@ def test_scifact_subset_cli_matches_python_api(subset, subset_report, tmp_path) 
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [r["qid"] for r in rows] == [q.qid for q in subset_report.queries]
     assert f"per-query results: {out}" in done.stderr
+
+
+def test_a_reranker_that_hurts_everywhere_is_reported_as_hurting(tiny: BeirDataset) -> None:
+    # It pushes every query's relevant docs down: three losses, an interval below 0.
+    hurting = FakeReranker({"a3": -5.0, "a4": -4.0, "b1": -5.0, "c1": -5.0})
+    report = evaluate_tiny(tiny, reranker=hurting)
+    assert (report.wins, report.ties, report.losses) == (0, 0, 3)
+    comparison = report.comparison
+    assert comparison.verdict == "worse"
+    assert comparison.high < 0
+    text = format_report(report)
+    assert "Reranking hurts: nDCG@10 -" in text
+    assert "Keep the first stage's order here." in text
+    assert report.to_dict()["ndcg@10_change"]["verdict"] == "worse"
+
+
+def test_rerank_depth_and_fusion_in_the_report(tiny: BeirDataset) -> None:
+    from core.evaluation import SecondStage
+
+    shallow = evaluate_tiny(tiny, options=SecondStage(rerank_depth=1))
+    # Reranking only the first candidate changes nothing.
+    assert shallow.reranked == pytest.approx(shallow.base)
+    assert shallow.settings.rerank_depth == 1
+    fused = evaluate_tiny(tiny, options=SecondStage(fusion_weight=0.0))
+    assert fused.reranked == pytest.approx(fused.base)  # weight 0: first stage order
+    assert "retrieval + fusion" in format_report(fused)
+    with pytest.raises(SettingsError, match="rerank depth"):
+        evaluate_tiny(tiny, options=SecondStage(rerank_depth=CANDIDATES + 1))
+    with pytest.raises(SettingsError, match="fusion weight"):
+        evaluate_tiny(tiny, options=SecondStage(fusion_weight=1.5))
