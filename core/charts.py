@@ -230,3 +230,192 @@ def outcome_chart(rows: list[dict]) -> alt.Chart:
         )
         .properties(height=220)
     )
+
+
+# --- diagnostics: recall ceiling and field ablation (core.diagnostics) -------------------
+
+from core.diagnostics import AblationReport, CeilingReport  # noqa: E402
+
+REACHED_COLOR = "#4c78a8"
+LATENCY_COLOR = "#e45756"
+
+
+def ceiling_frame(report: CeilingReport) -> pd.DataFrame:
+    """One row per point of the ceiling curve: candidates, reached, estimated ms."""
+    return pd.DataFrame(
+        {
+            "candidates": [p.candidates for p in report.curve],
+            "reached": [p.reached for p in report.curve],
+            "estimated_ms": [round(p.estimated_ms, 1) for p in report.curve],
+            "current": [p.candidates == report.num_candidates for p in report.curve],
+        }
+    )
+
+
+def ceiling_chart(report: CeilingReport, height: int = 320) -> alt.LayerChart:
+    """Ideal top-N items reached (left axis, steps) and the estimated rerank time (right
+    axis, dashed) as the number of candidates grows (log scale); a rule marks the
+    current setting. Time is the measured per-pair cost times the candidate count."""
+    data = ceiling_frame(report)
+    n = report.num_results
+    x = alt.X(
+        "candidates:Q",
+        scale=alt.Scale(type="log", domain=[1, max(report.corpus_size, 2)], nice=False),
+        axis=alt.Axis(values=[1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000], format="d"),
+        title="candidates retrieved (log scale)",
+    )
+    tooltip = [
+        alt.Tooltip("candidates:Q", title="candidates"),
+        alt.Tooltip("reached:Q", title=f"ideal top-{n} reached"),
+        alt.Tooltip("estimated_ms:Q", title="est. rerank ms", format=",.0f"),
+    ]
+    base = alt.Chart(data).encode(x=x, tooltip=tooltip)
+    reached_y = alt.Y(
+        "reached:Q",
+        scale=alt.Scale(domain=[0, n], nice=False),
+        axis=alt.Axis(titleColor=REACHED_COLOR, tickMinStep=1, format="d"),
+        title=f"items of the reranker's ideal top-{n} reached",
+    )
+    reached = alt.layer(
+        base.mark_line(interpolate="step-after", color=REACHED_COLOR, strokeWidth=3).encode(
+            y=reached_y
+        ),
+        base.mark_point(filled=True, size=40, color=REACHED_COLOR).encode(y=reached_y),
+    )
+    latency = base.mark_line(color=LATENCY_COLOR, strokeDash=[6, 3], strokeWidth=2).encode(
+        y=alt.Y(
+            "estimated_ms:Q",
+            axis=alt.Axis(titleColor=LATENCY_COLOR, orient="right", format=",.0f"),
+            title="estimated rerank time (ms)",
+        )
+    )
+    marker = pd.DataFrame(
+        {
+            "candidates": [report.num_candidates],
+            "label": [f"now: {report.num_candidates} → {report.reached}/{n}"],
+        }
+    )
+    rule = alt.Chart(marker).mark_rule(color="#333", strokeDash=[2, 2]).encode(x="candidates:Q")
+    text = (
+        alt.Chart(marker)
+        .mark_text(align="left", dx=5, dy=2, baseline="top", fontSize=12, color="#333")
+        .encode(x="candidates:Q", y=alt.value(4), text="label:N")
+    )
+    return (
+        alt.layer(reached, latency, rule, text)
+        .resolve_scale(y="independent")
+        .properties(height=height)
+    )
+
+
+def ablation_frame(report: AblationReport) -> pd.DataFrame:
+    """Rows (item, variant) for every item in any variant's top-N, for the bump chart.
+
+    Ranks below ``cap`` (twice N, at least N + 10) are drawn at ``cap + 1``
+    (``clipped``); ``rank`` always holds the true rank.
+    """
+    n = report.num_results
+    cap = min(len(report.candidates), max(2 * n, n + 10))
+    names = report.names
+    rows = []
+    for doc_id in report.top_union():
+        title = report.title(doc_id)
+        ranks = report.ranks(doc_id)
+        for name in names:
+            rank = ranks[name]
+            clipped = rank > cap
+            rows.append(
+                {
+                    "id": doc_id,
+                    "title": title,
+                    "variant": name,
+                    "rank": rank,
+                    "y": cap + 1 if clipped else rank,
+                    "clipped": clipped,
+                    "in_top": rank <= n,
+                    "left_label": f"{_short(title, 30)}  #{rank}",
+                    "right_label": f"#{rank}  {_short(title, 30)}",
+                    "all_ranks": " · ".join(f"{k}: #{v}" for k, v in ranks.items()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def ablation_chart(report: AblationReport) -> alt.LayerChart:
+    """Bump chart: each top item's rank under each field variant (left to right).
+
+    A line per item in any variant's top-N; a dotted rule marks the top-N cut, and
+    items ranked far below it sit on the bottom row ("further down", hover for ranks).
+    """
+    data = ablation_frame(report)
+    n = report.num_results
+    names = list(report.names)
+    cap = int(data["y"].max()) if not data.empty else n
+    height = max(260, min(900, 20 * cap + 40))
+    y = alt.Y(
+        "y:Q",
+        scale=alt.Scale(reverse=True, domain=[1, max(cap, 2)], nice=False),
+        axis=alt.Axis(labels=False, ticks=False, domain=False, title=None, grid=False),
+    )
+    x = alt.X("variant:N", sort=names, title=None, axis=alt.Axis(labelAngle=0, orient="top"))
+    tooltip = [
+        alt.Tooltip("title:N"),
+        alt.Tooltip("variant:N", title="fields"),
+        alt.Tooltip("rank:Q"),
+        alt.Tooltip("all_ranks:N", title="ranks"),
+    ]
+    base = alt.Chart(data).encode(
+        x=x,
+        y=y,
+        color=alt.Color("id:N", legend=None, scale=alt.Scale(scheme="tableau10")),
+        detail="id:N",
+        tooltip=tooltip,
+    )
+    lines = base.mark_line(strokeWidth=2, opacity=0.75)
+    points = base.mark_point(size=70, filled=True).encode(
+        shape=alt.condition("datum.in_top", alt.value("circle"), alt.value("diamond"))
+    )
+    shown = alt.datum.clipped == False  # noqa: E712 - a Vega expression, not Python
+    left = (
+        base.transform_filter((alt.datum.variant == names[0]) & shown)
+        .mark_text(align="right", dx=-10, fontSize=11)
+        .encode(text="left_label:N")
+    )
+    right = (
+        base.transform_filter((alt.datum.variant == names[-1]) & shown)
+        .mark_text(align="left", dx=10, fontSize=11)
+        .encode(text="right_label:N")
+    )
+    layers = [lines, points, left, right]
+    if len(names) > 2:
+        middle = (
+            base.transform_filter(
+                (alt.datum.variant != names[0]) & (alt.datum.variant != names[-1])
+            )
+            .transform_filter(shown)
+            .mark_text(align="left", dx=8, dy=-7, fontSize=10, color="#555")
+            .encode(text=alt.Text("rank:Q", format="d"))
+        )
+        layers.append(middle)
+    cut = (
+        alt.Chart(pd.DataFrame({"y": [n + 0.5]}))
+        .mark_rule(strokeDash=[2, 2], color="#555")
+        .encode(y="y:Q")
+    )
+    layers.insert(0, cut)
+    if not data.empty and bool(data["clipped"].any()):
+        further = (
+            alt.Chart(pd.DataFrame({"y": [cap], "variant": [names[0]]}))
+            .mark_text(align="right", dx=-10, fontSize=11, color="#777", fontStyle="italic")
+            .encode(
+                x=alt.X("variant:N", sort=names),
+                y="y:Q",
+                text=alt.value(f"further down (below #{cap - 1})"),
+            )
+        )
+        layers.append(further)
+    return alt.layer(*layers).properties(
+        width=alt.Step(190),
+        height=height,
+        padding={"left": 210, "right": 210, "top": 10, "bottom": 10},
+    )
