@@ -84,7 +84,7 @@ def movement_chart(
         alt.Tooltip("title:N"),
         alt.Tooltip("retrieval_rank:Q", title="retrieval rank"),
         alt.Tooltip("rerank_rank:Q", title="rerank rank"),
-        alt.Tooltip("cosine:Q", title="cosine", format=".3f"),
+        alt.Tooltip("cosine:Q", title=f"{result.retrieval_score_kind} score", format=".3f"),
         alt.Tooltip("rerank_score:Q", title="rerank score", format=".2f"),
         alt.Tooltip("status:N"),
     ]
@@ -129,6 +129,13 @@ def movement_chart(
     )
 
 
+RETRIEVAL_AXIS_TITLES = {
+    "cosine": "cosine similarity (bi-encoder)",
+    "bm25": "BM25 score (lexical)",
+    "rrf": "RRF score (dense + BM25)",
+}
+
+
 def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -> alt.Chart:
     """Horizontal bars of one stage's scores for its own top-N, on its own axis.
 
@@ -139,7 +146,9 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
         items = result.top_retrieval
         values = [c.retrieval_score for c in items]
         ranks = [c.retrieval_rank for c in items]
-        axis_title = "cosine similarity (bi-encoder)"
+        axis_title = RETRIEVAL_AXIS_TITLES.get(
+            result.retrieval_score_kind, f"{result.retrieval_score_kind} score"
+        )
     else:
         items = [c for c in result.top_final if c.rerank_score is not None]
         ranks = [c.final_rank for c in items]

@@ -12,6 +12,7 @@ from core.documents import Dataset
 from core.encoders import DEFAULT_ENCODER, Encoder
 from core.errors import CoreError, ModelUnavailableError
 from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
 from core.uploads import is_upload_id
 from core.views import (
     CANDIDATES_RANGE,
@@ -30,14 +31,17 @@ RERANKERS = {k: RERANKER_CHOICES[k] for k in (PACKAGED_CROSS_ENCODER, "sentence-
 RERANKERS[NO_RERANK] = "None"
 
 
-def retrieval_order(dataset: Dataset, query: str, encoder: Encoder, fields: tuple[str, ...]):
-    """Every doc id, best first, by dense retrieval (cosine over the corpus embeddings).
+def retrieval_order(
+    dataset: Dataset, query: str, kind: str, encoder: Encoder | None, fields: tuple[str, ...]
+) -> list[str]:
+    """Doc ids, best first, by the chosen first stage over the whole corpus (BM25 lists
+    only documents sharing a word with the query).
 
     The one place that decides the retriever: both views take its order as is.
     """
-    index = get_index(dataset, encoder, fields).index
-    vector = encoder.encode([query], kind="query")[0]
-    return [hit.id for hit in index.search(vector, len(dataset))]
+    index = get_index(dataset, encoder, fields).index if encoder is not None else None
+    retriever = make_retriever(kind, dataset, fields, encoder=encoder, index=index)
+    return [hit.id for hit in retriever.retrieve(query, len(dataset)).hits]
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -63,6 +67,7 @@ if "diag_query" not in state:
         diag_st_model=typed if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
         diag_pending_fields=(seed.embed_fields, seed.rerank_fields),
         diag_encoder=seed.encoder if not seed.encoder.startswith("together:") else DEFAULT_ENCODER,
+        diag_retriever=seed.retriever,
     )
     state.diag_view = st.query_params.get("view", state.get("diag_last_view", "ceiling"))
     if state.diag_view not in VIEWS:
@@ -97,6 +102,12 @@ with st.sidebar:
         key="diag_dataset",
         format_func=lambda name: labels.get(name, name),
         on_change=_reset_fields,
+    )
+    st.selectbox(
+        "First stage",
+        list(RETRIEVER_KINDS),
+        key="diag_retriever",
+        format_func=RETRIEVER_LABELS.get,
     )
     st.slider(
         "Candidates retrieved",
@@ -151,6 +162,7 @@ settings = SearchSettings(
     rerank_fields=tuple(state.diag_rerank_fields),
     encoder=state.diag_encoder,
     reranker=reranker_id,
+    retriever=state.diag_retriever,
 )
 state.diag_settings = settings
 state.diag_last_view = state.diag_view
@@ -182,17 +194,19 @@ if reranker_id == NO_RERANK:
     st.stop()
 try:
     reranker = get_reranker(reranker_id)
-    encoder = get_encoder(settings.encoder)
+    encoder = get_encoder(settings.encoder) if settings.retriever != "bm25" else None
 except ModelUnavailableError as exc:
     st.error(str(exc), icon="🚫")
     st.stop()
 try:
-    order = retrieval_order(dataset, query, encoder, embed_fields)
+    order = retrieval_order(dataset, query, settings.retriever, encoder, embed_fields)
 except CoreError as exc:
     st.error(str(exc), icon="🚫")
     st.stop()
 st.caption(
-    f"Retrieval: dense, {encoder.name} over {', '.join(embed_fields)} · reranker: "
+    f"Retrieval: {RETRIEVER_LABELS[settings.retriever]}"
+    + (f", {encoder.name}" if encoder is not None else "")
+    + f" over {', '.join(embed_fields)} · reranker: "
     f"{reranker.name} · {k} candidates · top-{n}"
 )
 

@@ -256,3 +256,16 @@ def test_movies_bats_with_the_real_models() -> None:
     assert "The Dark Knight" not in list(title_only["title"])
     knight = default[default["title"] == "The Dark Knight"].iloc[0]
     assert knight["A #"] > 10  # A: title only
+
+
+def test_bm25_first_stage_feeds_the_ceiling(fakes, sample) -> None:
+    from core.retrievers import BM25Index
+
+    at = open_page(dataset="sample", query=SAMPLE_BATS, retriever="bm25", candidates=10)
+    assert_no_exception(at)
+    assert "Retrieval: BM25 (lexical) over" in texts(at.caption)
+    bm25 = BM25Index(sample, sample.default_embed_fields).retrieve(SAMPLE_BATS, len(sample))
+    reached = {row["candidates"]: row["reached"] for row in chart_rows(at) if "reached" in row}
+    assert reached  # the curve is drawn from BM25's own (partial) order
+    assert at.query_params["ret"] == "bm25"
+    assert len(bm25.hits) < len(sample)  # BM25 lists only docs sharing a word

@@ -260,3 +260,16 @@ def test_marked_items_get_a_star_in_the_movement_chart(result) -> None:
     labels = dict(zip(frame["id"], frame["label"], strict=True))
     assert labels[first.id].startswith("★ ")
     assert not any(label.startswith("★") for doc_id, label in labels.items() if doc_id != first.id)
+
+
+def test_retrieval_axis_names_the_first_stage_score(result) -> None:
+    import json
+    from dataclasses import replace
+
+    assert "cosine similarity (bi-encoder)" in json.dumps(
+        score_chart(result, "retrieval").to_dict()
+    )
+    bm25 = replace(result, retrieval_score_kind="bm25")
+    assert "BM25 score (lexical)" in json.dumps(score_chart(bm25, "retrieval").to_dict())
+    rrf = replace(result, retrieval_score_kind="rrf")
+    assert "RRF score (dense + BM25)" in json.dumps(score_chart(rrf, "retrieval").to_dict())
