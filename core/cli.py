@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from core.errors import CoreError
 
@@ -49,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="if a hosted reranker fails, rerank with the local cross-encoder and say so",
     )
     search.add_argument("--no-rerank", action="store_true", help="retrieval only (baseline)")
+    search.add_argument(
+        "--retriever",
+        choices=["dense", "bm25", "hybrid"],
+        default="dense",
+        help="first stage (default dense)",
+    )
+    search.add_argument("--rrf-k", type=int, default=60, help="hybrid: RRF k (default 60)")
+    search.add_argument(
+        "--fusion-weight",
+        type=float,
+        default=1.0,
+        help="cross-encoder weight in the fused score, 0-1 (1: pure rerank, the default)",
+    )
+    search.add_argument(
+        "--fusion", choices=["linear", "rrf"], default="linear", help="how scores are fused"
+    )
     search.add_argument("--json", action="store_true", help="print JSON with every field")
 
     evaluate = commands.add_parser(
@@ -149,21 +166,25 @@ def _search(args: argparse.Namespace) -> int:
     from core.datasets import load_dataset, load_json_dataset
     from core.encoders import DEFAULT_ENCODER, load_encoder
     from core.errors import SettingsError
+    from core.fusion import check_fusion
+    from core.index import build_index
     from core.pipeline import search_with_rerank
     from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
+    from core.retrievers import make_retriever
 
     # Check what needs no model before loading any (loading takes seconds).
     if not args.query.strip():
         raise SettingsError("the query is empty: type what you are looking for")
     if args.candidates < 1 or args.top < 1:
         raise SettingsError("--candidates and --top must be at least 1")
+    check_fusion(args.fusion_weight, args.fusion)
     if args.id_field and args.dataset not in ("movies", "sample"):
         dataset = load_json_dataset(args.dataset, id_field=args.id_field)
     else:
         dataset = load_dataset(args.dataset)
     embed = dataset.check_fields(args.embed_fields or dataset.default_embed_fields, "embed")
     rerank = dataset.check_fields(args.rerank_fields or dataset.default_rerank_fields, "rerank")
-    encoder = load_encoder(args.encoder or DEFAULT_ENCODER)
+    encoder = load_encoder(args.encoder or DEFAULT_ENCODER) if args.retriever != "bm25" else None
     reranker = None
     if not args.no_rerank:
         reranker = load_reranker(
@@ -173,6 +194,13 @@ def _search(args: argparse.Namespace) -> int:
     if reranker is not None and args.fallback and reranker.name != DEFAULT_RERANKER:
         fallback = load_reranker(DEFAULT_RERANKER)
     progress = None if args.json or not sys.stderr.isatty() else _progress
+    index, index_seconds, from_cache = None, 0.0, None
+    if encoder is not None:
+        build = build_index(dataset, encoder, embed, progress=progress)
+        index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
+    retriever = make_retriever(
+        args.retriever, dataset, embed, encoder=encoder, index=index, rrf_k=args.rrf_k
+    )
     result = search_with_rerank(
         dataset,
         args.query,
@@ -184,7 +212,18 @@ def _search(args: argparse.Namespace) -> int:
         num_results=args.top,
         rerank_top_n=args.rerank_top_n,
         fallback=fallback,
-        progress=progress,
+        retriever=retriever,
+        fusion_weight=args.fusion_weight,
+        fusion=args.fusion,
+    )
+    result = replace(
+        result,
+        timings=replace(
+            result.timings,
+            index=index_seconds,
+            index_from_cache=from_cache,
+            total=result.timings.total + index_seconds,
+        ),
     )
     if result.notice:
         print(f"note: {result.notice}", file=sys.stderr)
@@ -204,20 +243,27 @@ def format_table(result) -> str:
     """A readable table: retrieval rank -> final rank, both scores, movement, title."""
     t = result.timings
     cache = {True: "cached", False: "encoded", None: "prebuilt"}[t.index_from_cache]
+    if result.retriever == "bm25":
+        cache = "BM25, in memory"
     lines = [
         f"query: {result.query!r}   dataset: {result.dataset}   "
         f"candidates: {result.num_candidates}   top: {result.num_results}",
-        f"encoder: {result.encoder}   reranker: {result.reranker or 'none (retrieval only)'}",
+        f"first stage: {result.retriever} ({result.encoder})   "
+        f"reranker: {result.reranker or 'none (retrieval only)'}"
+        + (f"   fused: weight {result.fusion_weight:g} ({result.fusion})" if result.fused else ""),
         f"time: index {t.index * 1000:.0f} ms ({cache}), query {t.query_encode * 1000:.0f} ms, "
         f"search {t.search * 1000:.1f} ms, rerank {t.rerank * 1000:.0f} ms, "
         f"total {t.total * 1000:.0f} ms",
         "",
     ]
+    first = {"cosine": "cosine", "bm25": "bm25", "rrf": "rrf"}.get(
+        result.retrieval_score_kind, "score"
+    )
     if result.reranker:
         label = "logit" if result.score_kind == "logit" else "score"
-        lines.append(f"{'retr':>5} -> {'rank':<4} {'cosine':>7} {label:>7} {'p':>6}  move  title")
+        lines.append(f"{'retr':>5} -> {'rank':<4} {first:>7} {label:>7} {'p':>6}  move  title")
     else:
-        lines.append(f"{'rank':>5}  {'cosine':>7}  title")
+        lines.append(f"{'rank':>5}  {first:>7}  title")
     for c in result.top_final:
         if result.reranker:
             move = c.movement or 0

@@ -138,3 +138,28 @@ def test_pipeline_on_bm25_keeps_both_stages(dataset) -> None:
     ]
     assert [c.id for c in result.reranked] == ["e", "a", "c"]
     assert all(c.retrieval_score > 0 for c in result.candidates)
+
+
+def test_cli_search_on_bm25_and_hybrid_with_fusion(monkeypatch, capsys) -> None:
+    import json
+
+    import core.encoders
+    import core.rerankers
+    from core.cli import main
+
+    monkeypatch.setattr(core.encoders, "load_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(
+        core.rerankers, "load_reranker", lambda model_id, **kw: FakeReranker({"s15": 9.0})
+    )
+    query = "how do I get bats out of my roof without hurting them"
+    assert main(["search", query, "--dataset", "sample", "--retriever", "bm25", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "first stage: bm25 (none)" in out and " bm25 " in out
+    args = ["search", query, "--dataset", "sample", "--retriever", "hybrid", "--json"]
+    assert main([*args, "--fusion-weight", "0.4", "--fusion", "rrf"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["retriever"] == "hybrid" and data["retrieval_score_kind"] == "rrf"
+    assert data["fusion_weight"] == 0.4 and data["fusion"] == "rrf"
+    assert all(r["fused_rank"] == r["final_rank"] for r in data["results"])
+    assert main([*args, "--fusion-weight", "2"]) == 2
+    assert "fusion weight must be between 0 and 1" in capsys.readouterr().err
