@@ -196,6 +196,17 @@ class OnnxCrossEncoder:
     longest first, so the workers finish together. Scores are bit-identical to one
     call per pair.
 
+    The graph is the packaged one as shipped: a fused graph (dequantised, fused by
+    onnxruntime's BERT optimizer, requantised: :mod:`core.onnx_optimize`) was measured
+    slower here and moves logits by up to ~1, reordering most movie top 10s; any
+    rounding change does (onnxruntime's SkipLayerNorm fusion turned off: 0.34). So
+    ``cache_key`` names everything that fixes the numerics: the model id, which graph
+    and its sha256, the onnxruntime version (its fusions and kernels) and
+    ``max_length``; ``workers`` and ``threads`` do not change a score, so are not in
+    it. ``model_path`` (another graph of the same model, e.g. the fused one for the
+    benchmark) and ``graph`` (its label in ``cache_key``) default to the packaged
+    ``model.onnx``.
+
     Scores of repeated ``(query, text, max_length)`` are kept in a :class:`ScoreCache`
     (``cache_size`` entries, 0 disables it). ``InferenceSession.run`` is thread-safe,
     the tokenizer's settings are fixed at load time and the cache takes a lock, so one
@@ -214,12 +225,23 @@ class OnnxCrossEncoder:
         threads: int | None = None,
         workers: int | None = None,
         cache_size: int = DEFAULT_SCORE_CACHE_SIZE,
+        model_path: Path | None = None,
+        graph: str = "packaged",
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from core.onnx_optimize import file_sha256
+
+        model_path = model_path or model_dir / "model.onnx"
         self.name = name
         self.max_length = max_length
+        self.model_path = model_path
+        self.graph = graph
+        self.cache_key = (
+            f"{name}|onnx-int8-{graph}-{file_sha256(model_path)[:12]}"
+            f"|onnxruntime-{ort.__version__}|{max_length}"
+        )
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(1, int(workers))
         if threads is None and self.workers > 1:
@@ -236,7 +258,7 @@ class OnnxCrossEncoder:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
-            str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            str(model_path), options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._pool = WorkerPool(self.workers)

