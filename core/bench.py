@@ -12,12 +12,16 @@ Measured, in this order:
   from the score cache, and a whole query (encode + search + rerank 50).
 * **rerank comparison**: 50 candidates per query reranked by the optimised ONNX
   reranker, the unoptimised one (one pair per call, onnxruntime's default threads),
-  a plain onnxruntime loop padding every pair to 512 tokens, and sentence-transformers'
-  ``CrossEncoder`` (PyTorch fp32) over the same weights rebuilt from the INT8 ONNX
-  (:mod:`core.torch_cross_encoder`); speed ratios and top-10 agreement.
+  the fused-and-requantised graph (:mod:`core.onnx_optimize`, a candidate that is not
+  used), a plain onnxruntime loop padding every pair to 512 tokens, and
+  sentence-transformers' ``CrossEncoder`` (PyTorch fp32) over the same weights rebuilt
+  from the INT8 ONNX (:mod:`core.torch_cross_encoder`); speed ratios, max |logit
+  difference| and top-10 agreement; the same for the ONNX graphs on SciFact queries
+  with long documents (max length 512).
 * **cold start**: a new process that imports, loads both models, reads the cached
   embeddings and answers one query (disk cache warm); its peak memory.
-* **profile**: onnxruntime's per-operator time for one rerank of 50.
+* **profile**: onnxruntime's per-operator time for one rerank of 50 (packaged graph,
+  and the fused one).
 
 Baselines that take seconds per query run on fewer queries (said in the output).
 """
@@ -84,6 +88,8 @@ class BenchSettings:
     bf16_docs: int = 300
     cold_runs: int = 2
     scifact_path: Path | None = None
+    scifact_queries: int = 8  # reranking agreement on long documents
+    scifact_candidates: int = 30
 
     @classmethod
     def quick(cls, scifact_path: Path | None = None) -> BenchSettings:
@@ -97,6 +103,8 @@ class BenchSettings:
             bf16_docs=16,
             cold_runs=1,
             scifact_path=scifact_path,
+            scifact_queries=1,
+            scifact_candidates=4,
         )
 
 
@@ -270,8 +278,9 @@ def bench_encoding(settings: BenchSettings, movies, queries: Sequence[str]) -> d
 
         corpus = _read_corpus_head(scifact / "corpus.jsonl", settings.scifact_docs)
         sci_texts = [document_text(doc) for doc in corpus]
-        out["scifact"], _ = _throughput(encoder, sci_texts)
+        out["scifact"], sci_vectors = _throughput(encoder, sci_texts)
         out["scifact"]["note"] = f"first {len(sci_texts)} of the SciFact corpus (5,183 docs)"
+        out["_scifact"] = (sci_texts, sci_vectors)
     else:
         out["scifact"] = {"skipped": "SciFact not found (set RERANK_SCIFACT_PATH)"}
 
@@ -410,7 +419,7 @@ def bench_latency(
 
 def _plain_ort_loop(reranker_dir: Path):
     """A plain onnxruntime loop: the packaged tokenizer as shipped (pads to 512), default
-    session, one pair per call."""
+    session, one pair per call. Returns ``(id, logit)`` best first."""
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
@@ -419,7 +428,7 @@ def _plain_ort_loop(reranker_dir: Path):
         str(reranker_dir / "model.onnx"), providers=["CPUExecutionProvider"]
     )
 
-    def rank(query: str, docs) -> list[str]:
+    def rank(query: str, docs) -> list[tuple[str, float]]:
         scores = []
         for enc in tokenizer.encode_batch([(query, d.text) for d in docs]):
             feed = {
@@ -429,15 +438,61 @@ def _plain_ort_loop(reranker_dir: Path):
             }
             scores.append(float(session.run(None, feed)[0][0, 0]))
         order = sorted(range(len(docs)), key=lambda i: -scores[i])
-        return [docs[i].id for i in order]
+        return [(docs[i].id, scores[i]) for i in order]
 
     return rank
+
+
+def _ranked(reranker, query: str, docs) -> list[tuple[str, float]]:
+    return [(r.id, r.score) for r in reranker.rank(query, docs)]
+
+
+def _agreement(
+    rankings: dict[str, list[tuple[str, float]]], reference: dict[str, list[tuple[str, float]]]
+) -> dict[str, Any]:
+    """Top-10 order / set agreement and max |logit difference| against ``reference``."""
+    same = same_set = 0
+    diff = 0.0
+    for query, ranked in rankings.items():
+        ref = reference[query]
+        mine, theirs = [i for i, _ in ranked[:10]], [i for i, _ in ref[:10]]
+        same += mine == theirs
+        same_set += set(mine) == set(theirs)
+        ref_scores = dict(ref)
+        diff = max([diff, *(abs(v - ref_scores[i]) for i, v in ranked if i in ref_scores)])
+    n = len(rankings)
+    return {
+        "top10_same_order": f"{same}/{n}",
+        "top10_same_set": f"{same_set}/{n}",
+        "max_abs_logit_diff": round(float(diff), 4),
+    }
+
+
+def _fused_reranker(reranker_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The fused-and-requantised graph (:mod:`core.onnx_optimize`), built once, or why not."""
+    from core.errors import ModelUnavailableError
+    from core.onnx_optimize import FUSED_RECIPE, FUSED_VERSION, build_fused_cross_encoder
+    from core.rerankers import OnnxCrossEncoder
+
+    try:
+        seconds, path = _timed(lambda: build_fused_cross_encoder(reranker_dir / "model.onnx"))
+    except ModelUnavailableError as exc:
+        return None, {"error": str(exc)}
+    reranker = OnnxCrossEncoder(
+        reranker_dir, model_path=path, graph=f"fused-v{FUSED_VERSION}", cache_size=0
+    )
+    return reranker, {
+        "path": str(path),
+        "recipe": FUSED_RECIPE,
+        "build_or_load_seconds": round(seconds, 2),
+        "cache_key": reranker.cache_key,
+    }
 
 
 def bench_rerank_comparison(
     settings: BenchSettings, movies, index, encoder, reranker_dir: Path, queries: Sequence[str]
 ) -> dict[str, Any]:
-    """Candidates (50) of each query through four rerankers; speed ratios, top-10 agreement."""
+    """Candidates (50) of each query through five rerankers; speed ratios, agreement."""
     from core.rerankers import OnnxCrossEncoder
     from core.torch_cross_encoder import (
         build_dequantized_cross_encoder,
@@ -450,35 +505,36 @@ def bench_rerank_comparison(
     build_seconds, _ = _timed(build_dequantized_cross_encoder)
     optimised = OnnxCrossEncoder(reranker_dir, cache_size=0)
     unoptimised = OnnxCrossEncoder(reranker_dir, workers=1, threads=None, cache_size=0)
+    fused, fused_info = _fused_reranker(reranker_dir)
     st_fp32 = load_dequantized_cross_encoder()
     plain = _plain_ort_loop(reranker_dir)
 
-    def ids(reranker, query):
-        return [r.id for r in reranker.rank(query, pools[query])]
-
-    runners: dict[str, tuple[Callable[[str], list[str]], list[str]]] = {
-        "onnx_int8_optimised": (lambda q: ids(optimised, q), list(queries)),
-        "onnx_int8_unoptimised": (lambda q: ids(unoptimised, q), list(queries)),
-        "plain_ort_pad512": (lambda q: plain(q, pools[q]), few),
-        "st_crossencoder_fp32": (lambda q: ids(st_fp32, q), list(queries)),
+    Runner = Callable[[str], list[tuple[str, float]]]
+    runners: dict[str, tuple[Runner, list[str]]] = {
+        "onnx_int8_optimised": (lambda q: _ranked(optimised, q, pools[q]), list(queries)),
+        "onnx_int8_unoptimised": (lambda q: _ranked(unoptimised, q, pools[q]), list(queries)),
     }
+    if fused is not None:
+        runners["onnx_int8_fused_requantised"] = (
+            lambda q: _ranked(fused, q, pools[q]),
+            list(queries),
+        )
+    runners["plain_ort_pad512"] = (lambda q: plain(q, pools[q]), few)
+    runners["st_crossencoder_fp32"] = (lambda q: _ranked(st_fp32, q, pools[q]), list(queries))
     for runner, _ in runners.values():  # warm-up
         runner(queries[0])
     rows: dict[str, Any] = {}
-    rankings: dict[str, dict[str, list[str]]] = {}
+    rankings: dict[str, dict[str, list[tuple[str, float]]]] = {}
     for name, (runner, on) in runners.items():
         times, rankings[name] = [], {}
         for query in on:
-            t, order = _timed(lambda q=query, r=runner: r(q))
+            t, ranked = _timed(lambda q=query, r=runner: r(q))
             times.append(t)
-            rankings[name][query] = order
+            rankings[name][query] = ranked
         rows[name] = _stats(times) | {"queries": len(on)}
     reference = rankings["onnx_int8_unoptimised"]
     for name, row in rows.items():
-        same = [rankings[name][q][:10] == reference[q][:10] for q in rankings[name]]
-        same_set = [set(rankings[name][q][:10]) == set(reference[q][:10]) for q in rankings[name]]
-        row["top10_same_order"] = f"{sum(same)}/{len(same)}"
-        row["top10_same_set"] = f"{sum(same_set)}/{len(same_set)}"
+        row |= _agreement(rankings[name], reference)
     fast = rows["onnx_int8_optimised"]["median_ms"]
     for row in rows.values():
         row["slower_than_optimised"] = round(row["median_ms"] / fast, 2)
@@ -486,9 +542,71 @@ def bench_rerank_comparison(
         "candidates": k,
         "rows": rows,
         "reference": "onnx_int8_unoptimised (one pair per call: the seed code's scores)",
+        "cache_key": optimised.cache_key,
+        "fused": fused_info,
         "st_model_dir": str(build_dequantized_cross_encoder()),
         "st_build_seconds": round(build_seconds, 2),
         "berlin_logits": _berlin(optimised, st_fp32),
+        "_fused": fused,
+    }
+
+
+def bench_scifact_agreement(
+    settings: BenchSettings, encoder, reranker_dir: Path, corpus, fused=None
+) -> dict[str, Any]:
+    """The ONNX graphs on SciFact queries with long documents (max length 512).
+
+    Candidates: the bi-encoder's top ``scifact_candidates`` among the documents encoded
+    for the throughput measure (``corpus``: their texts and vectors).
+    """
+    from core.rerankers import OnnxCrossEncoder, RerankDoc
+
+    if settings.scifact_path is None or corpus is None:
+        return {"skipped": "SciFact not found (set RERANK_SCIFACT_PATH)"}
+    texts, vectors = corpus
+    queries = []
+    with (settings.scifact_path / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                queries.append(json.loads(line)["text"])
+            if len(queries) >= settings.scifact_queries:
+                break
+    pools = {}
+    for query in queries:
+        scores = vectors @ encoder.encode([query], kind="query")[0]
+        top = np.argsort(-scores, kind="stable")[: settings.scifact_candidates]
+        pools[query] = [RerankDoc(id=str(i), text=texts[i]) for i in top]
+    rerankers = {
+        "onnx_int8_optimised": OnnxCrossEncoder(reranker_dir, cache_size=0),
+        "onnx_int8_unoptimised": OnnxCrossEncoder(
+            reranker_dir, workers=1, threads=None, cache_size=0
+        ),
+    }
+    if fused is not None:
+        rerankers["onnx_int8_fused_requantised"] = fused
+    rankings: dict[str, dict[str, list[tuple[str, float]]]] = {}
+    rows: dict[str, Any] = {}
+    for name, reranker in rerankers.items():
+        times, rankings[name] = [], {}
+        for query, docs in pools.items():
+            t, rankings[name][query] = _timed(lambda q=query, d=docs, r=reranker: _ranked(r, q, d))
+            times.append(t)
+        rows[name] = _stats(times)
+    for name, row in rows.items():
+        row |= _agreement(rankings[name], rankings["onnx_int8_unoptimised"])
+    lengths = [
+        len(e.ids)
+        for q, docs in pools.items()
+        for e in rerankers["onnx_int8_optimised"]._tokenizer.encode_batch(
+            [(q, d.text) for d in docs]
+        )
+    ]
+    return {
+        "queries": len(pools),
+        "candidates": settings.scifact_candidates,
+        "mean_tokens": round(float(np.mean(lengths)), 1),
+        "truncated_to_512": sum(n >= 512 for n in lengths),
+        "rows": rows,
     }
 
 
@@ -602,7 +720,9 @@ def bench_cold_start(query: str, runs: int = 2) -> dict[str, Any]:
     return rounded | {"runs": runs}
 
 
-def bench_profile(reranker_dir: Path, query: str, docs) -> dict[str, Any]:
+def bench_profile(
+    reranker_dir: Path, query: str, docs, model_path: Path | None = None
+) -> dict[str, Any]:
     """onnxruntime's per-operator time (all pairs of one rerank, one thread)."""
     import tempfile
 
@@ -617,18 +737,21 @@ def bench_profile(reranker_dir: Path, query: str, docs) -> dict[str, Any]:
     options.enable_profiling = True
     options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "rerank-bench-profile")
     session = ort.InferenceSession(
-        str(reranker_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        str(model_path or reranker_dir / "model.onnx"),
+        options,
+        providers=["CPUExecutionProvider"],
     )
+    names = {i.name for i in session.get_inputs()}
     started = time.perf_counter()
+    tokens = 0
     for enc in tokenizer.encode_batch([(query, d.text) for d in docs]):
-        session.run(
-            None,
-            {
-                "input_ids": np.asarray([enc.ids], dtype=np.int64),
-                "attention_mask": np.asarray([enc.attention_mask], dtype=np.int64),
-                "token_type_ids": np.asarray([enc.type_ids], dtype=np.int64),
-            },
-        )
+        feed = {
+            "input_ids": np.asarray([enc.ids], dtype=np.int64),
+            "attention_mask": np.asarray([enc.attention_mask], dtype=np.int64),
+            "token_type_ids": np.asarray([enc.type_ids], dtype=np.int64),
+        }
+        tokens += len(enc.ids)
+        session.run(None, {k: v for k, v in feed.items() if k in names})
     wall = time.perf_counter() - started
     path = Path(session.end_profiling())
     try:
@@ -636,21 +759,42 @@ def bench_profile(reranker_dir: Path, query: str, docs) -> dict[str, Any]:
     finally:
         path.unlink(missing_ok=True)
     per_op: dict[str, float] = {}
+    calls: dict[str, int] = {}
     for event in events:
         if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
             op = event.get("args", {}).get("op_name", "?")
             per_op[op] = per_op.get(op, 0.0) + event.get("dur", 0) / 1000.0
+            calls[op] = calls.get(op, 0) + 1
     total = sum(per_op.values()) or 1.0
-    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
+    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:10]
+    gemm = sum(v for k, v in per_op.items() if k in _INT8_GEMM_OPS)
     return {
         "pairs": len(docs),
+        "tokens": tokens,
         "wall_ms_one_thread": _ms(wall),
         "kernel_ms": round(total, 1),
         "overhead_ms": round(wall * 1000 - total, 1),
+        "int8_gemm_share": round(gemm / total, 3),
+        "int8_gemm_gops": round(_GEMM_OPS_PER_TOKEN * tokens / (gemm / 1000) / 1e9, 1)
+        if gemm
+        else None,
         "top_ops": [
-            {"op": op, "ms": round(ms, 1), "share": round(ms / total, 3)} for op, ms in top
+            {
+                "op": op,
+                "ms": round(ms, 1),
+                "share": round(ms / total, 3),
+                "calls": calls[op],
+                "us_per_call": round(ms * 1000 / calls[op], 1),
+            }
+            for op, ms in top
         ],
     }
+
+
+# Integer GEMMs of the projections (QAttention also holds the fp32 attention itself).
+_INT8_GEMM_OPS = {"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", "QAttention"}
+# MiniLM-L12-H384 projections: 12 x (384x1152 + 384x384 + 2 x 384x1536) MACs, 2 ops each.
+_GEMM_OPS_PER_TOKEN = 2 * 12 * (384 * 1152 + 384 * 384 + 2 * 384 * 1536)
 
 
 # --- the whole run ------------------------------------------------------------------------
@@ -687,6 +831,7 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = lambda _: No
     encode = bench_encoding(settings, movies, queries)
     encoders = encode.pop("_encoders")
     vectors = encode.pop("_vectors")
+    scifact_corpus = encode.pop("_scifact", None)
     report["encode"] = encode
 
     encoder = load_encoder()
@@ -701,6 +846,11 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = lambda _: No
     log("rerank comparison ...")
     report["rerank_comparison"] = bench_rerank_comparison(
         settings, movies, index, encoder, reranker_dir, queries
+    )
+    fused = report["rerank_comparison"].pop("_fused")
+    log("SciFact agreement ...")
+    report["scifact_agreement"] = bench_scifact_agreement(
+        settings, encoder, reranker_dir, scifact_corpus, fused
     )
     log("pipeline agreement ...")
     torch_encoder = encoders["torch"]
@@ -721,9 +871,12 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = lambda _: No
     build_index(full, encoder, full.default_embed_fields)
     report["cold_start"] = bench_cold_start(queries[0], runs=settings.cold_runs)
     log("profile ...")
-    report["profile"] = bench_profile(
-        reranker_dir, queries[0], _candidates(movies, index, encoder, queries[0], 50)
-    )
+    profile_docs = _candidates(movies, index, encoder, queries[0], 50)
+    report["profile"] = bench_profile(reranker_dir, queries[0], profile_docs)
+    if fused is not None:
+        report["profile"]["fused"] = bench_profile(
+            reranker_dir, queries[0], profile_docs, model_path=fused.model_path
+        )
     report["memory"] = {
         "cold_start_process_peak_mb": report["cold_start"].get("peak_rss_mb"),
         "bench_process_peak_mb": round(
@@ -832,14 +985,38 @@ def format_report(report: dict) -> str:
         "",
         f"rerank {cmp_['candidates']} candidates: the alternatives "
         "(top 10 compared with the unoptimised ONNX)",
-        "  reranker                    queries  median ms   p90 ms   x slower  top10 order  set",
+        "  reranker                    queries  median ms   p90 ms   x slower  top10 order"
+        "    set  max|dlogit|",
     ]
     for name, row in cmp_["rows"].items():
         lines.append(
             f"  {name:<28}{row['queries']:>7}{row['median_ms']:>11.1f}{row['p90_ms']:>9.1f}"
             f"{row['slower_than_optimised']:>11.2f}{row['top10_same_order']:>13}"
-            f"{row['top10_same_set']:>6}"
+            f"{row['top10_same_set']:>7}{row['max_abs_logit_diff']:>13.3f}"
         )
+    lines.append(f"  reranker cache_key: {cmp_['cache_key']}")
+    fused = cmp_.get("fused", {})
+    if "error" in fused:
+        lines.append(f"  fused graph: not built: {fused['error']}")
+    else:
+        lines.append(f"  fused graph ({fused['recipe']}): {fused['path']}")
+    sci = report.get("scifact_agreement", {})
+    if "rows" in sci:
+        lines += [
+            "",
+            f"SciFact, long documents ({sci['queries']} queries x {sci['candidates']} "
+            f"candidates, {sci['mean_tokens']} tokens a pair on average, "
+            f"{sci['truncated_to_512']} truncated to 512)",
+            "  reranker                    median ms   p90 ms  top10 order    set  max|dlogit|",
+        ]
+        for name, row in sci["rows"].items():
+            lines.append(
+                f"  {name:<28}{row['median_ms']:>9.1f}{row['p90_ms']:>9.1f}"
+                f"{row['top10_same_order']:>13}{row['top10_same_set']:>7}"
+                f"{row['max_abs_logit_diff']:>13.3f}"
+            )
+    elif sci:
+        lines.append(f"SciFact agreement: {sci.get('skipped')}")
     b = cmp_["berlin_logits"]
     lines.append(
         f"  Berlin pair logits (berlin, new york): ONNX int8 {b['onnx_int8']}, "
@@ -867,15 +1044,23 @@ def format_report(report: dict) -> str:
         f"peak memory: cold-start process {mem['cold_start_process_peak_mb']} MB (VmHWM); "
         f"bench process {mem['bench_process_peak_mb']} MB (ru_maxrss; holds every baseline)"
     )
-    prof = report["profile"]
-    ops = ", ".join(f"{o['op']} {o['share']:.0%}" for o in prof["top_ops"][:6])
-    lines += [
-        "",
-        f"profile, rerank {prof['pairs']} pairs on one thread: {prof['wall_ms_one_thread']:.0f} "
-        f"ms, of which operators {prof['kernel_ms']:.0f} ms: {ops}",
-        "",
-        "targets",
-    ]
+    lines.append("")
+    profiles = [("packaged graph", report["profile"])]
+    if "fused" in report["profile"]:
+        profiles.append(("fused graph", report["profile"]["fused"]))
+    for label, prof in profiles:
+        lines += [
+            f"profile, {label}, rerank {prof['pairs']} pairs ({prof['tokens']} tokens) on one "
+            f"thread: {prof['wall_ms_one_thread']:.0f} ms, of which operators "
+            f"{prof['kernel_ms']:.0f} ms; int8 GEMMs {prof['int8_gemm_share']:.0%} of operator "
+            f"time at {prof['int8_gemm_gops']} GOPS",
+            "  "
+            + ", ".join(
+                f"{o['op']} {o['share']:.0%} ({o['calls']}x {o['us_per_call']:.0f} us)"
+                for o in prof["top_ops"][:8]
+            ),
+        ]
+    lines += ["", "targets"]
     for name, row in report["targets"].items():
         mark = "met" if row["met"] else "NOT met"
         lines.append(f"  {name:<30} goal {row['goal']:>7}  reached {row['reached']:>8}  {mark}")

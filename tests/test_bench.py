@@ -318,6 +318,7 @@ def test_bench_quick_json_has_every_section(tmp_path) -> None:
         "memory",
         "profile",
         "parallelism",
+        "scifact_agreement",
         "targets",
     } <= report.keys()
     assert {"avx512_vnni", "amx_int8", "onnxruntime", "load_average_start"} <= report[
@@ -332,12 +333,25 @@ def test_bench_quick_json_has_every_section(tmp_path) -> None:
     assert set(rows) == {
         "onnx_int8_optimised",
         "onnx_int8_unoptimised",
+        "onnx_int8_fused_requantised",
         "plain_ort_pad512",
         "st_crossencoder_fp32",
     }
     assert rows["onnx_int8_optimised"]["top10_same_order"].split("/")[0] == (
         rows["onnx_int8_optimised"]["top10_same_order"].split("/")[1]
     )
+    # the default path's scores are the unoptimised path's, bit for bit
+    assert rows["onnx_int8_optimised"]["max_abs_logit_diff"] == 0.0
+    for row in rows.values():
+        assert {"max_abs_logit_diff", "top10_same_set", "slower_than_optimised"} <= row.keys()
+    comparison = report["rerank_comparison"]
+    assert comparison["cache_key"].startswith("cross-encoder/ms-marco-MiniLM-L-12-v2|")
+    assert "error" not in comparison["fused"], comparison["fused"]
+    sci = report["scifact_agreement"]
+    if "rows" in sci:
+        assert sci["rows"]["onnx_int8_optimised"]["max_abs_logit_diff"] == 0.0
+    assert "fused" in report["profile"]
+    assert report["profile"]["top_ops"][0]["calls"] > 0
     assert "error" not in report["cold_start"], report["cold_start"]
     assert report["cold_start"]["embeddings_from_cache"] is True
     assert report["cold_start"]["torch_imported"] is False
