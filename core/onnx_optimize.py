@@ -165,9 +165,11 @@ def build_fused_cross_encoder(source: Path, *, force: bool = False) -> Path:
             from onnxruntime.transformers.optimizer import optimize_model
         except ImportError as exc:  # pragma: no cover - both are in requirements.txt
             raise ModelUnavailableError(f"building the fused graph needs {exc.name}") from exc
-        quiet = logging.getLogger("onnxruntime")  # "model producer not matched" etc.
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
+        # "model producer not matched", "consider pre-processing" (root logger): noise here
+        quiet = [logging.getLogger("onnxruntime"), logging.getLogger()]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.ERROR)
         try:
             fp32 = dequantize_graph(onnx.load(str(source)))
             onnx.checker.check_model(fp32)
@@ -192,5 +194,6 @@ def build_fused_cross_encoder(source: Path, *, force: bool = False) -> Path:
         except (ValueError, KeyError, onnx.checker.ValidationError) as exc:
             raise ModelUnavailableError(f"could not build the fused cross-encoder: {exc}") from exc
         finally:
-            quiet.setLevel(level)
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
     return target
