@@ -11,7 +11,8 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from core.errors import CoreError
 
@@ -283,6 +284,21 @@ def format_table(result) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Labelled:
+    """What ``evaluate`` reads: the corpus, queries and judgments, and how to read them."""
+
+    dataset: Any
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    embed_fields: tuple[str, ...]
+    rerank_fields: tuple[str, ...]
+    style: str
+    ignore_ids: bool
+    beir: Any = None
+    judgments: Any = None
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from core.beir import load_beir, load_judgments_csv
     from core.datasets import load_dataset
@@ -298,23 +314,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.beir:
         beir = load_beir(args.beir, split=args.split)
         dataset = beir_to_dataset(beir)
-        queries, qrels = beir.queries, beir.qrels
-        embed_fields, style, ignore_ids = BEIR_FIELDS, "plain", True
-        rerank_fields = dataset.check_fields(args.rerank_fields or BEIR_FIELDS, "rerank")
+        data = _Labelled(
+            dataset,
+            dict(beir.queries),
+            dict(beir.qrels),
+            BEIR_FIELDS,
+            dataset.check_fields(args.rerank_fields or BEIR_FIELDS, "rerank"),
+            "plain",
+            True,
+            beir=beir,
+        )
     else:
         judgments = load_judgments_csv(args.judgments)
         dataset = load_dataset(args.dataset)
-        qrels = {q: dict(docs) for q, docs in judgments.items()}
-        queries = {q: q for q in qrels}
-        embed_fields, style, ignore_ids = dataset.default_embed_fields, "fields", False
-        rerank_fields = dataset.check_fields(
-            args.rerank_fields or dataset.default_rerank_fields, "rerank"
+        data = _Labelled(
+            dataset,
+            {q: q for q in judgments},
+            {q: dict(docs) for q, docs in judgments.items()},
+            dataset.default_embed_fields,
+            dataset.check_fields(args.rerank_fields or dataset.default_rerank_fields, "rerank"),
+            "fields",
+            False,
+            judgments=judgments,
         )
     encoder_ids = args.encoder or [DEFAULT_ENCODER]
     if args.tune and not args.retriever:
-        stages = default_stages(
-            encoder_ids[0], encoder_ids[1] if len(encoder_ids) > 1 else BGE_SMALL
-        )
+        second = encoder_ids[1] if len(encoder_ids) > 1 else BGE_SMALL
+        stages = default_stages(encoder_ids[0], second)
     else:
         stages = stages_for(args.retriever or ["dense"], encoder_ids)
     needed = dict.fromkeys(s.encoder for s in stages if s.retriever != "bm25")
@@ -326,36 +352,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     progress = None if not sys.stderr.isatty() else _evaluate_progress
     if len(stages) == 1 and not args.tune:
-        return _evaluate_one(
-            args,
-            dataset,
-            beir if args.beir else None,
-            stages[0],
-            encoders,
-            reranker,
-            rerank_fields,
-            judgments if not args.beir else None,
-            progress,
-        )
-    return _compare(
-        args,
-        dataset,
-        queries,
-        qrels,
-        stages,
-        encoders,
-        reranker,
-        embed_fields,
-        rerank_fields,
-        style,
-        ignore_ids,
-        progress,
-    )
+        return _evaluate_one(args, data, stages[0], encoders, reranker, progress)
+    return _compare(args, data, stages, encoders, reranker, progress)
 
 
-def _evaluate_one(
-    args, dataset, beir, stage, encoders, reranker, rerank_fields, judgments, progress
-) -> int:
+def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) -> int:
     import time
     from pathlib import Path
 
@@ -367,7 +368,7 @@ def _evaluate_one(
         "reranker": reranker,
         "candidates": args.candidates,
         "max_queries": args.max_queries,
-        "rerank_fields": rerank_fields,
+        "rerank_fields": data.rerank_fields,
         "progress": progress,
         "options": SecondStage(
             retriever=stage.retriever,
@@ -377,10 +378,10 @@ def _evaluate_one(
             fusion=args.fusion,
         ),
     }
-    if beir is not None:
-        report = evaluate_beir(beir, dataset=dataset, **options)
+    if data.beir is not None:
+        report = evaluate_beir(data.beir, dataset=data.dataset, **options)
     else:
-        report = evaluate_judgments(dataset, judgments, **options)
+        report = evaluate_judgments(data.dataset, data.judgments, **options)
 
     if args.per_query_out:
         out = Path(args.per_query_out).expanduser()
@@ -402,20 +403,7 @@ def _evaluate_one(
     return 0
 
 
-def _compare(
-    args,
-    dataset,
-    queries,
-    qrels,
-    stages,
-    encoders,
-    reranker,
-    embed_fields,
-    rerank_fields,
-    style,
-    ignore_ids,
-    progress,
-) -> int:
+def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int:
     from core.scorestore import ScoreStore
     from core.tuning import (
         Config,
@@ -429,18 +417,18 @@ def _compare(
 
     depth = args.depth or args.candidates
     bench = prepare(
-        dataset,
-        queries,
-        qrels,
+        data.dataset,
+        data.queries,
+        data.qrels,
         stages,
         encoders,
         reranker=reranker,
-        embed_fields=embed_fields,
-        rerank_fields=rerank_fields,
-        rerank_style=style,
+        embed_fields=data.embed_fields,
+        rerank_fields=data.rerank_fields,
+        rerank_style=data.style,
         depth=args.candidates,
         max_queries=args.max_queries,
-        ignore_identical_ids=ignore_ids,
+        ignore_identical_ids=data.ignore_ids,
         rrf_k=args.rrf_k,
         store=ScoreStore(),
         progress=progress,
