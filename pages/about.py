@@ -18,10 +18,20 @@ each is compressed into a vector on its own.
 each document together, attending across both texts. That is far more accurate and far
 slower, so it only sees the few dozen candidates retrieval found.
 
-**What the scores mean.** Retrieval scores are cosine similarities (−1 to 1). The local
-cross-encoder outputs a raw logit (roughly −11 to +10); the app also shows
-`sigmoid(logit)`, the model's own estimate that the document is relevant. The two
-scales are never drawn on one axis.
+**Other first stages.** *BM25* matches words (stemmed, stop words dropped): no model, and
+strong where queries share vocabulary with documents. *Hybrid* fuses the dense and BM25
+lists by reciprocal rank fusion, so a document either list ranks high comes first.
+
+**Fusion.** Pure reranking throws the first stage's evidence away. With a cross-encoder
+weight below 1, the final order blends both stages' min-max normalised scores; on
+labelled data the Evaluate page finds the weight (and depth, and first stage) that
+helps, choosing on some queries and reporting on others.
+
+**What the scores mean.** Dense retrieval scores are cosine similarities (−1 to 1); BM25
+scores are unbounded word-match weights; RRF scores are small sums of `1 / (60 + rank)`.
+The local cross-encoder outputs a raw logit (roughly −11 to +10); the app also shows
+`sigmoid(logit)`, the model's own estimate that the document is relevant. Scales are
+never drawn on one axis.
 """
 )
 
@@ -34,7 +44,8 @@ if result is None:
 t = result.timings
 st.subheader(f"Your last search: “{escape_markdown(result.query)}”")
 lines = [
-    f"- Retrieval encoded the query in **{t.query_encode * 1000:.0f} ms** and searched "
+    f"- Retrieval ({result.retriever}) encoded the query in **{t.query_encode * 1000:.0f} ms**"
+    " and searched "
     f"{escape_markdown(result.dataset)} in **{t.search * 1000:.1f} ms**, returning "
     f"{result.num_candidates} candidates.",
 ]

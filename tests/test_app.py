@@ -435,6 +435,7 @@ def test_about_page_explains_the_last_search() -> None:
     assert BATS in texts(at.subheader)
     explained = texts(at.markdown)
     assert "returning 10 candidates" in explained
+    assert "Retrieval (dense) encoded the query" in explained
     assert "read **10** (query, document) pairs" in explained
     assert "Kendall τ" in explained
 
