@@ -21,6 +21,18 @@ def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fusion-weight",
+        type=float,
+        default=1.0,
+        help="cross-encoder weight in the fused score, 0-1 (1: pure rerank, the default)",
+    )
+    parser.add_argument(
+        "--fusion", choices=["linear", "rrf"], default="linear", help="how scores are fused"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
@@ -58,15 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first stage (default dense)",
     )
     search.add_argument("--rrf-k", type=int, default=60, help="hybrid: RRF k (default 60)")
-    search.add_argument(
-        "--fusion-weight",
-        type=float,
-        default=1.0,
-        help="cross-encoder weight in the fused score, 0-1 (1: pure rerank, the default)",
-    )
-    search.add_argument(
-        "--fusion", choices=["linear", "rrf"], default="linear", help="how scores are fused"
-    )
+    _add_fusion_arguments(search)
     search.add_argument("--json", action="store_true", help="print JSON with every field")
 
     evaluate = commands.add_parser(
@@ -108,15 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--depth", type=int, default=None, help="rerank only the top N candidates (default: all)"
     )
-    evaluate.add_argument(
-        "--fusion-weight",
-        type=float,
-        default=1.0,
-        help="cross-encoder weight in the fused score, 0-1 (1: pure rerank, the default)",
-    )
-    evaluate.add_argument(
-        "--fusion", choices=["linear", "rrf"], default="linear", help="how scores are fused"
-    )
+    _add_fusion_arguments(evaluate)
     evaluate.add_argument(
         "--tune",
         action="store_true",
