@@ -67,8 +67,10 @@ def grid_column(frame: Locator, header: str) -> list[str]:
     """Visible cells of one column, top to bottom, from the grid's accessible table.
 
     Glide's ARIA table is hidden from the accessibility tree (get_by_role skips it), so
-    it is read with CSS role selectors.
+    it is read with CSS role selectors. The grid paints after the script run ends, so
+    the first header is awaited.
     """
+    expect(frame.locator("[role='columnheader']").first).to_be_attached()
     headers = [h.strip() for h in frame.locator("[role='columnheader']").all_inner_texts()]
     assert header in headers, f"column {header!r} not among {headers}"
     index = headers.index(header) + 1
