@@ -8,21 +8,18 @@ seconds. Screenshots of both views go to test-artifacts/.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 from .conftest import ARTIFACTS, _full_screenshot, wait_for_app_run
+from .test_search_e2e import grid_column, url_params
 
 pytestmark = pytest.mark.browser
 
 BATS = "super hero mystery action movie about bats"
 BATMAN = re.compile(r"batman|dark knight", re.IGNORECASE)
-
-
-def url_params(page: Page) -> dict[str, str]:
-    return {key: values[-1] for key, values in parse_qs(urlsplit(page.url).query).items()}
 
 
 def metric_value(page: Page, label: str) -> str:
@@ -31,16 +28,6 @@ def metric_value(page: Page, label: str) -> str:
         has=page.get_by_test_id("stMetricLabel").filter(has_text=label)
     )
     return metric.get_by_test_id("stMetricValue").inner_text().strip()
-
-
-def grid_column(frame: Locator, header: str) -> list[str]:
-    """Visible cells of one column of an st.dataframe (its hidden ARIA table)."""
-    expect(frame.locator("[role='columnheader']").first).to_be_attached()
-    headers = [h.strip() for h in frame.locator("[role='columnheader']").all_inner_texts()]
-    assert header in headers, f"column {header!r} not among {headers}"
-    index = headers.index(header) + 1
-    cells = frame.locator(f"tbody [role='row'] [role='gridcell'][aria-colindex='{index}']")
-    return [text.strip() for text in cells.all_inner_texts()]
 
 
 def test_both_views_on_movies_from_the_search_page(page: Page, app_server: str) -> None:
