@@ -1,0 +1,7 @@
+"""The rerank workbench's library: the retrieve-then-rerank pipeline, importable and
+tested without Streamlit.
+
+Layers, lowest first; a package imports only the ones before it:
+``models`` <- ``data`` <- ``search`` <- ``quality`` <- ``present`` <- ``cli`` / ``bench``
+/ the pages. ``errors``, ``paths`` and ``parallel`` sit below them all.
+"""

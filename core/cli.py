@@ -160,14 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from core.datasets import load_dataset, load_json_dataset
-    from core.encoders import DEFAULT_ENCODER, load_encoder
+    from core.data.datasets import load_dataset, load_json_dataset
     from core.errors import SettingsError
-    from core.fusion import check_fusion
-    from core.index import build_index
-    from core.pipeline import search_with_rerank
-    from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
-    from core.retrievers import make_retriever
+    from core.models.base import DEFAULT_ENCODER, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER
+    from core.models.registry import load_encoder, load_reranker
+    from core.search.fusion import check_fusion
+    from core.search.index import build_index
+    from core.search.pipeline import search_with_rerank
+    from core.search.retrievers import make_retriever
 
     # Check what needs no model before loading any (loading takes seconds).
     if not args.query.strip():
@@ -296,13 +296,13 @@ class _Labelled:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from core.beir import load_beir, load_judgments_csv
-    from core.datasets import load_dataset
-    from core.encoders import DEFAULT_ENCODER, load_encoder
-    from core.evaluation import BEIR_FIELDS, beir_to_dataset
-    from core.fusion import check_fusion
-    from core.rerankers import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER, load_reranker
-    from core.tuning import BGE_SMALL, default_stages, stages_for
+    from core.data.beir import load_beir, load_judgments_csv
+    from core.data.datasets import load_dataset
+    from core.models.base import DEFAULT_ENCODER, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER
+    from core.models.registry import load_encoder, load_reranker
+    from core.quality.evaluation import BEIR_FIELDS, beir_to_dataset
+    from core.quality.tuning import BGE_SMALL, default_stages, stages_for
+    from core.search.fusion import check_fusion
 
     check_fusion(args.fusion_weight, args.fusion)
     if args.tune and args.no_rerank:
@@ -356,8 +356,13 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
     import time
     from pathlib import Path
 
-    from core.evaluation import SecondStage, evaluate_beir, evaluate_judgments, format_report
     from core.paths import cache_dir
+    from core.quality.evaluation import (
+        SecondStage,
+        evaluate_beir,
+        evaluate_judgments,
+        format_report,
+    )
 
     options = {
         "encoder": encoders.get(stage.encoder),
@@ -400,8 +405,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
 
 
 def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int:
-    from core.scorestore import ScoreStore
-    from core.tuning import (
+    from core.quality.tuning import (
         Config,
         compare,
         config_grid,
@@ -410,6 +414,7 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         prepare,
         tune,
     )
+    from core.search.scorestore import ScoreStore
 
     depth = args.depth or args.candidates
     bench = prepare(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.views import escape_markdown, summarize
+from core.present.views import escape_markdown, summarize
 
 st.title("About this workbench")
 st.markdown(

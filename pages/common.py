@@ -1,6 +1,6 @@
 """Streamlit glue shared by the pages: process-wide caches of models, datasets and
 indexes. Everything cached here is read-only after construction and safe to share
-between sessions (see core.encoders / core.rerankers for their locking)."""
+between sessions (see core.models.encoders / core.models.cross_encoders for their locking)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.datasets import load_dataset
-from core.documents import Dataset
-from core.encoders import Encoder, load_encoder
-from core.index import IndexBuild, build_index
-from core.rerankers import Reranker, load_reranker
-from core.together_backend import (
-    TogetherEncoder,
-    TogetherReranker,
-    resolve_api_key,
-    together_model,
-)
-from core.uploads import (
+from core.data.datasets import load_dataset
+from core.data.documents import Dataset
+from core.data.uploads import (
     ROW_POSITION,
     QualityReport,
     UploadStore,
@@ -27,7 +18,11 @@ from core.uploads import (
     is_upload_id,
     parse_upload,
 )
-from core.views import ROW_IDS
+from core.models.base import Encoder, Reranker
+from core.models.registry import load_encoder, load_reranker
+from core.models.together import TogetherEncoder, TogetherReranker, resolve_api_key, together_model
+from core.present.views import ROW_IDS
+from core.search.index import IndexBuild, build_index
 
 
 @st.cache_resource(show_spinner="Loading the bi-encoder…")

@@ -5,16 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.charts import ablation_chart, ceiling_chart
-from core.datasets import BUILTIN
-from core.diagnostics import MAX_CEILING_DOCS, field_ablation, recall_ceiling, score_corpus
-from core.documents import Dataset
-from core.encoders import DEFAULT_ENCODER, Encoder
+from core.data.datasets import BUILTIN
+from core.data.documents import Dataset
+from core.data.uploads import is_upload_id
 from core.errors import CoreError, ModelUnavailableError
-from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
-from core.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
-from core.uploads import is_upload_id
-from core.views import (
+from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER, Encoder
+from core.present.charts import ablation_chart, ceiling_chart
+from core.present.views import (
     CANDIDATES_RANGE,
     EXAMPLE_QUERIES,
     NO_RERANK,
@@ -23,6 +20,8 @@ from core.views import (
     SearchSettings,
     reranker_choice,
 )
+from core.quality.diagnostics import MAX_CEILING_DOCS, field_ablation, recall_ceiling, score_corpus
+from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
 from pages.common import BUILTIN_LABELS, get_encoder, get_index, get_reranker, load_named_dataset
 
 VIEWS = {"ceiling": "Recall ceiling", "fields": "Field ablation"}

@@ -8,12 +8,14 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.beir import load_beir, load_judgments_csv
-from core.charts import movement_chart, outcome_chart
-from core.datasets import scifact_path
-from core.encoders import DEFAULT_ENCODER, packaged_model_ids
+from core.data.beir import load_beir, load_judgments_csv
+from core.data.datasets import scifact_path
 from core.errors import CoreError
-from core.evaluation import (
+from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
+from core.models.packaged import packaged_model_ids
+from core.present.charts import movement_chart, outcome_chart
+from core.present.views import NO_RERANK, SearchSettings, escape_markdown
+from core.quality.evaluation import (
     BEIR_FIELDS,
     HEADLINE_METRICS,
     METRIC_LABELS,
@@ -23,12 +25,10 @@ from core.evaluation import (
     evaluate_judgments,
     second_stage_name,
 )
-from core.pipeline import search_with_rerank
-from core.rerankers import PACKAGED_CROSS_ENCODER
-from core.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
-from core.scorestore import ScoreStore
-from core.tuning import BGE_SMALL, Config, config_grid, default_stages, prepare, tune
-from core.views import NO_RERANK, SearchSettings, escape_markdown
+from core.quality.tuning import BGE_SMALL, Config, config_grid, default_stages, prepare, tune
+from core.search.pipeline import search_with_rerank
+from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
+from core.search.scorestore import ScoreStore
 from pages.common import BUILTIN_LABELS, get_encoder, get_index, get_reranker, load_named_dataset
 
 VERDICT_BOX = {"better": st.success, "worse": st.error, "within noise": st.info}

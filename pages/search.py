@@ -7,18 +7,15 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.beir import dump_judgments_csv, load_judgments_csv
-from core.charts import movement_chart, score_chart
-from core.datasets import BUILTIN
-from core.encoders import DEFAULT_ENCODER, packaged_model_ids
+from core.data.beir import dump_judgments_csv, load_judgments_csv
+from core.data.datasets import BUILTIN
+from core.data.uploads import is_upload_id
 from core.errors import CoreError, ModelUnavailableError
-from core.fusion import FUSION_LABELS, FUSION_METHODS
-from core.pipeline import SearchResult, search_with_rerank
-from core.rerankers import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
-from core.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
-from core.together_backend import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
-from core.uploads import is_upload_id
-from core.views import (
+from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.models.packaged import packaged_model_ids
+from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
+from core.present.charts import movement_chart, score_chart
+from core.present.views import (
     CANDIDATES_RANGE,
     ENCODER_CHOICES,
     EXAMPLE_QUERIES,
@@ -36,6 +33,9 @@ from core.views import (
     retrieval_score_label,
     summarize,
 )
+from core.search.fusion import FUSION_LABELS, FUSION_METHODS
+from core.search.pipeline import SearchResult, search_with_rerank
+from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS, make_retriever
 from pages.common import (
     BUILTIN_LABELS,
     encoder_for,

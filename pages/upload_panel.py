@@ -7,15 +7,15 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from core.errors import CoreError
-from core.uploads import (
+from core.data.uploads import (
     QualityReport,
     build_upload_dataset,
     max_upload_bytes,
     max_upload_records,
     parse_upload,
 )
-from core.views import escape_markdown
+from core.errors import CoreError
+from core.present.views import escape_markdown
 from pages.common import get_upload_store
 
 UPLOAD_TYPES = ["json", "jsonl", "ndjson", "csv", "tsv"]

@@ -27,7 +27,7 @@ os.environ.setdefault("RERANK_CACHE_DIR", str(ROOT / ".test-cache"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from core.rerankers import RerankDoc, RerankResult, ScoreKind, results_from_scores  # noqa: E402
+from core.models.base import RerankDoc, RerankResult, ScoreKind, results_from_scores  # noqa: E402
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -98,7 +98,7 @@ def movies_path() -> Path:
 
 @pytest.fixture(scope="session")
 def movies(movies_path):
-    from core.datasets import load_movies
+    from core.data.datasets import load_movies
 
     return load_movies(movies_path)
 
@@ -106,7 +106,7 @@ def movies(movies_path):
 @pytest.fixture(scope="session")
 def minilm():
     """The real packaged all-MiniLM-L6-v2 bi-encoder."""
-    from core.encoders import load_encoder
+    from core.models.registry import load_encoder
 
     return load_encoder()
 
@@ -114,7 +114,7 @@ def minilm():
 @pytest.fixture(scope="session")
 def cross_encoder():
     """The real packaged INT8 ONNX ms-marco-MiniLM-L-12-v2 cross-encoder."""
-    from core.rerankers import load_reranker
+    from core.models.registry import load_reranker
 
     return load_reranker()
 
@@ -122,6 +122,6 @@ def cross_encoder():
 @pytest.fixture(scope="session")
 def movies_index(movies, minilm):
     """The movies corpus embedded with the real bi-encoder (disk-cached across runs)."""
-    from core.index import build_index
+    from core.search.index import build_index
 
     return build_index(movies, minilm, movies.default_embed_fields).index

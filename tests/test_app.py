@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.datasets import MOVIES_EMBED_FIELDS, MOVIES_RERANK_FIELDS
-from core.rerankers import PACKAGED_CROSS_ENCODER
-from core.views import EXPORT_COLUMNS, NO_RERANK, export_csv, export_json
+from core.data.datasets import MOVIES_EMBED_FIELDS, MOVIES_RERANK_FIELDS
+from core.models.base import PACKAGED_CROSS_ENCODER
+from core.present.views import EXPORT_COLUMNS, NO_RERANK, export_csv, export_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BATS = "super hero mystery action movie about bats"

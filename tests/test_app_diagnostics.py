@@ -16,10 +16,10 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 from streamlit.testing.v1 import AppTest
 
-from core.datasets import load_dataset
-from core.diagnostics import clear_memory_cache, field_ablation
-from core.index import build_index
-from core.views import NO_RERANK
+from core.data.datasets import load_dataset
+from core.present.views import NO_RERANK
+from core.quality.diagnostics import clear_memory_cache, field_ablation
+from core.search.index import build_index
 from tests.test_diagnostics import WordReranker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,9 +199,9 @@ def test_no_reranker_is_an_error(fakes) -> None:
 
 
 def test_too_large_for_the_ceiling_but_fine_for_the_ablation(monkeypatch, fakes) -> None:
-    import core.diagnostics
+    import core.quality.diagnostics
 
-    monkeypatch.setattr(core.diagnostics, "MAX_CEILING_DOCS", 30)
+    monkeypatch.setattr(core.quality.diagnostics, "MAX_CEILING_DOCS", 30)
     at = open_page(dataset="sample", query=SAMPLE_BATS)
     assert_no_exception(at)
     assert "limited to 30 records; this dataset has 40" in texts(at.error)
@@ -230,7 +230,7 @@ def test_unavailable_dataset_says_why(monkeypatch, tmp_path) -> None:
 
 
 def test_query_and_settings_come_from_the_search_page(fakes) -> None:
-    from core.views import SearchSettings
+    from core.present.views import SearchSettings
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
@@ -259,7 +259,7 @@ def test_movies_bats_with_the_real_models() -> None:
 
 
 def test_bm25_first_stage_feeds_the_ceiling(fakes, sample) -> None:
-    from core.retrievers import BM25Index
+    from core.search.retrievers import BM25Index
 
     at = open_page(dataset="sample", query=SAMPLE_BATS, retriever="bm25", candidates=10)
     assert_no_exception(at)

@@ -1,4 +1,4 @@
-"""Judging results and evaluating with judgments: core.views.judged_metrics, the Search
+"""Judging results and evaluating with judgments: core.present.views.judged_metrics, the Search
 page's "Judge these results" section, and the Evaluate page with a judgments CSV.
 
 Everything runs on the 40-record ``sample`` dataset with a handful of judgments, never
@@ -21,13 +21,18 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 from streamlit.testing.v1 import AppTest
 
-from core.beir import dump_judgments_csv
-from core.datasets import load_dataset, scifact_path
-from core.encoders import DEFAULT_ENCODER, load_encoder
-from core.evaluation import HEADLINE_METRICS, METRIC_LABELS, PRIMARY_METRIC, evaluate_judgments
-from core.pipeline import search_with_rerank
-from core.rerankers import PACKAGED_CROSS_ENCODER, load_reranker
-from core.views import judged_metrics
+from core.data.beir import dump_judgments_csv
+from core.data.datasets import load_dataset, scifact_path
+from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
+from core.models.registry import load_encoder, load_reranker
+from core.present.views import judged_metrics
+from core.quality.evaluation import (
+    HEADLINE_METRICS,
+    METRIC_LABELS,
+    PRIMARY_METRIC,
+    evaluate_judgments,
+)
+from core.search.pipeline import search_with_rerank
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGMENTS_SOURCE = "Judgments CSV on a dataset"

@@ -12,9 +12,9 @@ from test_app_evaluate import (
     texts,
 )
 
-from core.beir import dump_judgments_csv
-from core.rerankers import PACKAGED_CROSS_ENCODER
-from core.views import NO_RERANK
+from core.data.beir import dump_judgments_csv
+from core.models.base import PACKAGED_CROSS_ENCODER
+from core.present.views import NO_RERANK
 
 pytestmark = pytest.mark.slow
 

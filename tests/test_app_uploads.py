@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.uploads import UploadStore, is_upload_id, upload_id
-from core.views import ROW_IDS, escape_markdown
+from core.data.uploads import UploadStore, is_upload_id, upload_id
+from core.present.views import ROW_IDS, escape_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

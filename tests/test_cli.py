@@ -66,13 +66,13 @@ def model_runs(movies_path, movies_index, tmp_path_factory):
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs: dict[str, Future] = {
             "sample": pool.submit(_sample_twice, cache),
-            "movies_json": pool.submit(cli, "search", BATS, "--dataset", str(movies_path),
-                                       "--json"),
+            "movies_json": pool.submit(
+                cli, "search", BATS, "--dataset", str(movies_path), "--json"
+            ),
             "unknown_reranker": pool.submit(
                 cli, "search", "x", "--dataset", "sample", "--reranker", "some-org/not-a-model"
             ),
-            "empty_query": pool.submit(cli, "search", "   ", "--dataset", "sample",
-                                       "--no-rerank"),
+            "empty_query": pool.submit(cli, "search", "   ", "--dataset", "sample", "--no-rerank"),
         }
         yield {"cache": cache, **runs}
 
@@ -146,15 +146,17 @@ def test_empty_query(model_runs) -> None:
 
 def test_missing_dataset_file(tmp_path) -> None:
     missing = tmp_path / "nope.json"
-    assert_one_line_error(cli("search", "x", "--dataset", str(missing)),
-                          "dataset file not found", str(missing))
+    assert_one_line_error(
+        cli("search", "x", "--dataset", str(missing)), "dataset file not found", str(missing)
+    )
 
 
 def test_invalid_json_file(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('[{"title": "a"},\n {"title": }]')
-    assert_one_line_error(cli("search", "x", "--dataset", str(bad)),
-                          "bad.json is not valid JSON", "line 2, column 12")
+    assert_one_line_error(
+        cli("search", "x", "--dataset", str(bad)), "bad.json is not valid JSON", "line 2, column 12"
+    )
 
 
 def test_unknown_rerank_field() -> None:
@@ -162,4 +164,3 @@ def test_unknown_rerank_field() -> None:
         cli("search", "x", "--dataset", "sample", "--rerank-fields", "nope")
     )
     assert line.startswith("error: unknown field(s) to rerank: nope; this dataset has: id, title")
-

@@ -1,4 +1,4 @@
-"""Tests of core.datasets: where movies.json comes from, built-in datasets, JSON parsing.
+"""Tests of core.data.datasets: where movies.json comes from, built-in datasets, JSON parsing.
 
 Downloads go over real HTTP to a loopback server (stdlib ``http.server`` in a thread);
 nothing leaves the machine.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets
-from core.datasets import (
+from core.data import datasets
+from core.data.datasets import (
     MOVIES_EMBED_FIELDS,
     MOVIES_RERANK_FIELDS,
     MOVIES_SHA256,
@@ -181,9 +181,7 @@ def test_download_with_wrong_sha256_is_rejected_and_not_cached(fresh_cache, monk
     assert MOVIES_SHA256[:12] in message
     assert len(server.requests) == 1
     assert not movies_cache_path().exists()
-    assert not (fresh_cache / "datasets").exists() or not any(
-        (fresh_cache / "datasets").iterdir()
-    )
+    assert not (fresh_cache / "datasets").exists() or not any((fresh_cache / "datasets").iterdir())
 
 
 def test_unreachable_url_says_to_set_the_env_var(fresh_cache, monkeypatch) -> None:
@@ -218,8 +216,9 @@ def test_movies_shape(movies) -> None:
 
 
 def test_movies_texts_never_say_none(movies) -> None:
-    null_tagline = next(i for i, r in zip(movies.ids, movies.records, strict=True)
-                        if r.get("tagline") is None)
+    null_tagline = next(
+        i for i, r in zip(movies.ids, movies.records, strict=True) if r.get("tagline") is None
+    )
     position = movies.position(null_tagline)
     embed = movies.texts(movies.default_embed_fields)[position]
     rerank = movies.texts(movies.default_embed_fields, "rerank")[position]
@@ -228,8 +227,9 @@ def test_movies_texts_never_say_none(movies) -> None:
     assert rerank.startswith(f"title: {movies.title(null_tagline)}\n")
 
 
-def test_load_dataset_on_a_copy_of_movies_keeps_movie_defaults(movies, movies_path,
-                                                               tmp_path) -> None:
+def test_load_dataset_on_a_copy_of_movies_keeps_movie_defaults(
+    movies, movies_path, tmp_path
+) -> None:
     copy = tmp_path / "my_films.json"
     shutil.copyfile(movies_path, copy)
     ds = load_dataset(str(copy))

@@ -1,4 +1,4 @@
-"""core.diagnostics: the recall ceiling and the field ablation.
+"""core.quality.diagnostics: the recall ceiling and the field ablation.
 
 Plumbing runs on small hand-made datasets with deterministic fakes, so every expected
 value below is worked out by hand in the comments; one slow test runs the real packaged
@@ -14,7 +14,10 @@ from collections.abc import Sequence
 import pytest
 from conftest import FakeReranker
 
-from core.diagnostics import (
+from core.data.documents import make_dataset
+from core.errors import FieldError, SettingsError
+from core.models.base import RerankDoc, RerankResult, results_from_scores
+from core.quality.diagnostics import (
     CorpusScores,
     FieldVariant,
     ceiling_cache_key,
@@ -26,9 +29,6 @@ from core.diagnostics import (
     score_corpus,
     text_fields,
 )
-from core.documents import make_dataset
-from core.errors import FieldError, SettingsError
-from core.rerankers import RerankDoc, RerankResult, results_from_scores
 
 BATS = "super hero mystery action movie about bats"
 BATMAN = re.compile(r"batman|dark knight", re.IGNORECASE)
@@ -427,7 +427,7 @@ def test_bats_query_on_movies_with_the_real_cross_encoder(
 
 
 def test_union_rows_and_chart_frames() -> None:
-    from core.charts import ablation_chart, ablation_frame, ceiling_chart, ceiling_frame
+    from core.present.charts import ablation_chart, ablation_frame, ceiling_chart, ceiling_frame
 
     report = field_ablation(
         FILMS, FILMS_QUERY, WordReranker(), ["m1", "m2", "m3", "m4"], num_results=1
@@ -463,7 +463,7 @@ def test_union_rows_and_chart_frames() -> None:
 
 
 def test_ablation_frame_clips_far_ranks() -> None:
-    from core.charts import ablation_frame
+    from core.present.charts import ablation_frame
 
     class LastNumber(FakeReranker):
         """Scores a text by the number ending it: "title: t5\nbody: b24" scores 24."""

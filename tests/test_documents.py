@@ -1,10 +1,10 @@
-"""Tests of core.documents: field values as text, model texts, dataset validation."""
+"""Tests of core.data.documents: field values as text, model texts, dataset validation."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.documents import embed_text, field_texts, make_dataset, rerank_text, value_to_text
+from core.data.documents import embed_text, field_texts, make_dataset, rerank_text, value_to_text
 from core.errors import DatasetError, FieldError
 
 # --- value_to_text ------------------------------------------------------------------
@@ -106,8 +106,9 @@ def test_ids_are_row_positions_without_id_field() -> None:
 
 
 def test_ids_come_from_the_id_field_as_text() -> None:
-    ds = make_dataset("d", [{"id": "x9", "t": "a"}, {"id": 7, "t": "b"}, {"id": " k ", "t": "c"}],
-                      id_field="id")
+    ds = make_dataset(
+        "d", [{"id": "x9", "t": "a"}, {"id": 7, "t": "b"}, {"id": " k ", "t": "c"}], id_field="id"
+    )
     assert ds.ids == ("x9", "7", "k")
     assert ds.record("7") == {"id": 7, "t": "b"}
     assert ds.position("k") == 2
@@ -225,8 +226,11 @@ def test_explicit_title_field_wins() -> None:
 
 
 def test_title_falls_back_to_the_id() -> None:
-    ds = make_dataset("d", [{"id": "a", "title": " Heat "}, {"id": "b", "title": None},
-                            {"id": "c", "title": ""}], id_field="id")
+    ds = make_dataset(
+        "d",
+        [{"id": "a", "title": " Heat "}, {"id": "b", "title": None}, {"id": "c", "title": ""}],
+        id_field="id",
+    )
     assert [ds.title(i) for i in ds.ids] == ["Heat", "#b", "#c"]
     assert make_dataset("d", [{"body": "x"}]).title("0") == "#0"
 

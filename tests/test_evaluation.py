@@ -1,4 +1,4 @@
-"""Tests of core.evaluation and ``python -m core evaluate``.
+"""Tests of core.quality.evaluation and ``python -m core evaluate``.
 
 Fast tests run FakeEncoder (bag-of-words hashing) and FakeReranker (scores by doc id) on
 a tiny BEIR folder whose retrieval order is known, and check every number by hand. The
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SCIFACT, FakeEncoder, FakeReranker
 
-from core.beir import BeirDataset, load_beir
-from core.documents import make_dataset
+from core.data.beir import BeirDataset, load_beir
+from core.data.documents import make_dataset
 from core.errors import DatasetError, SettingsError
-from core.evaluation import (
+from core.quality.evaluation import (
     EvaluationReport,
     beir_to_dataset,
     evaluate_beir,
@@ -359,13 +359,12 @@ def _run_cli(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_table_and_default_per_query_file(
     tiny: BeirDataset, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    import core.encoders
-    import core.rerankers
+    import core.models.registry
     from core.cli import main
 
-    monkeypatch.setattr(core.encoders, "load_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(core.models.registry, "load_encoder", lambda model_id: FakeEncoder())
     monkeypatch.setattr(
-        core.rerankers, "load_reranker", lambda model_id, **kw: FakeReranker(RERANK_SCORES)
+        core.models.registry, "load_reranker", lambda model_id, **kw: FakeReranker(RERANK_SCORES)
     )
     folder = tmp_path / "tiny"  # written by the tiny fixture
     assert main(["evaluate", "--beir", str(folder), "--candidates", str(CANDIDATES)]) == 0
@@ -519,7 +518,7 @@ def test_a_reranker_that_hurts_everywhere_is_reported_as_hurting(tiny: BeirDatas
 
 
 def test_rerank_depth_and_fusion_in_the_report(tiny: BeirDataset) -> None:
-    from core.evaluation import SecondStage
+    from core.quality.evaluation import SecondStage
 
     shallow = evaluate_tiny(tiny, options=SecondStage(rerank_depth=1))
     # Reranking only the first candidate changes nothing.

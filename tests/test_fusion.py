@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, FakeReranker
 
-from core.documents import make_dataset
+from core.data.documents import make_dataset
 from core.errors import SettingsError
-from core.fusion import fuse_scores, fused_order, minmax
-from core.pipeline import search_with_rerank
+from core.search.fusion import fuse_scores, fused_order, minmax
+from core.search.pipeline import search_with_rerank
 
 FIRST = [0.9, 0.8, 0.5, 0.1]  # first-stage order: 0, 1, 2, 3
 CE = [-5.0, 2.0, 8.0, 0.0]  # cross-encoder order: 2, 1, 3, 0

@@ -1,4 +1,4 @@
-"""Tests of core.index: exact top-k search and the on-disk embedding cache."""
+"""Tests of core.search.index: exact top-k search and the on-disk embedding cache."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder
 
-from core.documents import make_dataset
+from core.data.documents import make_dataset
 from core.errors import FieldError
-from core.index import VectorIndex, build_index, embedding_cache_key
+from core.search.index import VectorIndex, build_index, embedding_cache_key
 
 # --- VectorIndex.search ----------------------------------------------------------------
 

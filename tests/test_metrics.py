@@ -1,4 +1,4 @@
-"""Tests of core.metrics: hand-computed cases, edge cases, and trec_eval agreement."""
+"""Tests of core.quality.metrics: hand-computed cases, edge cases, and trec_eval agreement."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 
 from core.errors import DatasetError
-from core.metrics import (
+from core.quality.metrics import (
     evaluate_run,
     kendall_tau,
     mrr_at_k,

@@ -1,4 +1,4 @@
-"""Tests of core.pipeline: retrieve, rerank, and what each candidate remembers.
+"""Tests of core.search.pipeline: retrieve, rerank, and what each candidate remembers.
 
 Plumbing uses FakeEncoder (bag-of-words hashing) and FakeReranker (scores by id) on a
 hand-made dataset whose retrieval order is known; one slow test uses the real models.
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import pytest
 from conftest import FakeEncoder, FakeReranker
 
-from core.documents import make_dataset
+from core.data.documents import make_dataset
 from core.errors import FieldError, SettingsError
-from core.index import build_index
-from core.pipeline import MAX_CANDIDATES, search_with_rerank
-from core.rerankers import RerankDoc, RerankResult, sigmoid
+from core.models.base import RerankDoc, RerankResult, sigmoid
+from core.search.index import build_index
+from core.search.pipeline import MAX_CANDIDATES, search_with_rerank
 
 QUERY = "heist bank robbery"
 
@@ -65,8 +65,9 @@ class TopNReranker:
         self.name = "top-n"
         self.score_kind = inner.score_kind
 
-    def rank(self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
-             ) -> list[RerankResult]:
+    def rank(
+        self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
+    ) -> list[RerankResult]:
         return self.inner.rank(query, docs, top_n=self.top_n)
 
 
@@ -189,7 +190,12 @@ def test_plain_rerank_style() -> None:
     reranker = FakeReranker()
     run(reranker, rerank_style="plain", rerank_fields=["title", "note"])
     assert [d.text for d in reranker.seen[0][1]] == [
-        "Zero a note", "One", "Two", "Three", "", "Five last"
+        "Zero a note",
+        "One",
+        "Two",
+        "Three",
+        "",
+        "Five last",
     ]
 
 
@@ -299,16 +305,35 @@ def test_to_dict_is_json_with_every_field() -> None:
     assert data["fusion"] is None
     assert data["rerank_fields"] == ["title", "text", "note"]
     assert set(data["timings"]) == {
-        "index", "query_encode", "search", "rerank", "total", "index_from_cache"
+        "index",
+        "query_encode",
+        "search",
+        "rerank",
+        "total",
+        "index_from_cache",
     }
     assert [r["id"] for r in data["results"]] == ["d3", "d0", "d2", "d1", "d4", "d5"]
 
     first = data["results"][0]
     assert set(first) == {
-        "id", "title", "record", "retrieval_rank", "retrieval_score", "rerank_text",
-        "rerank_rank", "rerank_score", "rerank_normalized", "truncated", "movement",
-        "final_rank", "in_retrieval_top", "in_final_top", "entered_top", "left_top",
-        "fused_rank", "fused_score",
+        "id",
+        "title",
+        "record",
+        "retrieval_rank",
+        "retrieval_score",
+        "rerank_text",
+        "rerank_rank",
+        "rerank_score",
+        "rerank_normalized",
+        "truncated",
+        "movement",
+        "final_rank",
+        "in_retrieval_top",
+        "in_final_top",
+        "entered_top",
+        "left_top",
+        "fused_rank",
+        "fused_score",
     }
     assert first["title"] == "Three"
     assert first["record"] == RECORDS[3]

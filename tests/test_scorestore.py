@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import FakeReranker
 
-from core.rerankers import RerankDoc
-from core.scorestore import ScoreStore, cached_scores, pair_key, reranker_key
+from core.models.base import RerankDoc
+from core.search.scorestore import ScoreStore, cached_scores, pair_key, reranker_key
 
 
 def cacheable(reranker: FakeReranker) -> FakeReranker:

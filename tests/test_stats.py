@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.stats import mean_interval, paired_bootstrap
+from core.quality.stats import mean_interval, paired_bootstrap
 
 
 def test_identical_runs_tie_everywhere() -> None:

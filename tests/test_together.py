@@ -1,4 +1,4 @@
-"""Tests of core.together_backend through the real ``together`` SDK and a loopback fake.
+"""Tests of core.models.together through the real ``together`` SDK and a loopback fake.
 
 No test reaches the internet: every backend points at ``tests.together_server`` on
 127.0.0.1, and an autouse guard refuses DNS look-ups and connections to anything but
@@ -17,10 +17,9 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from core.encoders import Encoder
 from core.errors import RemoteAPIError
-from core.rerankers import RerankDoc, Reranker, RerankResult, results_from_scores
-from core.together_backend import (
+from core.models.base import Encoder, RerankDoc, Reranker, RerankResult, results_from_scores
+from core.models.together import (
     BGE_QUERY_INSTRUCTION,
     AuthenticationFailedError,
     MissingAPIKeyError,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import load_sample
-from core.encoders import load_encoder
-from core.index import build_index, embedding_cache_key
-from core.pipeline import search_with_rerank
-from core.rerankers import PACKAGED_CROSS_ENCODER, load_reranker
+from core.data.datasets import load_sample
+from core.models.base import PACKAGED_CROSS_ENCODER
+from core.models.registry import load_encoder, load_reranker
+from core.search.index import build_index, embedding_cache_key
+from core.search.pipeline import search_with_rerank
 from tests.together_server import FakeTogetherServer
 
 ROOT = Path(__file__).resolve().parents[1]

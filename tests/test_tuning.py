@@ -1,4 +1,4 @@
-"""Comparing settings and choosing one by cross-validation (core.tuning), and the CLI."""
+"""Comparing settings and choosing one by cross-validation (core.quality.tuning), and the CLI."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 from test_evaluation import CANDIDATES, CORPUS, QRELS, QUERIES, RERANK_SCORES, write_beir
 
-from core.beir import load_beir
+from core.data.beir import load_beir
 from core.errors import SettingsError
-from core.evaluation import (
+from core.quality.evaluation import (
     BEIR_FIELDS,
     SecondStage,
     beir_to_dataset,
     evaluate_beir,
     second_stage_order,
 )
-from core.tuning import (
+from core.quality.tuning import (
     Config,
     FirstStage,
     Workbench,
@@ -186,13 +186,12 @@ def test_tune_ties_go_to_the_cheaper_setting() -> None:
 
 
 def test_cli_compares_first_stages_and_tunes(tiny, tmp_path, monkeypatch, capsys) -> None:
-    import core.encoders
-    import core.rerankers
+    import core.models.registry
     from core.cli import main
 
-    monkeypatch.setattr(core.encoders, "load_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(core.models.registry, "load_encoder", lambda model_id: FakeEncoder())
     monkeypatch.setattr(
-        core.rerankers, "load_reranker", lambda model_id, **kw: FakeReranker(RERANK_SCORES)
+        core.models.registry, "load_reranker", lambda model_id, **kw: FakeReranker(RERANK_SCORES)
     )
     folder = str(tmp_path / "tiny")
     args = ["evaluate", "--beir", folder, "--candidates", str(CANDIDATES), "--encoder", "fake"]

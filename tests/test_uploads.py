@@ -1,4 +1,4 @@
-"""Tests of core.uploads: parsing hostile and malformed uploads, field suggestions, the
+"""Tests of core.data.uploads: parsing hostile and malformed uploads, field suggestions, the
 quality report, and the content-addressed upload store.
 
 Every error path is exercised with real bytes (most written to ``tmp_path`` and read
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import value_to_text
-from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
-from core.uploads import (
+from core.data.documents import value_to_text
+from core.data.uploads import (
     ENCODER_MAX_TOKENS,
     RERANKER_MAX_TOKENS,
     ROW_POSITION,
@@ -38,6 +37,7 @@ from core.uploads import (
     quality_report,
     upload_id,
 )
+from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
 
 MOVIES_LIKE = [
     {

@@ -1,6 +1,6 @@
-"""Tests of core.views: settings <-> URL, badges, summary figures and exports.
+"""Tests of core.present.views: settings <-> URL, badges, summary figures and exports.
 
-The search results come from the real pipeline (core.pipeline.search_with_rerank) run
+The search results come from the real pipeline (core.search.pipeline.search_with_rerank) run
 with the deterministic FakeEncoder / FakeReranker over a tiny hand-made dataset, so
 every expected order below can be worked out by hand:
 
@@ -20,10 +20,9 @@ import math
 import pytest
 from conftest import FakeEncoder, FakeReranker
 
-from core.documents import make_dataset
-from core.pipeline import search_with_rerank
-from core.rerankers import PACKAGED_CROSS_ENCODER, sigmoid
-from core.views import (
+from core.data.documents import make_dataset
+from core.models.base import PACKAGED_CROSS_ENCODER, sigmoid
+from core.present.views import (
     CANDIDATES_RANGE,
     EXPORT_COLUMNS,
     NO_RERANK,
@@ -38,6 +37,7 @@ from core.views import (
     export_rows,
     summarize,
 )
+from core.search.pipeline import search_with_rerank
 
 FILLERS = ("red", "green", "blue", "gold", "pink", "teal", "gray")  # no hash collisions
 IDS = ("a", "b", "c", "d", "e", "f", "g", "h")
@@ -433,7 +433,7 @@ def test_export_json_keeps_unicode_readable() -> None:
 
 
 def test_escape_markdown_neutralises_formatting_but_keeps_punctuation() -> None:
-    from core.views import escape_markdown
+    from core.present.views import escape_markdown
 
     text = "[click](https://x.example) **bold** $x$ <b>hi</b> # h | t ~s~ `c` a_b"
     escaped = escape_markdown(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from core.beir import dump_judgments_csv
+from core.data.beir import dump_judgments_csv
 
 from .conftest import ARTIFACTS, _full_screenshot, wait_for_app_run
 from .test_search_e2e import grid_column, open_app, table, url_params

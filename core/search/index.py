@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.documents import Dataset
-from core.encoders import Encoder, ProgressFn
+from core.data.documents import Dataset
+from core.models.base import Encoder, ProgressFn
 from core.paths import atomic_write, cache_dir
 
 # Bump when embed_text() changes, so old cache files are not reused.

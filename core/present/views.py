@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from core.fusion import FUSION_METHODS
-from core.metrics import kendall_tau, overlap_at_k
-from core.pipeline import Candidate, SearchResult
-from core.rerankers import PACKAGED_CROSS_ENCODER
-from core.retrievers import RETRIEVER_KINDS, SCORE_LABELS
+from core.models.base import PACKAGED_CROSS_ENCODER
+from core.quality.metrics import kendall_tau, overlap_at_k
+from core.search.fusion import FUSION_METHODS
+from core.search.pipeline import Candidate, SearchResult
+from core.search.retrievers import RETRIEVER_KINDS, SCORE_LABELS
 
 CANDIDATES_RANGE = (10, 200)
 RESULTS_RANGE = (1, 50)
@@ -345,7 +345,7 @@ def judged_metrics(result: SearchResult, ratings: Mapping[str, int]) -> dict[str
     The ideal ranking uses every rated document, as trec_eval does. None when nothing
     is rated relevant.
     """
-    from core.metrics import mrr_at_k, ndcg_at_k
+    from core.quality.metrics import mrr_at_k, ndcg_at_k
 
     qrels = {doc_id: int(r) for doc_id, r in ratings.items() if r is not None}
     if not any(r > 0 for r in qrels.values()):

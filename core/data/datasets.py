@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from core.documents import Dataset, make_dataset
+from core.data.documents import Dataset, make_dataset
 from core.errors import DatasetError, DatasetUnavailableError
-from core.paths import atomic_write, cache_dir
+from core.paths import PROJECT_ROOT, atomic_write, cache_dir
 
 MOVIES_URL = (
     "https://raw.githubusercontent.com/togethercomputer/together-cookbook/"
@@ -31,7 +31,7 @@ MOVIES_URL = (
 MOVIES_SHA256 = "429fb1503df956d0ea02acb125d8891bcf4fa6773445b2b0b0e52c13dfa0c89c"
 MOVIES_EMBED_FIELDS = ("title", "overview", "tagline", "genres", "director")
 MOVIES_RERANK_FIELDS = ("title", "overview")
-SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "sample.json"
+SAMPLE_PATH = PROJECT_ROOT / "data" / "sample.json"
 BUILTIN = ("movies", "sample")
 
 

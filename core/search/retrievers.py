@@ -1,7 +1,7 @@
 """First-stage retrievers: dense (bi-encoder), lexical (BM25) and hybrid (RRF of both).
 
 Every retriever answers :meth:`Retriever.retrieve` with a :class:`Retrieval`: hits best
-first (:class:`core.index.Hit`, 1-based ranks, matched by id) and how long encoding and
+first (:class:`core.search.index.Hit`, 1-based ranks, matched by id) and how long encoding and
 searching took. Scores are on each retriever's own scale, named by ``score_kind``:
 
 * ``"cosine"``: dense retrieval, cosine similarity of unit vectors, -1 to 1.
@@ -23,10 +23,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from core.documents import Dataset
-from core.encoders import Encoder
+from core.data.documents import Dataset
 from core.errors import SettingsError
-from core.index import Hit, VectorIndex
+from core.models.base import Encoder
+from core.search.index import Hit, VectorIndex
 
 RetrieverKind = Literal["dense", "bm25", "hybrid"]
 RetrievalScoreKind = Literal["cosine", "bm25", "rrf"]

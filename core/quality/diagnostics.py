@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.documents import Dataset, TextStyle, rerank_text, value_to_text
+from core.data.documents import Dataset, TextStyle, rerank_text, value_to_text
 from core.errors import RerankError, SettingsError
-from core.metrics import kendall_tau, overlap_at_k, rank_biased_overlap
+from core.models.base import RerankDoc, Reranker, ScoreKind
 from core.paths import atomic_write, cache_dir
-from core.rerankers import RerankDoc, Reranker, ScoreKind
+from core.quality.metrics import kendall_tau, overlap_at_k, rank_biased_overlap
 
 ProgressFn = Callable[[int, int], None]
 
@@ -599,7 +599,7 @@ def field_ablation(
 ) -> AblationReport:
     """Rerank the same ``candidates`` (ids, retrieval order) under each field variant.
 
-    Each variant's text is built from its fields only (:func:`core.documents.rerank_text`),
+    Each variant's text is built from its fields only (:func:`core.data.documents.rerank_text`),
     so a title-only rerank reads ``"title: The Dark Knight"`` and nothing else.
     """
     query = (query or "").strip()

@@ -3,10 +3,10 @@
 :func:`search_with_rerank` returns a :class:`SearchResult` whose candidates each keep
 both stages' ranks and scores, so any view (side by side lists, movement chart,
 exports) is a projection of one object. Ranks are 1-based. The first stage is dense
-retrieval by default, or any :class:`~core.retrievers.Retriever` (BM25, hybrid).
+retrieval by default, or any :class:`~core.search.retrievers.Retriever` (BM25, hybrid).
 
 With a fusion weight below 1 the final order is a blend of both stages'
-(:mod:`core.fusion`); ``rerank_rank`` and ``rerank_score`` stay the cross-encoder's own,
+(:mod:`core.search.fusion`); ``rerank_rank`` and ``rerank_score`` stay the cross-encoder's own,
 ``fused_rank`` and ``fused_score`` hold the blend. Movement is
 ``retrieval_rank - final_rank``: positive means the second stage moved the item up.
 """
@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.documents import Dataset, TextStyle, rerank_text
-from core.encoders import Encoder, ProgressFn, load_encoder
+from core.data.documents import Dataset, TextStyle, rerank_text
 from core.errors import SettingsError
-from core.fusion import FusionMethod, check_fusion, fused_order
-from core.index import VectorIndex, build_index
-from core.rerankers import RerankDoc, Reranker, ScoreKind
-from core.retrievers import DenseRetriever, Retriever
+from core.models.base import Encoder, ProgressFn, RerankDoc, Reranker, ScoreKind
+from core.models.registry import load_encoder
+from core.search.fusion import FusionMethod, check_fusion, fused_order
+from core.search.index import VectorIndex, build_index
+from core.search.retrievers import DenseRetriever, Retriever
 
 MAX_CANDIDATES = 1000
 
@@ -198,7 +198,7 @@ def search_with_rerank(
     retrieval with ``encoder`` over ``embed_fields``. ``index`` skips building (or
     loading) the corpus index; it must have been built from ``embed_fields`` with
     ``encoder``. ``fusion_weight`` below 1 blends the first-stage and cross-encoder
-    scores by ``fusion`` (:func:`core.fusion.fuse_scores`) into the final order.
+    scores by ``fusion`` (:func:`core.search.fusion.fuse_scores`) into the final order.
     ``num_results`` larger than ``num_candidates`` is lowered to it. Without a reranker
     the final order is the retrieval order and rerank fields are empty.
 
@@ -249,7 +249,7 @@ def search_with_rerank(
     if reranker is not None and hits:
         docs = [RerankDoc(id=h.id, text=t) for h, t in zip(hits, texts, strict=True)]
         if fallback is not None:
-            from core.together_backend import rank_with_fallback
+            from core.models.together import rank_with_fallback
 
             ranked, notice = rank_with_fallback(reranker, fallback, query, docs, rerank_top_n)
             used = fallback if notice else reranker

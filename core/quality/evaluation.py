@@ -2,7 +2,7 @@
 
 One evaluation builds (or loads) the corpus index once, encodes every query in one
 batch, retrieves ``candidates`` docs per query and, with a reranker, reorders exactly
-those candidates. Both runs are scored with :func:`core.metrics.evaluate_run`, so the
+those candidates. Both runs are scored with :func:`core.quality.metrics.evaluate_run`, so the
 reranked run can only move docs within the retrieved set: Recall@candidates is the
 same for both, and any gain in nDCG@10 or MRR@10 is the reranker's doing.
 
@@ -10,18 +10,18 @@ Two sources of judgments:
 
 * :func:`evaluate_beir`: a BEIR dataset (corpus, queries, qrels). Documents are read
   as ``title + " " + text`` by both models, as BEIR and MTEB do.
-* :func:`evaluate_judgments`: any :class:`~core.documents.Dataset` with judgments keyed
-  by query text (the ``query,doc_id,rating`` CSV of :func:`core.beir.load_judgments_csv`).
+* :func:`evaluate_judgments`: any :class:`~core.data.documents.Dataset` with judgments keyed
+  by query text (the ``query,doc_id,rating`` CSV of :func:`core.data.beir.load_judgments_csv`).
 
 Per query, reranking *wins* when it raises nDCG@10, *loses* when it lowers it, and
 *ties* when the change is below :data:`TIE_TOLERANCE`. The mean change comes with a
-paired bootstrap 95% interval (:mod:`core.stats`), and the report says plainly whether
+paired bootstrap 95% interval (:mod:`core.quality.stats`), and the report says plainly whether
 reranking helped, hurt, or changed nothing beyond noise.
 
-The first stage is dense, BM25 or hybrid (:mod:`core.retrievers`); the second stage
+The first stage is dense, BM25 or hybrid (:mod:`core.search.retrievers`); the second stage
 can rerank only the top ``rerank_depth`` candidates (the rest keep their order below
-them) and blend its scores with the first stage's (:mod:`core.fusion`). Cross-encoder
-scores are kept on disk (:mod:`core.scorestore`), so re-evaluating with another depth,
+them) and blend its scores with the first stage's (:mod:`core.search.fusion`). Cross-encoder
+scores are kept on disk (:mod:`core.search.scorestore`), so re-evaluating with another depth,
 weight or first stage only scores pairs never seen before.
 """
 
@@ -36,18 +36,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from core.beir import BeirDataset
-from core.documents import Dataset, TextStyle, make_dataset, rerank_text
-from core.encoders import Encoder
+from core.data.beir import BeirDataset
+from core.data.documents import Dataset, TextStyle, make_dataset, rerank_text
 from core.errors import DatasetError, SettingsError
-from core.fusion import FusionMethod, check_fusion, fused_order
-from core.index import build_index
-from core.metrics import DEFAULT_K_VALUES, QueryQrels, evaluate_run
-from core.pipeline import MAX_CANDIDATES
-from core.rerankers import RerankDoc, Reranker
-from core.retrievers import DEFAULT_RRF_K, Retriever, check_retriever_kind, make_retriever
-from core.scorestore import ScoreStore, cached_scores
-from core.stats import PairedComparison, paired_bootstrap
+from core.models.base import Encoder, RerankDoc, Reranker
+from core.quality.metrics import DEFAULT_K_VALUES, QueryQrels, evaluate_run
+from core.quality.stats import PairedComparison, paired_bootstrap
+from core.search.fusion import FusionMethod, check_fusion, fused_order
+from core.search.index import build_index
+from core.search.pipeline import MAX_CANDIDATES
+from core.search.retrievers import DEFAULT_RRF_K, Retriever, check_retriever_kind, make_retriever
+from core.search.scorestore import ScoreStore, cached_scores
 
 EvalProgressFn = Callable[[int, int, str], None]
 Outcome = Literal["win", "tie", "loss"]
@@ -310,7 +309,7 @@ def beir_to_dataset(beir: BeirDataset) -> Dataset:
     """The BEIR corpus as a :class:`Dataset` of ``{"_id", "title", "text"}`` records.
 
     Ids come from ``_id``; embed and rerank fields are ``("title", "text")``, whose
-    plain-joined text is :func:`core.beir.document_text`, i.e. ``title + " " + text``.
+    plain-joined text is :func:`core.data.beir.document_text`, i.e. ``title + " " + text``.
     """
     records = [
         {"_id": doc_id, "title": doc.get("title") or "", "text": doc.get("text") or ""}

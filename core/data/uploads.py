@@ -1,4 +1,4 @@
-"""Your own data: turn uploaded bytes into a :class:`~core.documents.Dataset`.
+"""Your own data: turn uploaded bytes into a :class:`~core.data.documents.Dataset`.
 
 Three steps, each usable on its own:
 
@@ -36,7 +36,7 @@ JSON records are flattened so every value is something a field picker can offer:
   (``{"a": {"b": {"c": {"d": 1}}}}`` gives ``a.b.c`` = ``'{"d": 1}'``); an empty object
   contributes no field;
 * a list of scalars (strings, numbers, booleans, nulls) stays a list, which
-  :func:`~core.documents.value_to_text` joins with ``", "``;
+  :func:`~core.data.documents.value_to_text` joins with ``", "``;
 * a list holding any object or list becomes JSON text;
 * when a dotted name clashes with a key already in the record, the first one wins.
 
@@ -71,10 +71,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from core.documents import Dataset, embed_text, make_dataset, rerank_text, value_to_text
+from core.data.documents import Dataset, embed_text, make_dataset, rerank_text, value_to_text
 from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
 from core.paths import atomic_write, cache_dir
-from core.rerankers import DEFAULT_MAX_LENGTH
+from core.models.base import DEFAULT_MAX_LENGTH
 
 UploadFormat = Literal["json", "jsonl", "csv"]
 

@@ -2,7 +2,7 @@
 
 :class:`Workbench` retrieves each query's top ``depth`` once per first stage and scores
 every (query, candidate) pair of all stages once with the cross-encoder (through the
-on-disk :mod:`core.scorestore`). Any :class:`Config` (first stage, rerank depth,
+on-disk :mod:`core.search.scorestore`). Any :class:`Config` (first stage, rerank depth,
 fusion weight) is then a re-sort of numbers already at hand, so hundreds of settings
 are evaluated in seconds.
 
@@ -23,16 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from core.documents import Dataset, TextStyle
-from core.encoders import Encoder
+from core.data.documents import Dataset, TextStyle
 from core.errors import DatasetError, SettingsError
-from core.fusion import FusionMethod
-from core.index import build_index
-from core.metrics import QueryQrels, evaluate_run
-from core.rerankers import Reranker
-from core.retrievers import DEFAULT_RRF_K, check_retriever_kind, make_retriever
-from core.scorestore import ScoreStore
-from core.stats import PairedComparison, mean_interval, paired_bootstrap
+from core.models.base import Encoder, Reranker
+from core.quality.metrics import QueryQrels, evaluate_run
+from core.quality.stats import PairedComparison, mean_interval, paired_bootstrap
+from core.search.fusion import FusionMethod
+from core.search.index import build_index
+from core.search.retrievers import DEFAULT_RRF_K, check_retriever_kind, make_retriever
+from core.search.scorestore import ScoreStore
 
 TUNE_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@100")
 TUNE_DEPTHS: tuple[int, ...] = (10, 20, 50, 100)
@@ -205,7 +204,7 @@ class Workbench:
 
     def ranking(self, config: Config) -> dict[str, list[str]]:
         """Each query's final ranking under ``config`` (``depth`` docs long)."""
-        from core.evaluation import second_stage_order
+        from core.quality.evaluation import second_stage_order
 
         if config.stage not in self.runs:
             raise SettingsError(f"first stage '{config.stage.label}' was not prepared")
@@ -276,7 +275,7 @@ def prepare(
 
     ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders.
     """
-    from core.evaluation import retrieve_run, score_run, sorted_query_ids
+    from core.quality.evaluation import retrieve_run, score_run, sorted_query_ids
 
     if not stages:
         raise SettingsError("choose at least one first stage")

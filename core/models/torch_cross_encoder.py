@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ModelUnavailableError
+from core.models.packaged import packaged_cross_encoder_dir
 from core.paths import cache_dir
-from core.rerankers import packaged_cross_encoder_dir
 
 # Bump when the rebuilt folder's content changes, so an old copy is not reused.
 BUILD_VERSION = 1
@@ -138,7 +138,7 @@ def build_dequantized_cross_encoder(
         from tokenizers import Tokenizer
         from transformers import BertConfig, BertForSequenceClassification
 
-        from core.hub import quiet_transformers
+        from core.models.hub import quiet_transformers
 
         quiet_transformers()
         state = dequantized_state_dict(source / "model.onnx")
@@ -196,8 +196,9 @@ def build_dequantized_cross_encoder(
 
 
 def load_dequantized_cross_encoder(max_length: int = 512, batch_size: int = 16):
-    """The rebuilt model as a :class:`core.rerankers.SentenceTransformersCrossEncoder`."""
-    from core.rerankers import SentenceTransformersCrossEncoder
+    """The rebuilt model as a
+    :class:`core.models.cross_encoders.SentenceTransformersCrossEncoder`."""
+    from core.models.cross_encoders import SentenceTransformersCrossEncoder
 
     folder = build_dequantized_cross_encoder()
     return SentenceTransformersCrossEncoder(

@@ -1,0 +1,110 @@
+"""The layout is the pipeline: a package of ``core`` never imports a higher one.
+
+Layers, lowest first: the top-level helpers (errors, paths, parallel) <- models <- data
+<- search <- quality <- present <- cli / bench / pages. Read from the import statements
+(top level and inside functions alike), so a lazy import cannot hide a wrong direction.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ["base", "models", "data", "search", "quality", "present", "top"]
+BASE_MODULES = {"errors", "paths", "parallel"}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a dotted module name inside ``core`` (None outside it)."""
+    parts = module.split(".")
+    if parts[0] == "pages":
+        return "top"
+    if parts[0] != "core":
+        return None
+    if len(parts) == 1:
+        return "top"
+    if parts[1] in BASE_MODULES:
+        return "base"
+    if parts[1] in LAYERS:
+        return parts[1]
+    return "top"  # cli, bench, __main__
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """Every project module ``path`` imports, with its line number."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+    return [(line, mod) for line, mod in found if mod.split(".")[0] in ("core", "pages")]
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def project_files() -> list[Path]:
+    return sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "pages").glob("*.py")])
+
+
+def test_layer_of_reads_the_tree() -> None:
+    assert layer_of("core.errors") == "base"
+    assert layer_of("core.models.base") == "models"
+    assert layer_of("core.search.pipeline") == "search"
+    assert layer_of("core.cli") == "top"
+    assert layer_of("pages.common") == "top"
+    assert layer_of("numpy") is None
+
+
+def test_no_package_imports_a_higher_one() -> None:
+    wrong = []
+    for path in project_files():
+        own = layer_of(module_name(path))
+        for line, mod in imports_of(path):
+            target = layer_of(mod)
+            if target is not None and LAYERS.index(target) > LAYERS.index(own):
+                wrong.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {mod} ({target})")
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_no_import_circle_between_modules() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in project_files():
+        name = module_name(path)
+        graph[name] = {mod for _, mod in imports_of(path) if mod != name}
+    state: dict[str, int] = {}
+    circles: list[list[str]] = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                circles.append([*trail[trail.index(nxt) :], nxt] if nxt in trail else [nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
+
+
+def test_model_interfaces_import_no_backend() -> None:
+    mods = {mod for _, mod in imports_of(ROOT / "core" / "models" / "base.py")}
+    assert mods <= {"core.errors"}, mods
+
+
+def test_every_package_says_what_it_is_for_and_may_import() -> None:
+    for package in LAYERS[1:-1]:
+        doc = ast.get_docstring(ast.parse((ROOT / "core" / package / "__init__.py").read_text()))
+        assert doc and "May import" in doc, package
