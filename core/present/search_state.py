@@ -1,0 +1,181 @@
+"""The Search page's state, without Streamlit: the view a link opens, the widget values
+that show a view, the settings the widgets describe, and the search they ask for.
+
+The page keeps its widget values in a mapping (Streamlit's session state); these
+functions read and fill such a mapping, so a plain dict stands in for it in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from core.data.datasets import BUILTIN
+from core.data.documents import Dataset
+from core.data.uploads import is_upload_id
+from core.models.base import (
+    DEFAULT_ENCODER,
+    PACKAGED_CROSS_ENCODER,
+    SEED_CROSS_ENCODER,
+    Encoder,
+    Reranker,
+)
+from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
+from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
+from core.search.index import VectorIndex
+from core.search.pipeline import SearchResult, search_with_rerank
+from core.search.retrievers import make_retriever
+
+OTHER_ENCODER = "other"
+"""The bi-encoder picker's entry for "another model id…" (typed into its own box)."""
+
+
+def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]]:
+    """The view a link opens, and a warning per setting of the link that was ignored.
+
+    An unknown dataset (neither built in nor an upload id) falls back to movies.
+    """
+    view, warnings = SearchSettings.from_params(params)
+    if view.dataset not in BUILTIN and not is_upload_id(view.dataset):
+        warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
+        view = replace(view, dataset="movies")
+    return view, warnings
+
+
+def widget_values(view: SearchSettings, packaged_encoders: Sequence[str]) -> dict[str, Any]:
+    """The Search page's widget values (by widget key) that show ``view``.
+
+    The field pickers are seeded later, once the dataset's fields are known, from
+    ``pending_fields``.
+    """
+    choice, typed_model = reranker_choice(view.reranker)
+    backend, encoder_model = encoder_choice(view.encoder)
+    return {
+        "dataset": view.dataset,
+        "query": view.query,
+        "candidates": view.candidates,
+        "results": view.results,
+        "encoder_backend": backend,
+        "encoder_pick": encoder_model if encoder_model in packaged_encoders else OTHER_ENCODER,
+        "encoder": encoder_model if backend == "local" else DEFAULT_ENCODER,
+        "retriever": view.retriever,
+        "fusion_weight": view.fusion_weight,
+        "fusion": view.fusion,
+        "rrf_k": view.rrf_k,
+        "together_encoder": encoder_model if backend == "together" else DEFAULT_EMBEDDING_MODEL,
+        "reranker_choice": choice,
+        "st_model": typed_model if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
+        "together_model": typed_model if choice == "together" else DEFAULT_RERANK_MODEL,
+        "id_choice": view.id_field,
+        "title_choice": view.title_field,
+        "pending_fields": (view.embed_fields, view.rerank_fields),
+    }
+
+
+def seeded_fields(
+    pending: tuple[Sequence[str], Sequence[str]], dataset: Dataset
+) -> tuple[list[str], list[str], list[str]]:
+    """The field pickers' first values on ``dataset``: the wanted fields it has (else its
+    defaults) to embed and to rerank, and a warning per wanted field it lacks."""
+    embed_wanted, rerank_wanted = pending
+    seeded = SearchSettings(embed_fields=tuple(embed_wanted), rerank_fields=tuple(rerank_wanted))
+    seeded, warnings = seeded.with_dataset_fields(dataset.fields)
+    return (
+        list(seeded.embed_fields or dataset.default_embed_fields),
+        list(seeded.rerank_fields or dataset.default_rerank_fields),
+        warnings,
+    )
+
+
+def reranker_id(values: Mapping[str, Any]) -> str:
+    """The reranker the widgets pick: a choice, or the model id typed for it."""
+    choice = values["reranker_choice"]
+    if choice in (PACKAGED_CROSS_ENCODER, NO_RERANK):
+        return choice
+    if choice == "together":
+        return "together:" + ((values["together_model"] or "").strip() or DEFAULT_RERANK_MODEL)
+    return (values["st_model"] or "").strip() or SEED_CROSS_ENCODER
+
+
+def encoder_id(values: Mapping[str, Any]) -> str:
+    """The bi-encoder the widgets pick: hosted, packaged, or another typed model id."""
+    if values["encoder_backend"] == "together":
+        typed = (values["together_encoder"] or "").strip()
+        return "together:" + (typed or DEFAULT_EMBEDDING_MODEL)
+    if values.get("encoder_pick", DEFAULT_ENCODER) != OTHER_ENCODER:
+        return values.get("encoder_pick") or DEFAULT_ENCODER
+    return (values.get("encoder") or "").strip() or DEFAULT_ENCODER
+
+
+def uses_together(values: Mapping[str, Any]) -> bool:
+    """Whether the widgets pick a hosted (Together) model for either stage."""
+    return values["reranker_choice"] == "together" or values["encoder_backend"] == "together"
+
+
+def settings_from_widgets(values: Mapping[str, Any], *, upload: bool) -> SearchSettings:
+    """The view the widgets describe (what the URL then says).
+
+    ``upload``: the dataset is an upload, so its id and title field choices count.
+    """
+    return SearchSettings(
+        dataset=values["dataset"],
+        query=values["query"].strip(),
+        candidates=values["candidates"],
+        results=values["results"],
+        embed_fields=tuple(values["embed_fields"]),
+        rerank_fields=tuple(values["rerank_fields"]),
+        encoder=encoder_id(values),
+        reranker=reranker_id(values),
+        id_field=values.get("id_choice", "") if upload else "",
+        title_field=values.get("title_choice", "") if upload else "",
+        retriever=values["retriever"],
+        fusion_weight=round(float(values["fusion_weight"]), 2),
+        fusion=values["fusion"],
+        rrf_k=int(values["rrf_k"]),
+    )
+
+
+def run_key(settings: SearchSettings, reranker: Reranker | None, fallback: Reranker | None):
+    """What decides a search's result: a rerun with the same key can reuse it."""
+    return (settings, reranker is not None, fallback is not None)
+
+
+def run_search(
+    settings: SearchSettings,
+    dataset: Dataset,
+    *,
+    encoder: Encoder | None,
+    index: VectorIndex | None,
+    reranker: Reranker | None,
+    fallback: Reranker | None = None,
+    hosted_reranker: bool = False,
+) -> SearchResult:
+    """Run the search ``settings`` describe: the chosen first stage, then the reranker.
+
+    A hosted reranker is asked for the top-N only, as in the seed flow; without a
+    reranker the final order is the first stage's.
+    """
+    retriever = make_retriever(
+        settings.retriever,
+        dataset,
+        settings.embed_fields,
+        encoder=encoder,
+        index=index,
+        rrf_k=settings.rrf_k,
+    )
+    return search_with_rerank(
+        dataset,
+        settings.query,
+        encoder=encoder,
+        reranker=reranker,
+        embed_fields=settings.embed_fields,
+        rerank_fields=settings.rerank_fields,
+        num_candidates=settings.candidates,
+        num_results=settings.results,
+        retriever=retriever,
+        fusion_weight=settings.fusion_weight if reranker is not None else 1.0,
+        fusion=settings.fusion,
+        rerank_top_n=settings.results if hosted_reranker else None,
+        fallback=fallback,
+    )

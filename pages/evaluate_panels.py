@@ -1,0 +1,223 @@
+"""The Evaluate page's runs and result panels: evaluation, tuning, the recommended
+setting, the report's figures, and one query in the movement view.
+
+Functions only: nothing here draws on import. The tables and texts come from
+core.present (tested without Streamlit); these functions lay them out.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import CoreError
+from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
+from core.present.charts import movement_chart, outcome_chart
+from core.present.evaluate_state import LabelledSet, applied_view
+from core.present.tables import (
+    best_per_stage_table,
+    evaluation_stages,
+    evaluation_timings,
+    fold_table,
+    headline_figures,
+    marked_order,
+)
+from core.present.views import SearchSettings, escape_markdown
+from core.quality.evaluation import EvaluationReport, SecondStage, evaluate_beir, evaluate_judgments
+from core.quality.tuning import BGE_SMALL, Config, TuneReport, config_grid, default_stages, prepare
+from core.quality.tuning import tune as tune_settings
+from core.search.pipeline import search_with_rerank
+from core.search.retrievers import make_retriever
+from core.search.scorestore import ScoreStore
+from pages import common
+
+VERDICT_BOX = {"better": st.success, "worse": st.error, "within noise": st.info}
+
+
+def _progress_bar():
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.progress(done / max(total, 1), text=f"{stage}: {done:,} / {total:,}")
+
+    return bar, progress
+
+
+def evaluate(
+    labelled: LabelledSet,
+    encoder_id: str | None,
+    rerank: bool,
+    candidates: int,
+    options: SecondStage,
+) -> EvaluationReport:
+    """Evaluate the first stage alone and with the second stage, with a progress bar;
+    an error is shown and stops the page."""
+    encoder = common.get_encoder(encoder_id) if encoder_id is not None else None
+    reranker = common.get_reranker(PACKAGED_CROSS_ENCODER) if rerank else None
+    bar, progress = _progress_bar()
+    run = {
+        "encoder": encoder,
+        "reranker": reranker,
+        "candidates": candidates,
+        "progress": progress,
+        "options": options,
+    }
+    try:
+        if labelled.beir is not None:
+            report = evaluate_beir(
+                labelled.beir, max_queries=labelled.max_queries, dataset=labelled.dataset, **run
+            )
+        else:
+            report = evaluate_judgments(labelled.dataset, labelled.qrels, **run)
+    except CoreError as exc:
+        bar.empty()
+        st.error(str(exc), icon="🚫")
+        st.stop()
+    bar.empty()
+    return report
+
+
+def tune(labelled: LabelledSet, candidates: int, encoders: list[str]) -> TuneReport:
+    """Cross-validate the grid of first stages, depths and weights, with a progress bar;
+    an error is shown and stops the page."""
+    stages = default_stages(DEFAULT_ENCODER, BGE_SMALL if BGE_SMALL in encoders else None)
+    loaded = {s.encoder: common.get_encoder(s.encoder) for s in stages if s.encoder}
+    bar, progress = _progress_bar()
+    try:
+        bench = prepare(
+            labelled.dataset,
+            labelled.queries,
+            labelled.qrels,
+            stages,
+            loaded,
+            reranker=common.get_reranker(PACKAGED_CROSS_ENCODER),
+            embed_fields=labelled.embed_fields,
+            rerank_fields=labelled.rerank_fields,
+            rerank_style=labelled.rerank_style,
+            depth=candidates,
+            max_queries=labelled.max_queries,
+            ignore_identical_ids=labelled.ignore_identical_ids,
+            store=ScoreStore(),
+            progress=progress,
+        )
+        tuned = tune_settings(
+            bench,
+            config_grid(stages, max_depth=candidates),
+            Config(stages[0]),
+            folds=min(5, len(bench.qids)),
+        )
+    except CoreError as exc:
+        bar.empty()
+        st.error(str(exc), icon="🚫")
+        st.stop()
+    bar.empty()
+    return tuned
+
+
+def _apply(config: Config) -> None:
+    state = st.session_state
+    state.view = applied_view(state.get("view") or SearchSettings(), config)
+    state.applied_setting = config.label
+    state.pop("query", None)  # the Search page re-seeds its widgets from state.view
+
+
+def recommended(tuned: TuneReport) -> None:
+    """The recommended setting, its held-out figures, a button that applies it on the
+    Search page, and the folds' choices."""
+    rec = tuned.recommended.config
+    st.subheader("Recommended setting")
+    st.markdown(f"**{escape_markdown(rec.label)}**")
+    t1, t2, t3 = st.columns(3)
+    t1.metric(
+        "Held-out nDCG@10",
+        f"{tuned.heldout['ndcg@10']:.3f}",
+        help="Each query scored by the setting chosen on the other folds: never chosen on "
+        "the queries it is reported on.",
+    )
+    t2.metric("95% CI", f"{tuned.heldout_ci[0]:.3f} – {tuned.heldout_ci[1]:.3f}")
+    t3.metric("Chosen by folds", f"{tuned.agreement} of {tuned.folds}")
+    VERDICT_BOX[tuned.heldout_vs_baseline.verdict](
+        f"Against {tuned.baseline.config.label} "
+        f"(nDCG@10 {tuned.baseline.means['ndcg@10']:.3f}): "
+        + tuned.heldout_vs_baseline.sentence("The tuned setting")
+    )
+    if st.button("Apply on the Search page", type="primary", key="apply_setting"):
+        _apply(rec)
+        st.switch_page("pages/search.py", query_params=st.session_state.view.to_params())
+    st.dataframe(fold_table(tuned), hide_index=True, key="tune_folds")
+    st.caption("Best per first stage, on all queries (in-sample: for orientation only).")
+    st.dataframe(best_per_stage_table(tuned), hide_index=True, key="tune_stages")
+
+
+def figures(report: EvaluationReport) -> None:
+    """The headline metrics before and after, the verdict, and the per-query table."""
+    s = report.settings
+    st.subheader(
+        f"{escape_markdown(s.dataset)}: {s.num_queries} queries, {s.candidates} candidates each"
+    )
+    st.caption(evaluation_stages(report))
+    heads = headline_figures(report)
+    for col, (label, value, delta) in zip(st.columns(len(heads)), heads, strict=True):
+        col.metric(label, value, delta=delta)
+    st.caption(evaluation_timings(report))
+    comparison = report.comparison
+    if comparison is not None:
+        VERDICT_BOX[comparison.verdict](comparison.sentence(report.second_stage_label))
+        st.altair_chart(outcome_chart(report.rows()), width="stretch")
+
+    st.dataframe(pd.DataFrame(report.rows()), hide_index=True, key="eval_rows")
+    st.download_button(
+        "Download per-query CSV",
+        report.per_query_csv(),
+        "evaluation.csv",
+        "text/csv",
+        on_click="ignore",
+    )
+
+
+def open_query(report: EvaluationReport, labelled: LabelledSet) -> None:
+    """One evaluated query: both orders with its relevant documents marked, and the
+    movement chart."""
+    s, dataset = report.settings, labelled.dataset
+    st.subheader("Open a query")
+    by_label = {f"{q.qid}: {q.query[:90]}": q for q in report.queries}
+    picked = by_label[st.selectbox("Query", list(by_label), key="eval_pick")]
+    relevant = {d: r for d, r in labelled.qrels.get(picked.qid, {}).items() if r > 0}
+    encoder = common.get_encoder(s.encoder) if s.retriever != "bm25" else None
+    build = (
+        common.get_index(dataset, encoder, tuple(s.embed_fields)) if encoder is not None else None
+    )
+    first_stage = make_retriever(
+        s.retriever,
+        dataset,
+        s.embed_fields,
+        encoder=encoder,
+        index=build.index if build is not None else None,
+    )
+    result = search_with_rerank(
+        dataset,
+        picked.query,
+        reranker=common.get_reranker(PACKAGED_CROSS_ENCODER),
+        embed_fields=s.embed_fields,
+        rerank_fields=s.rerank_fields,
+        num_candidates=s.rerank_depth or s.candidates,
+        num_results=10,
+        retriever=first_stage,
+        rerank_style=s.rerank_style,
+        fusion_weight=s.fusion_weight,
+        fusion=s.fusion,
+    )
+    st.caption(f"{len(relevant)} relevant document(s); ★ marks them.")
+    left, right = st.columns(2)
+    for col, title, items, rank in (
+        (left, "Retrieval order", result.top_retrieval, "retrieval_rank"),
+        (
+            right,
+            "Fused order" if result.fused else "Reranked order",
+            result.top_final,
+            "final_rank",
+        ),
+    ):
+        col.markdown(f"**{title}**")
+        col.dataframe(marked_order(items, rank, relevant), hide_index=True)
+    st.altair_chart(movement_chart(result, marked=relevant), width="stretch")
