@@ -10,14 +10,9 @@ import streamlit as st
 
 from core.data.datasets import load_dataset
 from core.data.documents import Dataset
-from core.data.uploads import (
-    ROW_POSITION,
-    QualityReport,
-    UploadStore,
-    build_upload_dataset,
-    is_upload_id,
-    parse_upload,
-)
+from core.data.upload_quality import ROW_POSITION, QualityReport, build_upload_dataset
+from core.data.upload_store import UploadStore, is_upload_id
+from core.data.uploads import parse_upload
 from core.models.base import Encoder, Reranker
 from core.models.registry import load_encoder, load_reranker
 from core.models.together import TogetherEncoder, TogetherReranker, resolve_api_key, together_model

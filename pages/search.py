@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.uploads import is_upload_id
+from core.data.upload_store import is_upload_id
 from core.errors import CoreError, ModelUnavailableError
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.packaged import packaged_model_ids

@@ -7,13 +7,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from core.data.uploads import (
-    QualityReport,
-    build_upload_dataset,
-    max_upload_bytes,
-    max_upload_records,
-    parse_upload,
-)
+from core.data.upload_quality import QualityReport, build_upload_dataset
+from core.data.uploads import max_upload_bytes, max_upload_records, parse_upload
 from core.errors import CoreError
 from core.present.views import escape_markdown
 from pages.common import get_upload_store

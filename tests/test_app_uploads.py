@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.data.uploads import UploadStore, is_upload_id, upload_id
+from core.data.upload_store import UploadStore, is_upload_id, upload_id
 from core.present.views import ROW_IDS, escape_markdown
 
 ROOT = Path(__file__).resolve().parents[1]

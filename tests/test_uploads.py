@@ -1,5 +1,6 @@
-"""Tests of core.data.uploads: parsing hostile and malformed uploads, field suggestions, the
-quality report, and the content-addressed upload store.
+"""Tests of your own data: parsing hostile and malformed uploads and field suggestions
+(core.data.uploads), the quality report (core.data.upload_quality), and the
+content-addressed upload store (core.data.upload_store).
 
 Every error path is exercised with real bytes (most written to ``tmp_path`` and read
 back, as an upload would arrive), and every message is checked for the file name and
@@ -17,25 +18,29 @@ from pathlib import Path
 import pytest
 
 from core.data.documents import value_to_text
+from core.data.upload_quality import (
+    ROW_POSITION,
+    QualityReport,
+    build_upload_dataset,
+    quality_report,
+)
+from core.data.upload_store import (
+    UploadNotFoundError,
+    UploadStore,
+    is_upload_id,
+    max_store_bytes,
+    upload_id,
+)
 from core.data.uploads import (
     ENCODER_MAX_TOKENS,
     RERANKER_MAX_TOKENS,
-    ROW_POSITION,
     ParsedUpload,
-    QualityReport,
     UploadError,
-    UploadNotFoundError,
-    UploadStore,
-    build_upload_dataset,
     estimate_tokens,
     flatten_record,
-    is_upload_id,
-    max_store_bytes,
     max_upload_bytes,
     max_upload_records,
     parse_upload,
-    quality_report,
-    upload_id,
 )
 from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
 

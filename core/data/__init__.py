@@ -1,8 +1,9 @@
 """Documents and where they come from.
 
 The :class:`~core.data.documents.Dataset` type, the built-in datasets (movies,
-sample), uploads (parsing, field detection, the content-addressed store, the quality
-report) and labelled sets (BEIR, judgments CSV).
+sample), uploads (``uploads``: parsing and field detection; ``upload_quality``: the
+dataset and its quality report; ``upload_store``: the content-addressed store) and
+labelled sets (BEIR, judgments CSV).
 
 May import: :mod:`core.models` and the top-level helpers (errors, paths, parallel).
 """

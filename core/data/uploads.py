@@ -1,13 +1,12 @@
-"""Your own data: turn uploaded bytes into a :class:`~core.data.documents.Dataset`.
+"""Your own data, step 1: read uploaded bytes into flat records and detect the fields.
 
-Three steps, each usable on its own:
-
-1. :func:`parse_upload` reads bytes into flat records (or raises :class:`UploadError`
-   with one line that names the file and says what is wrong) and suggests fields.
-2. :func:`build_upload_dataset` builds the dataset from chosen (or suggested) fields and
-   returns a :class:`QualityReport` next to it.
-3. :class:`UploadStore` keeps the exact uploaded bytes on the server under their sha256,
-   so a link naming ``upload-<16 hex>`` works for anyone using the same deployment.
+:func:`parse_upload` reads bytes into flat records (or raises :class:`UploadError` with
+one line that names the file and says what is wrong), measures every field and
+suggests the id, title, embed and rerank fields. The next steps live beside it:
+:mod:`core.data.upload_quality` builds the dataset from chosen (or suggested) fields
+with its quality report, and :mod:`core.data.upload_store` keeps the exact uploaded
+bytes on the server, so a link naming ``upload-<16 hex>`` works for anyone using the
+same deployment.
 
 Formats
 -------
@@ -54,7 +53,6 @@ field value over :data:`RERANKER_MAX_TOKENS` (512, the cross-encoder's limit) or
 would truncate. The real tokenizer may count somewhat differently, and the reranker
 also reads the query and the field labels, so these counts are a lower bound.
 """
-
 from __future__ import annotations
 
 import csv
@@ -64,16 +62,13 @@ import json
 import math
 import os
 import re
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from core.data.documents import Dataset, embed_text, make_dataset, rerank_text, value_to_text
-from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
-from core.paths import atomic_write, cache_dir
+from core.data.documents import value_to_text
+from core.errors import DatasetError, SettingsError
 from core.models.base import DEFAULT_MAX_LENGTH
 
 UploadFormat = Literal["json", "jsonl", "csv"]
@@ -81,7 +76,6 @@ UploadFormat = Literal["json", "jsonl", "csv"]
 MB: Final = 1024 * 1024
 DEFAULT_MAX_UPLOAD_MB: Final = 50
 DEFAULT_MAX_UPLOAD_RECORDS: Final = 100_000
-DEFAULT_STORE_MB: Final = 500
 MAX_FLATTEN_DEPTH: Final = 3
 RERANKER_MAX_TOKENS: Final = DEFAULT_MAX_LENGTH
 ENCODER_MAX_TOKENS: Final = 256
@@ -91,26 +85,19 @@ TEXT_MIN_FILL: Final = 0.10
 TITLE_MIN_FILL: Final = 0.80
 SHORT_FIELD_CHARS: Final = 50
 NUMERIC_TEXT_SHARE: Final = 0.9
-ROW_POSITION: Final = ""
-"""Pass as ``id_field`` to :func:`build_upload_dataset` to use row positions as ids."""
+EXAMPLES: Final = 5
+"""How many examples (duplicate ids, dropped rows) a report keeps."""
 
 ID_NAMES: Final = ("id", "_id", "uuid", "key", "doc_id", "docid")
 TITLE_NAMES: Final = ("title", "name", "headline", "subject", "question")
 
-DATASET_ID_PATTERN: Final = re.compile(r"^upload-[0-9a-f]{16}\Z")
-_SHA_FILE = re.compile(r"^([0-9a-f]{64})\.bin\Z")
+CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _NUMERIC = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _BOM = b"\xef\xbb\xbf"
-_EXAMPLES = 5
 
 
 class UploadError(DatasetError):
     """An uploaded file could not be read, parsed or stored; the message is one line."""
-
-
-class UploadNotFoundError(UploadError, DatasetUnavailableError):
-    """A valid upload id that this server does not hold (never stored, or evicted)."""
 
 
 # --- results ---------------------------------------------------------------------------
@@ -200,112 +187,17 @@ class ParsedUpload:
 
     @property
     def dataset_id(self) -> str:
-        """The id :class:`UploadStore` gives these bytes: ``upload-<16 hex>``."""
+        """The id :class:`~core.data.upload_store.UploadStore` gives these bytes:
+        ``upload-<16 hex>``."""
         return f"upload-{self.sha256[:16]}"
-
-
-@dataclass(frozen=True)
-class QualityReport:
-    """Data quality of an upload for the fields chosen to embed and rerank.
-
-    ``dropped`` records had no text in any embed field; :func:`build_upload_dataset`
-    leaves them out (``dropped_examples`` are their 0-based positions in the file).
-    ``embed_over_encoder`` and ``rerank_over_reranker`` count records whose combined
-    embed / rerank text is estimated to exceed the model limits (see the module
-    docstring for the estimate).
-    """
-
-    filename: str
-    format: UploadFormat
-    records: int
-    kept: int
-    dropped: int
-    dropped_examples: tuple[int, ...]
-    embed_fields: tuple[str, ...]
-    rerank_fields: tuple[str, ...]
-    fields: tuple[FieldQuality, ...]
-    id_candidates: tuple[IdCandidate, ...]
-    embed_over_encoder: int
-    rerank_over_reranker: int
-    reranker_max_tokens: int = RERANKER_MAX_TOKENS
-    encoder_max_tokens: int = ENCODER_MAX_TOKENS
-
-    def for_field(self, name: str) -> FieldQuality:
-        """The quality row of field ``name``."""
-        for row in self.fields:
-            if row.name == name:
-                return row
-        raise FieldError(
-            f"unknown field '{name}'; fields: {', '.join(f.name for f in self.fields)}"
-        )
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One plain dict per field, ready for a table (``st.dataframe``, pandas)."""
-        rows = []
-        for q in self.fields:
-            roles = [
-                role
-                for role, chosen in (
-                    ("embed", q.name in self.embed_fields),
-                    ("rerank", q.name in self.rerank_fields),
-                )
-                if chosen
-            ]
-            rows.append(
-                {
-                    "field": q.name,
-                    "role": ", ".join(roles),
-                    "text": q.is_text,
-                    "fill rate": round(q.fill_rate, 4),
-                    "filled": q.filled,
-                    "missing": q.missing,
-                    "non-string": q.non_string,
-                    "distinct": q.distinct,
-                    "mean chars": round(q.mean_chars, 1),
-                    "max est. tokens": q.max_tokens,
-                    f"over {self.reranker_max_tokens} tokens (reranker)": q.over_reranker,
-                    f"over {self.encoder_max_tokens} tokens (embedder)": q.over_encoder,
-                }
-            )
-        return rows
-
-    def notes(self) -> list[str]:
-        """Short sentences about what needs attention (empty when nothing does)."""
-        out = []
-        if self.dropped:
-            out.append(
-                f"{self.dropped:,} of {self.records:,} records have no text in the embed "
-                f"fields ({', '.join(self.embed_fields)}) and were left out"
-            )
-        for cand in self.id_candidates:
-            if cand.duplicates:
-                examples = ", ".join(repr(x) for x in cand.duplicate_examples)
-                out.append(
-                    f"'{cand.name}' repeats {cand.duplicates:,} value(s) (e.g. {examples}); "
-                    "it cannot be the id field"
-                )
-            elif cand.missing or cand.non_scalar:
-                out.append(
-                    f"'{cand.name}' is missing or not a single value in "
-                    f"{cand.missing + cand.non_scalar:,} record(s); it cannot be the id field"
-                )
-        if self.embed_over_encoder:
-            out.append(
-                f"{self.embed_over_encoder:,} records' embed text is longer than about "
-                f"{self.encoder_max_tokens} tokens; the embedder reads only the start"
-            )
-        if self.rerank_over_reranker:
-            out.append(
-                f"{self.rerank_over_reranker:,} records' rerank text is longer than about "
-                f"{self.reranker_max_tokens} tokens; the reranker reads only the start"
-            )
-        return out
 
 
 # --- limits ------------------------------------------------------------------------------
 
 
-def _env_number(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
+    """A positive number from environment variable ``name`` (``default`` when unset);
+    raises :class:`SettingsError` for anything else."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -320,17 +212,12 @@ def _env_number(name: str, default: float) -> float:
 
 def max_upload_bytes() -> int:
     """The upload size limit: ``RERANK_MAX_UPLOAD_MB`` (default 50) megabytes."""
-    return int(_env_number("RERANK_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * MB)
+    return int(env_number("RERANK_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * MB)
 
 
 def max_upload_records() -> int:
     """The record limit: ``RERANK_MAX_UPLOAD_RECORDS`` (default 100,000)."""
-    return int(_env_number("RERANK_MAX_UPLOAD_RECORDS", DEFAULT_MAX_UPLOAD_RECORDS))
-
-
-def max_store_bytes() -> int:
-    """The upload store's size cap: ``RERANK_UPLOAD_STORE_MB`` (default 500) megabytes."""
-    return int(_env_number("RERANK_UPLOAD_STORE_MB", DEFAULT_STORE_MB) * MB)
+    return int(env_number("RERANK_MAX_UPLOAD_RECORDS", DEFAULT_MAX_UPLOAD_RECORDS))
 
 
 def _human_size(n: int) -> str:
@@ -341,10 +228,10 @@ def _human_size(n: int) -> str:
     return f"{n / MB:.1f} MB"
 
 
-def _display_name(filename: str) -> str:
+def display_name(filename: str) -> str:
     """The file's base name, on one line and of bounded length, for messages."""
     base = re.split(r"[\\/]", filename or "")[-1]
-    base = _CONTROL.sub(" ", base).strip() or "the upload"
+    base = CONTROL_CHARS.sub(" ", base).strip() or "the upload"
     return base if len(base) <= 80 else base[:77] + "..."
 
 
@@ -353,7 +240,7 @@ def _display_name(filename: str) -> str:
 
 def upload_format(filename: str) -> UploadFormat:
     """The format a file name implies: ``csv``, ``jsonl``, else ``json``."""
-    suffix = Path(_display_name(filename)).suffix.lower()
+    suffix = Path(display_name(filename)).suffix.lower()
     if suffix in (".csv", ".tsv"):
         return "csv"
     if suffix in (".jsonl", ".ndjson", ".jsonlines"):
@@ -373,7 +260,7 @@ def parse_upload(
     ``max_bytes`` and ``max_records`` default to the environment-configured limits.
     Raises :class:`UploadError` with a one-line message naming the file.
     """
-    name = _display_name(filename)
+    name = display_name(filename)
     limit_bytes = max_upload_bytes() if max_bytes is None else max_bytes
     limit_records = max_upload_records() if max_records is None else max_records
     if len(data) > limit_bytes:
@@ -404,7 +291,7 @@ def parse_upload(
         raise UploadError(
             f"{name} has no text fields: no field holds text of {TEXT_MIN_MEAN_CHARS}+ "
             f"characters in at least {TEXT_MIN_FILL:.0%} of records "
-            f"(fields: {_short_list(fields)})"
+            f"(fields: {short_list(fields)})"
         )
     return ParsedUpload(
         filename=name,
@@ -427,7 +314,8 @@ def _check_count(count: int, name: str, limit: int) -> None:
         )
 
 
-def _short_list(items: Sequence[str], limit: int = 8) -> str:
+def short_list(items: Sequence[str], limit: int = 8) -> str:
+    """Up to ``limit`` items joined by commas, and how many more there are."""
     if not items:
         return "none"
     shown = ", ".join(items[:limit])
@@ -490,7 +378,7 @@ def _parse_json(text: str, name: str) -> tuple[list[dict[str, Any]], UploadForma
         elif len(of_objects) > 1:
             raise UploadError(
                 f"{name} holds an object with {len(of_objects)} arrays of records "
-                f"({_short_list([repr(k) for k in of_objects])}); expected exactly one"
+                f"({short_list([repr(k) for k in of_objects])}); expected exactly one"
             )
         elif len(arrays) == 1:
             key, payload = next(iter(arrays.items()))
@@ -593,7 +481,7 @@ def _unique_names(row: Sequence[str]) -> list[str]:
     names: list[str] = []
     taken: set[str] = set()
     for i, cell in enumerate(row):
-        base = _CONTROL.sub(" ", cell).strip() or f"column_{i + 1}"
+        base = CONTROL_CHARS.sub(" ", cell).strip() or f"column_{i + 1}"
         candidate, n = base, 1
         while candidate in taken:
             n += 1
@@ -733,7 +621,7 @@ def _id_candidate(records: Sequence[Mapping[str, Any]], name: str) -> IdCandidat
             continue
         if text in seen:
             duplicates += 1
-            if len(examples) < _EXAMPLES:
+            if len(examples) < EXAMPLES:
                 examples[text] = None
         else:
             seen.add(text)
@@ -777,317 +665,3 @@ def suggest_fields(
         rerank_fields=rerank,
         text_fields=all_text,
     )
-
-
-# --- building ----------------------------------------------------------------------------
-
-
-def _check_known(parsed: ParsedUpload, fields: Sequence[str], role: str) -> tuple[str, ...]:
-    chosen = tuple(fields)
-    if not chosen:
-        raise FieldError(f"choose at least one field to {role}")
-    unknown = [f for f in chosen if f not in parsed.fields]
-    if unknown:
-        raise FieldError(
-            f"unknown field(s) to {role}: {', '.join(unknown)}; "
-            f"{parsed.filename} has: {_short_list(parsed.fields, 20)}"
-        )
-    return chosen
-
-
-def quality_report(
-    parsed: ParsedUpload,
-    *,
-    embed_fields: Sequence[str] | None = None,
-    rerank_fields: Sequence[str] | None = None,
-) -> QualityReport:
-    """The :class:`QualityReport` of an upload for the given (or suggested) fields."""
-    return _report(parsed, embed_fields, rerank_fields)[0]
-
-
-def _report(
-    parsed: ParsedUpload,
-    embed_fields: Sequence[str] | None,
-    rerank_fields: Sequence[str] | None,
-) -> tuple[QualityReport, list[tuple[int, dict[str, Any]]]]:
-    embed = _check_known(
-        parsed, parsed.suggested.embed_fields if embed_fields is None else embed_fields, "embed"
-    )
-    rerank = _check_known(
-        parsed,
-        parsed.suggested.rerank_fields if rerank_fields is None else rerank_fields,
-        "rerank",
-    )
-    kept: list[tuple[int, dict[str, Any]]] = []
-    dropped: list[int] = []
-    embed_over = rerank_over = 0
-    for i, record in enumerate(parsed.records):
-        text = embed_text(record, embed)
-        if not text:
-            dropped.append(i)
-            continue
-        kept.append((i, record))
-        embed_over += estimate_tokens(text) > ENCODER_MAX_TOKENS
-        rerank_over += estimate_tokens(rerank_text(record, rerank)) > RERANKER_MAX_TOKENS
-    report = QualityReport(
-        filename=parsed.filename,
-        format=parsed.format,
-        records=len(parsed.records),
-        kept=len(kept),
-        dropped=len(dropped),
-        dropped_examples=tuple(dropped[:_EXAMPLES]),
-        embed_fields=embed,
-        rerank_fields=rerank,
-        fields=parsed.field_quality,
-        id_candidates=parsed.id_candidates,
-        embed_over_encoder=embed_over,
-        rerank_over_reranker=rerank_over,
-    )
-    return report, kept
-
-
-def build_upload_dataset(
-    parsed: ParsedUpload,
-    *,
-    id_field: str | None = None,
-    title_field: str | None = None,
-    embed_fields: Sequence[str] | None = None,
-    rerank_fields: Sequence[str] | None = None,
-    name: str | None = None,
-) -> tuple[Dataset, QualityReport]:
-    """Build the dataset of an upload and its quality report.
-
-    ``None`` for any field argument means "the suggestion"; ``id_field=ROW_POSITION``
-    (``""``) uses row positions as ids and ``title_field=""`` shows ids as titles.
-    Records with no text in any embed field are left out and counted in the report.
-    ``name`` defaults to the upload's dataset id (``upload-<16 hex>``).
-    """
-    chosen_id = parsed.suggested.id_field if id_field is None else (id_field or None)
-    chosen_title = parsed.suggested.title_field if title_field is None else title_field
-    if chosen_id is not None:
-        _check_known(parsed, [chosen_id], "use as id")
-    if chosen_title:
-        _check_known(parsed, [chosen_title], "use as title")
-    report, kept = _report(parsed, embed_fields, rerank_fields)
-    if not kept:
-        raise UploadError(
-            f"none of the {report.records:,} records of {parsed.filename} has text in the "
-            f"chosen embed fields ({', '.join(report.embed_fields)})"
-        )
-    if chosen_id is not None:
-        _check_ids(parsed.filename, kept, chosen_id)
-    dataset = make_dataset(
-        name or parsed.dataset_id,
-        [r for _, r in kept],
-        id_field=chosen_id,
-        title_field=chosen_title,
-        embed_fields=report.embed_fields,
-        rerank_fields=report.rerank_fields,
-        source=f"upload {parsed.filename}",
-    )
-    return dataset, report
-
-
-def _check_ids(name: str, kept: Sequence[tuple[int, Mapping[str, Any]]], id_field: str) -> None:
-    seen: set[str] = set()
-    for i, record in kept:
-        value = record.get(id_field)
-        text = "" if isinstance(value, list | dict) else value_to_text(value)
-        if not text:
-            raise UploadError(
-                f"record {i} of {name} has no usable id in field '{id_field}'; "
-                "pick another id field or use row positions"
-            )
-        if text in seen:
-            raise UploadError(
-                f"id field '{id_field}' of {name} repeats the value {text!r} (record {i}); "
-                "pick another id field or use row positions"
-            )
-        seen.add(text)
-
-
-# --- the store ---------------------------------------------------------------------------
-
-
-def is_upload_id(dataset_id: object) -> bool:
-    """True when ``dataset_id`` has the exact form ``upload-<16 lowercase hex>``."""
-    return isinstance(dataset_id, str) and DATASET_ID_PATTERN.match(dataset_id) is not None
-
-
-def upload_id(data: bytes) -> str:
-    """The dataset id of these exact bytes: ``upload-`` + the first 16 hex of sha256."""
-    return f"upload-{hashlib.sha256(data).hexdigest()[:16]}"
-
-
-_STORE_LOCK = threading.RLock()
-_STALE_TEMP_SECONDS = 3600.0
-
-
-class UploadStore:
-    """Uploaded files kept on the server, addressed by content.
-
-    Each upload is ``<root>/<sha256>.bin`` (the exact bytes) plus ``<sha256>.json``
-    (original file name, size, time stored). Both are written to a temporary file and
-    renamed into place, so readers in any process see whole files or none. The ``.bin``
-    file's modification time is its last use (store or read); when the ``.bin`` files
-    exceed ``max_total_bytes``, the least recently used are deleted first, never the one
-    just stored. Put an upload only after :func:`parse_upload` accepted it.
-    """
-
-    def __init__(
-        self,
-        root: Path | None = None,
-        max_total_bytes: int | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.root = Path(root) if root is not None else cache_dir() / "uploads"
-        self.max_total_bytes = max_store_bytes() if max_total_bytes is None else max_total_bytes
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"UploadStore(root={str(self.root)!r}, max_total_bytes={self.max_total_bytes})"
-
-    def put(self, data: bytes, filename: str) -> str:
-        """Store ``data`` (idempotent) and return its dataset id ``upload-<16 hex>``."""
-        digest = hashlib.sha256(data).hexdigest()
-        blob, meta = self._paths(digest)
-        now = self._clock()
-        with _STORE_LOCK:
-            self.root.mkdir(parents=True, exist_ok=True)
-            stored_at = now
-            old = self._read_meta(meta)
-            if old is not None and isinstance(old.get("stored_at"), int | float):
-                stored_at = old["stored_at"]
-            info = {
-                "filename": _display_name(filename),
-                "size": len(data),
-                "sha256": digest,
-                "stored_at": stored_at,
-            }
-            if old != info:
-                atomic_write(meta, json.dumps(info, ensure_ascii=False).encode())
-            try:
-                present = blob.stat().st_size == len(data)
-            except FileNotFoundError:
-                present = False
-            if not present:
-                atomic_write(blob, data)
-            self._touch(blob, now)
-            self._evict(keep=digest)
-        return f"upload-{digest[:16]}"
-
-    def get(self, dataset_id: str) -> tuple[bytes, str]:
-        """The exact bytes and original file name of an upload.
-
-        Raises :class:`UploadError` for anything but a well-formed id (checked before
-        any file is touched) and :class:`UploadNotFoundError` when it is not here.
-        """
-        prefix = self._prefix(dataset_id)
-        with _STORE_LOCK:
-            for blob in self._blobs(prefix):
-                digest = blob.name[:64]
-                try:
-                    data = blob.read_bytes()
-                except FileNotFoundError:
-                    continue
-                if hashlib.sha256(data).hexdigest() != digest:
-                    self._remove(digest)  # damaged on disk: never serve it
-                    continue
-                meta = self._read_meta(self._paths(digest)[1]) or {}
-                filename = meta.get("filename")
-                if not isinstance(filename, str) or not filename:
-                    filename = f"{dataset_id}.json"
-                self._touch(blob, self._clock())
-                return data, filename
-        raise UploadNotFoundError(
-            f"upload '{dataset_id}' is no longer on this server (uploads are kept only "
-            "while space allows); upload the file again"
-        )
-
-    def exists(self, dataset_id: str) -> bool:
-        """True when this server holds the upload; False for any other name."""
-        if not is_upload_id(dataset_id):
-            return False
-        return any(True for _ in self._blobs(dataset_id[len("upload-") :]))
-
-    def total_bytes(self) -> int:
-        """Bytes of all stored uploads (the ``.bin`` files)."""
-        return sum(size for _, size, _ in self._entries())
-
-    # -- internals --
-
-    @staticmethod
-    def _prefix(dataset_id: object) -> str:
-        if not is_upload_id(dataset_id):
-            shown = _CONTROL.sub(" ", str(dataset_id))[:80]
-            raise UploadError(
-                f"{shown!r} is not a valid dataset id; upload ids look like upload-<16 hex digits>"
-            )
-        assert isinstance(dataset_id, str)
-        return dataset_id[len("upload-") :]
-
-    def _paths(self, digest: str) -> tuple[Path, Path]:
-        return self.root / f"{digest}.bin", self.root / f"{digest}.json"
-
-    def _blobs(self, prefix: str) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p for p in self.root.glob(f"{prefix}*.bin") if _SHA_FILE.match(p.name))
-
-    @staticmethod
-    def _read_meta(path: Path) -> dict[str, Any] | None:
-        try:
-            value = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return None
-        return value if isinstance(value, dict) else None
-
-    @staticmethod
-    def _touch(path: Path, when: float) -> None:
-        try:
-            ns = int(when * 1e9)
-            os.utime(path, ns=(ns, ns))
-        except FileNotFoundError:
-            pass
-
-    def _remove(self, digest: str) -> None:
-        for path in self._paths(digest):
-            path.unlink(missing_ok=True)
-
-    def _entries(self) -> list[tuple[str, int, int]]:
-        """``(sha256, size, last-used ns)`` of every stored upload."""
-        if not self.root.is_dir():
-            return []
-        out = []
-        for path in self.root.iterdir():
-            match = _SHA_FILE.match(path.name)
-            if not match:
-                continue
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            out.append((match.group(1), st.st_size, st.st_mtime_ns))
-        return out
-
-    def _evict(self, keep: str) -> None:
-        entries = sorted(self._entries(), key=lambda e: (e[2], e[0]))
-        total = sum(size for _, size, _ in entries)
-        for digest, size, _ in entries:
-            if total <= self.max_total_bytes:
-                break
-            if digest == keep:
-                continue
-            self._remove(digest)
-            total -= size
-        self._remove_stale_temps()
-
-    def _remove_stale_temps(self) -> None:
-        cutoff = time.time() - _STALE_TEMP_SECONDS
-        for path in self.root.glob(".*"):
-            try:
-                if path.is_file() and path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except OSError:
-                pass

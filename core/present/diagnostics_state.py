@@ -12,7 +12,7 @@ from typing import Any
 
 from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
-from core.data.uploads import is_upload_id
+from core.data.upload_store import is_upload_id
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER, Encoder
 from core.present.views import NO_RERANK, RERANKER_CHOICES, SearchSettings, reranker_choice
 from core.search.index import VectorIndex

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
-from core.data.uploads import is_upload_id
+from core.data.upload_store import is_upload_id
 from core.models.base import (
     DEFAULT_ENCODER,
     PACKAGED_CROSS_ENCODER,

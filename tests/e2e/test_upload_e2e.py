@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from core.data.uploads import upload_id
+from core.data.upload_store import upload_id
 
 from .conftest import wait_for_app_run
 from .test_search_e2e import (
