@@ -488,6 +488,6 @@ def _evaluate_progress(done: int, total: int, stage: str) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from core.bench import main as bench_main
+    from core.bench.run import main as bench_main
 
     return bench_main(json_output=args.json, quick=args.quick, scifact=args.scifact)
