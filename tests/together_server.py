@@ -13,7 +13,10 @@ background thread). Answers are deterministic and meaningful:
 It checks ``Authorization: Bearer <key>`` (401 with Together's error body otherwise),
 answers 404 for unknown models, records every request, and can be told to fail:
 ``fail_next(status, count, retry_after=...)``, a per-request ``delay`` (to trigger
-timeouts) and ``max_embedding_batch`` (400 when exceeded).
+timeouts) and ``max_embedding_batch`` (400 when exceeded). ``rerank_answer`` makes a
+successful (HTTP 200) rerank answer malformed, as a broken proxy or API change would:
+one of :data:`MALFORMED_RERANK` (not JSON, string / NaN / infinite / missing scores,
+too few or no results, an index out of range or repeated, no results list).
 
 Usage::
 
@@ -39,6 +42,20 @@ EMBEDDING_MODELS = {
     "BAAI/bge-large-en-v1.5": 1024,
     "togethercomputer/m2-bert-80M-8k-retrieval": 768,
 }
+
+MALFORMED_RERANK = (
+    "not_json",
+    "string_score",
+    "nan_score",
+    "inf_score",
+    "null_score",
+    "short",
+    "empty",
+    "bad_index",
+    "duplicate_index",
+    "string_index",
+    "no_results",
+)
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
@@ -123,6 +140,8 @@ class FakeTogetherServer:
         self.delay = 0.0
         self.max_embedding_batch: int | None = None
         self.reverse_embedding_order = False
+        self.rerank_answer: str | None = None
+        self.nan_embeddings = False
         self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -269,6 +288,8 @@ class FakeTogetherServer:
             result: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
             result["document"] = {"text": documents[i]} if body.get("return_documents") else {}
             results.append(result)
+        if self.rerank_answer is not None:
+            return self._malformed(results)
         tokens = len(words(query)) * len(documents) + sum(len(words(d)) for d in documents)
         return (
             200,
@@ -281,6 +302,36 @@ class FakeTogetherServer:
             },
             {},
         )
+
+    def _malformed(self, results: list[dict[str, Any]]) -> tuple[int, Any, dict]:
+        """A 200 answer broken the way ``rerank_answer`` says."""
+        mode = self.rerank_answer
+        if mode == "not_json":
+            return 200, b"<html><body>502 Bad Gateway</body></html>", {}
+        if mode == "no_results":
+            return 200, {"object": "rerank", "model": "x"}, {}
+        results = [dict(r) for r in results]
+        if mode == "string_score":
+            results[0]["relevance_score"] = "high"
+        elif mode == "nan_score":
+            results[-1]["relevance_score"] = float("nan")
+        elif mode == "inf_score":
+            results[0]["relevance_score"] = float("inf")
+        elif mode == "null_score":
+            results[0]["relevance_score"] = None
+        elif mode == "short":
+            results = results[: max(0, len(results) - 2)]
+        elif mode == "empty":
+            results = []
+        elif mode == "bad_index":
+            results[0]["index"] = 10_000
+        elif mode == "duplicate_index":
+            results[-1]["index"] = results[0]["index"]
+        elif mode == "string_index":
+            results[0]["index"] = "first"
+        else:
+            raise ValueError(f"unknown rerank_answer {mode!r}")
+        return 200, {"object": "rerank", "model": "x", "results": results}, {}
 
     def _embeddings(self, body: dict) -> tuple[int, dict, dict]:
         model, inputs = body.get("model"), body.get("input")
@@ -310,6 +361,8 @@ class FakeTogetherServer:
         ]
         if self.reverse_embedding_order:
             data.reverse()
+        if self.nan_embeddings:
+            data[0]["embedding"][0] = float("nan")
         return 200, {"object": "list", "data": data, "model": model}, {}
 
 
@@ -334,7 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = self.path.split("?", 1)[0]
         status, body, extra = self.fake.handle(self.command, path, headers, raw)
-        payload = json.dumps(body).encode()
+        # bytes are sent as they are (a malformed answer); anything else as JSON, where
+        # NaN and Infinity come out as the bare tokens a careless server would send
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.data.csvsafe import LINE_END, spreadsheet_safe_cells, unspreadsheet
 from core.errors import DatasetError, DatasetUnavailableError
 
 Qrels = dict[str, dict[str, int]]
@@ -156,7 +157,8 @@ def load_judgments_csv(source: str | os.PathLike[str] | bytes) -> Qrels:
     The header must name the columns ``query``, ``doc_id`` and ``rating`` (any order,
     extra columns ignored); ratings are integers 0-3. A later row for the same query
     and doc replaces an earlier one. Problems raise :class:`DatasetError` with the
-    line number.
+    line number. The apostrophe :func:`dump_judgments_csv` puts before formula-like
+    text (``'=x``) is removed again.
     """
     if isinstance(source, bytes):
         name, data = "judgments CSV", source
@@ -190,7 +192,8 @@ def load_judgments_csv(source: str | os.PathLike[str] | bytes) -> Qrels:
             where = f"{name} line {reader.line_num}"
             if len(row) < len(columns):
                 raise DatasetError(f"{where}: expected {len(columns)} fields, got {len(row)}.")
-            query, doc_id = row[query_at].strip(), row[doc_at].strip()
+            query = unspreadsheet(row[query_at].strip())
+            doc_id = unspreadsheet(row[doc_at].strip())
             if not query or not doc_id:
                 raise DatasetError(f"{where}: empty query or doc_id.")
             judgments.setdefault(query, {})[doc_id] = _parse_rating(row[rating_at], where)
@@ -212,12 +215,14 @@ def _parse_rating(cell: str, where: str) -> int:
 def dump_judgments_csv(judgments: Mapping[str, Mapping[str, int]]) -> str:
     """Return judgments (query text -> doc id -> rating) as CSV text, header first.
 
-    :func:`load_judgments_csv` reads the result back unchanged.
+    :func:`load_judgments_csv` reads the result back unchanged. Text a spreadsheet would
+    run as a formula gets a leading apostrophe (:mod:`core.data.csvsafe`), which the
+    reader removes again.
     """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=LINE_END)
     writer.writerow(JUDGMENT_COLUMNS)
     for query, docs in judgments.items():
         for doc_id, rating in docs.items():
-            writer.writerow((query, doc_id, rating))
+            writer.writerow(spreadsheet_safe_cells((query, doc_id, rating)))
     return out.getvalue()

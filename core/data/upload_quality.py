@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from core.data.documents import Dataset, embed_text, make_dataset, rerank_text, value_to_text
 from core.data.uploads import (
+    DEFAULT_MAX_FIELD_CHARS,
     ENCODER_MAX_TOKENS,
     EXAMPLES,
     RERANKER_MAX_TOKENS,
@@ -55,6 +56,12 @@ class QualityReport:
     rerank_over_reranker: int
     reranker_max_tokens: int = RERANKER_MAX_TOKENS
     encoder_max_tokens: int = ENCODER_MAX_TOKENS
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
+
+    @property
+    def cut_fields(self) -> dict[str, int]:
+        """Field name -> records whose value was cut to :attr:`max_field_chars`."""
+        return {q.name: q.cut for q in self.fields if q.cut}
 
     def for_field(self, name: str) -> FieldQuality:
         """The quality row of field ``name``."""
@@ -91,6 +98,7 @@ class QualityReport:
                     "max est. tokens": q.max_tokens,
                     f"over {self.reranker_max_tokens} tokens (reranker)": q.over_reranker,
                     f"over {self.encoder_max_tokens} tokens (embedder)": q.over_encoder,
+                    f"cut at {self.max_field_chars:,} chars": q.cut,
                 }
             )
         return rows
@@ -98,6 +106,12 @@ class QualityReport:
     def notes(self) -> list[str]:
         """Short sentences about what needs attention (empty when nothing does)."""
         out = []
+        for name, count in self.cut_fields.items():
+            out.append(
+                f"'{name}' is longer than {self.max_field_chars:,} characters in {count:,} "
+                f"record(s); those values were cut to {self.max_field_chars:,} characters "
+                "(RERANK_MAX_FIELD_CHARS)"
+            )
         if self.dropped:
             out.append(
                 f"{self.dropped:,} of {self.records:,} records have no text in the embed "
@@ -191,6 +205,7 @@ def _report(
         id_candidates=parsed.id_candidates,
         embed_over_encoder=embed_over,
         rerank_over_reranker=rerank_over,
+        max_field_chars=parsed.max_field_chars,
     )
     return report, kept
 

@@ -23,7 +23,22 @@ Formats
 
 Text must be UTF-8 (a leading byte-order mark is accepted). Limits: ``max_bytes``
 (default 50 MB, environment variable ``RERANK_MAX_UPLOAD_MB``) and ``max_records``
-(default 100,000, ``RERANK_MAX_UPLOAD_RECORDS``). MB means 1024 * 1024 bytes.
+(default 100,000, ``RERANK_MAX_UPLOAD_RECORDS``). MB means 1024 * 1024 bytes. JSON that
+nests arrays or objects too deeply for Python's parser (thousands of levels) is refused
+with a one-line :class:`UploadError`, like any other malformed file.
+
+Long fields
+-----------
+One value may hold at most ``max_field_chars`` characters (default 100,000, environment
+variable ``RERANK_MAX_FIELD_CHARS``); a longer string is cut to that length (a list of
+strings keeps its items up to that many characters), and the quality report counts, per
+field, the records cut (:attr:`FieldQuality.cut`, ``QualityReport.notes``): nothing is
+cut silently. 100,000 characters (about 25,000 tokens) is more than any model here reads
+(the cross-encoder 512 tokens, the bi-encoders 256 or 512, Together's rerank at most
+16,000 characters), so scores do not change; what it bounds is the work one record can
+cause: tokenising, BM25 indexing and per-search rerank text are linear in its length,
+so without it a single 20 MB value cost ~36 s per search and gigabytes of memory. Only
+BM25 loses the words past the cut.
 
 Nested values
 -------------
@@ -76,6 +91,7 @@ UploadFormat = Literal["json", "jsonl", "csv"]
 MB: Final = 1024 * 1024
 DEFAULT_MAX_UPLOAD_MB: Final = 50
 DEFAULT_MAX_UPLOAD_RECORDS: Final = 100_000
+DEFAULT_MAX_FIELD_CHARS: Final = 100_000
 MAX_FLATTEN_DEPTH: Final = 3
 RERANKER_MAX_TOKENS: Final = DEFAULT_MAX_LENGTH
 ENCODER_MAX_TOKENS: Final = 256
@@ -149,6 +165,8 @@ class FieldQuality:
     over_reranker: int
     over_encoder: int
     is_text: bool
+    cut: int = 0
+    """Records whose value here was longer than the field limit and was cut to it."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,7 @@ class ParsedUpload:
     suggested: SuggestedFields
     field_quality: tuple[FieldQuality, ...] = field(repr=False)
     id_candidates: tuple[IdCandidate, ...] = ()
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
 
     @property
     def dataset_id(self) -> str:
@@ -220,6 +239,11 @@ def max_upload_records() -> int:
     return int(env_number("RERANK_MAX_UPLOAD_RECORDS", DEFAULT_MAX_UPLOAD_RECORDS))
 
 
+def max_field_chars() -> int:
+    """The longest value kept per field: ``RERANK_MAX_FIELD_CHARS`` (default 100,000)."""
+    return int(env_number("RERANK_MAX_FIELD_CHARS", DEFAULT_MAX_FIELD_CHARS))
+
+
 def _human_size(n: int) -> str:
     if n < 1024:
         return f"{n:,} bytes"
@@ -254,15 +278,35 @@ def parse_upload(
     *,
     max_bytes: int | None = None,
     max_records: int | None = None,
+    max_chars: int | None = None,
 ) -> ParsedUpload:
     """Read an uploaded file into flat records and suggest fields (module docstring).
 
-    ``max_bytes`` and ``max_records`` default to the environment-configured limits.
-    Raises :class:`UploadError` with a one-line message naming the file.
+    ``max_bytes``, ``max_records`` and ``max_chars`` (per field value) default to the
+    environment-configured limits. Raises :class:`UploadError` with a one-line message
+    naming the file.
     """
     name = display_name(filename)
     limit_bytes = max_upload_bytes() if max_bytes is None else max_bytes
     limit_records = max_upload_records() if max_records is None else max_records
+    limit_chars = max_field_chars() if max_chars is None else max_chars
+    try:
+        return _parse_upload(data, filename, name, limit_bytes, limit_records, limit_chars)
+    except RecursionError:
+        raise UploadError(
+            f"{name} nests arrays or objects too deeply to read (thousands of levels); "
+            "records must be objects of fields, nested a few levels at most"
+        ) from None
+
+
+def _parse_upload(
+    data: bytes,
+    filename: str,
+    name: str,
+    limit_bytes: int,
+    limit_records: int,
+    limit_chars: int,
+) -> ParsedUpload:
     if len(data) > limit_bytes:
         raise UploadError(
             f"{name} is {_human_size(len(data))}; uploads are limited to "
@@ -284,7 +328,8 @@ def parse_upload(
         records, fields = _flatten_all(records)
     if not records:
         raise UploadError(f"{name} holds no records")
-    quality = tuple(_field_quality(records, f) for f in fields)
+    cuts = _cap_values(records, limit_chars)
+    quality = tuple(_field_quality(records, f, cuts.get(f, 0)) for f in fields)
     candidates = tuple(_id_candidate(records, f) for f in fields if _is_id_name(f))
     suggested = suggest_fields(quality, candidates)
     if not suggested.text_fields:
@@ -303,7 +348,40 @@ def parse_upload(
         suggested=suggested,
         field_quality=quality,
         id_candidates=candidates,
+        max_field_chars=limit_chars,
     )
+
+
+def _cap_values(records: list[dict[str, Any]], limit: int) -> dict[str, int]:
+    """Cut every value longer than ``limit`` characters in place; count cuts per field.
+
+    A string keeps its first ``limit`` characters; a list keeps its items while their
+    text fits (the item that crosses the limit is cut, when it is a string).
+    """
+    cuts: dict[str, int] = {}
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, str):
+                if len(value) <= limit:
+                    continue
+                record[key] = value[:limit]
+            elif isinstance(value, list):
+                kept, used = [], 0
+                for item in value:
+                    size = len(item) if isinstance(item, str) else len(value_to_text(item))
+                    if used + size > limit:
+                        if isinstance(item, str) and used < limit:
+                            kept.append(item[: limit - used])
+                        break
+                    kept.append(item)
+                    used += size + 2  # the ", " value_to_text joins with
+                if len(kept) == len(value) and kept[-1:] == value[-1:]:
+                    continue
+                record[key] = kept
+            else:
+                continue
+            cuts[key] = cuts.get(key, 0) + 1
+    return cuts
 
 
 def _check_count(count: int, name: str, limit: int) -> None:
@@ -539,7 +617,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _field_quality(records: Sequence[Mapping[str, Any]], name: str) -> FieldQuality:
+def _field_quality(records: Sequence[Mapping[str, Any]], name: str, cut: int = 0) -> FieldQuality:
     n = len(records)
     missing = non_string = filled = text_valued = numeric = total_chars = max_chars = 0
     text_chars = 0
@@ -599,6 +677,7 @@ def _field_quality(records: Sequence[Mapping[str, Any]], name: str) -> FieldQual
         over_reranker=over_rr,
         over_encoder=over_enc,
         is_text=is_text,
+        cut=cut,
     )
 
 

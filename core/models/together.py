@@ -31,7 +31,9 @@ when no key is available, and a backend object must be cheap to create in the ap
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import re
 import threading
@@ -154,6 +156,13 @@ class NetworkError(TogetherAPIError):
     """Together could not be reached (connection refused, DNS failure, ...)."""
 
     reason = "network error"
+
+
+class MalformedAnswerError(TogetherAPIError):
+    """Together (or something in between) answered HTTP 200 with an unusable body: not
+    JSON, scores that are not finite numbers, missing results, bad indices."""
+
+    reason = "invalid answer"
 
 
 # ----------------------------------------------------------------------- key and URL
@@ -308,6 +317,18 @@ class _TogetherBackend:
             return request(client)
         except Exception as exc:  # translated below; non-SDK errors are re-raised
             error = _translate(exc, what=what, model=self.name, backend=self)
+            if error is None and isinstance(exc, json.JSONDecodeError):
+                error = MalformedAnswerError(
+                    f"Together {what} answered with a body that is not JSON "
+                    f"({_one_line(exc.msg, 80)} at character {exc.pos})."
+                )
+            elif error is None and isinstance(exc, ValueError):  # the SDK's own parsing
+                error = MalformedAnswerError(
+                    self._scrub(
+                        f"Together {what} answered with a body that could not be read "
+                        f"({type(exc).__name__}: {_one_line(str(exc), 120)})."
+                    )
+                )
             if error is None:
                 raise
         log.info("%s", error)
@@ -504,18 +525,60 @@ class TogetherReranker(_TogetherBackend):
             kwargs["top_n"] = top_n
         response = self._call("rerank", lambda client: client.rerank.create(**kwargs))
 
-        pairs: list[tuple[int, float]] = []
-        seen: set[int] = set()
-        for item in response.results or []:
-            index = int(item.index)
-            if not 0 <= index < len(texts) or index in seen:
-                raise TogetherAPIError(
-                    f"Together rerank returned an invalid document index {index} for "
-                    f"{len(texts)} documents."
-                )
-            seen.add(index)
-            pairs.append((index, float(item.relevance_score)))
-        return pairs
+        return _check_rerank_answer(response, len(texts), top_n)
+
+
+def _check_rerank_answer(response: Any, sent: int, top_n: int | None) -> list[tuple[int, float]]:
+    """``(index, score)`` pairs of a rerank answer, or :class:`MalformedAnswerError`.
+
+    Every result must name a distinct document index in ``range(sent)`` with a finite
+    number as its score, and there must be ``min(top_n, sent)`` of them (``sent`` without
+    ``top_n``): a shorter list would silently drop documents from the ranking.
+    """
+    results = getattr(response, "results", None)
+    if not isinstance(results, list):
+        raise MalformedAnswerError(
+            f"Together rerank answered with no list of results ({type(results).__name__})."
+        )
+    pairs: list[tuple[int, float]] = []
+    seen: set[int] = set()
+    for item in results:
+        index = getattr(item, "index", None)
+        if isinstance(index, float) and index.is_integer():
+            index = int(index)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < sent:
+            raise MalformedAnswerError(
+                f"Together rerank returned an invalid document index {_short_repr(index)} "
+                f"for {sent} documents."
+            )
+        if index in seen:
+            raise MalformedAnswerError(
+                f"Together rerank returned an invalid document index {index} twice "
+                f"for {sent} documents."
+            )
+        seen.add(index)
+        score = getattr(item, "relevance_score", None)
+        if (
+            not isinstance(score, int | float)
+            or isinstance(score, bool)
+            or not math.isfinite(score)
+        ):
+            raise MalformedAnswerError(
+                f"Together rerank returned a relevance score that is not a finite number "
+                f"({_short_repr(score)}) for document {index}."
+            )
+        pairs.append((index, float(score)))
+    expected = sent if top_n is None else min(top_n, sent)
+    if len(pairs) < expected:
+        raise MalformedAnswerError(
+            f"Together rerank returned {len(pairs)} result(s) for {sent} documents "
+            f"(expected {expected})."
+        )
+    return pairs
+
+
+def _short_repr(value: object) -> str:
+    return _one_line(repr(value), 40)
 
 
 # --------------------------------------------------------------------------- encoder
@@ -608,7 +671,12 @@ class TogetherEncoder(_TogetherBackend):
             "embedding",
             lambda client: client.embeddings.create(model=self.name, input=batch),
         )
-        data = sorted(response.data or [], key=lambda item: int(item.index))
+        try:
+            data = sorted(getattr(response, "data", None) or [], key=lambda item: int(item.index))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MalformedAnswerError(
+                f"Together embeddings answered without usable indices ({type(exc).__name__})."
+            ) from None
         if [int(item.index) for item in data] != list(range(len(batch))):
             raise TogetherAPIError(
                 f"Together embeddings returned {len(data)} vectors with unexpected indices "
@@ -616,11 +684,13 @@ class TogetherEncoder(_TogetherBackend):
             )
         try:
             vectors = np.asarray([item.embedding for item in data], dtype=np.float32)
-        except ValueError as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise TogetherAPIError("Together embeddings returned vectors of mixed sizes.") from exc
         width = int(vectors.shape[1]) if vectors.ndim == 2 else 0
         if width == 0:
             raise TogetherAPIError("Together embeddings returned empty vectors.")
+        if not np.isfinite(vectors).all():
+            raise MalformedAnswerError("Together embeddings returned numbers that are not finite.")
         with self._client_lock:
             if not self._dimension_fixed:
                 if self.dimension and width != self.dimension:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from core.data.csvsafe import LINE_END, spreadsheet_safe_row
+from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.quality.metrics import kendall_tau, overlap_at_k
 from core.search.fusion import FUSION_METHODS
@@ -89,6 +93,20 @@ URL_KEYS = {
 }
 FUSION_WEIGHT_STEP = 0.1
 RRF_K_RANGE = (0, 1000)
+MAX_QUERY_CHARS = 1000
+"""Longest query accepted. The query travels in the share link: 1,000 characters are at
+most 12 KB percent-encoded (4-byte UTF-8 characters), far below the 64 KB header limit of
+Streamlit's web server (tornado) and within the 16 KB request line common proxies accept;
+the reranker reads at most 512 tokens of query and document together anyway."""
+
+
+def clip_query(text: str) -> tuple[str, str | None]:
+    """``text`` cut to :data:`MAX_QUERY_CHARS`, and a one-line notice when it was cut."""
+    if len(text) <= MAX_QUERY_CHARS:
+        return text, None
+    return text[:MAX_QUERY_CHARS], (
+        f"the query has {len(text):,} characters; only the first {MAX_QUERY_CHARS:,} are used"
+    )
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,19 @@ class SearchSettings:
         for name in ("dataset", "query", "encoder", "reranker", "id_field", "title_field"):
             if get[name] is not None and str(get[name]).strip():
                 values[name] = str(get[name]).strip()
+        if "query" in values:
+            values["query"], cut = clip_query(values["query"])
+            if cut:
+                warnings.append(f"q: {cut}")
+        for name, role in (("encoder", "encoder"), ("reranker", "reranker")):
+            model_id = values.get(name)
+            if model_id is None or (name == "reranker" and model_id == NO_RERANK):
+                continue
+            refusal = model_refusal(model_id, role, origin="link")
+            if refusal is not None:
+                default = getattr(cls, name)
+                warnings.append(f"{refusal}; using {default}")
+                del values[name]
         for name, choices in (("retriever", RETRIEVER_KINDS), ("fusion", FUSION_METHODS)):
             raw = get[name]
             if raw is None or not str(raw).strip():
@@ -157,7 +188,9 @@ class SearchSettings:
             try:
                 weight = float(raw)
             except ValueError:
-                warnings.append(f"ignored fw={raw!r}: not a number")
+                weight = math.nan
+            if not math.isfinite(weight):
+                warnings.append(f"ignored fw={raw!r}: not a finite number between 0 and 1")
             else:
                 if not 0.0 <= weight <= 1.0:
                     warnings.append(
@@ -313,11 +346,12 @@ def retrieval_score_label(result: SearchResult) -> str:
 
 
 def export_csv(result: SearchResult) -> str:
-    """The export rows as CSV (header first)."""
+    """The export rows as CSV (header first); text cells a spreadsheet would run as a
+    formula get a leading apostrophe (:mod:`core.data.csvsafe`)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator=LINE_END)
     writer.writeheader()
-    writer.writerows(export_rows(result))
+    writer.writerows(spreadsheet_safe_row(row) for row in export_rows(result))
     return buffer.getvalue()
 
 
@@ -326,16 +360,22 @@ def export_json(result: SearchResult) -> str:
     return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
 
 
-_MARKDOWN_SPECIALS = frozenset("\\`*_[]<>#|~$")
+_MARKDOWN_SPECIALS = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 
 
 def escape_markdown(text: str) -> str:
-    """Escape dataset or user text for ``st.markdown`` so it shows literally.
+    """Escape dataset, file-name, link or API text so Streamlit markdown shows it literally.
 
-    Streamlit never renders raw HTML from markdown (``unsafe_allow_html`` stays off);
-    this also stops text from turning into links, emphasis, code, LaTeX, tables or
-    headings, while leaving ordinary punctuation (``.``, ``,``, ``(``) readable.
+    Every ASCII punctuation character gets a backslash (CommonMark renders an escaped
+    punctuation character as itself), so no text becomes a link or autolink
+    (``[x](u)``, ``<u>``, ``http://...``, ``www.``, e-mail), emphasis, code, LaTeX
+    (``$``), a table, a heading, a list, HTML, an entity or a Streamlit directive
+    (``:red[...]``, ``:material/...:``). Line breaks and other control characters become
+    one space, so a message stays one line. Streamlit never renders raw HTML from
+    markdown (``unsafe_allow_html`` stays off); this is the second wall.
     """
+    text = _LINE_BREAKS.sub(" ", str(text))
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
 
 

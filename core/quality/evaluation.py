@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.data.beir import BeirDataset
+from core.data.csvsafe import LINE_END, spreadsheet_safe_row
 from core.data.documents import Dataset, TextStyle, make_dataset, rerank_text
 from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, RerankDoc, Reranker
@@ -276,10 +277,12 @@ class EvaluationReport:
         rows = self.rows()
         columns = list(rows[0]) if rows else list(_empty_row_columns())
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator=LINE_END)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            writer.writerow(
+                spreadsheet_safe_row({k: "" if v is None else v for k, v in row.items()})
+            )
         return out.getvalue()
 
     def write_per_query_csv(self, path: str | os.PathLike[str]) -> Path:

@@ -87,8 +87,14 @@ def precision_at_k(ranking: Ranking, qrels: QueryQrels, k: int) -> float:
 
 
 def overlap_at_k(a: Ranking, b: Ranking, k: int) -> float:
-    """Return |top-k(a) ∩ top-k(b)| / k."""
-    return len(set(_top_k(a, k)) & set(_top_k(b, k))) / k
+    """Return |top-k(a) ∩ top-k(b)| / min(k, length of the longer top-k).
+
+    Lists shorter than ``k`` are judged on what they hold: two identical 3-item lists
+    overlap 100% at k = 10, not 30%. Empty lists give 0.0.
+    """
+    top_a, top_b = set(_top_k(a, k)), set(_top_k(b, k))
+    size = min(k, max(len(top_a), len(top_b)))
+    return len(top_a & top_b) / size if size else 0.0
 
 
 def kendall_tau(a: Ranking, b: Ranking) -> float:
