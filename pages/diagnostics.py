@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import CoreError, ModelUnavailableError
+from core.models.allow import model_refusal
 from core.present.diagnostics_state import (
     VIEWS,
     embed_fields,
@@ -15,7 +16,7 @@ from core.present.diagnostics_state import (
     run_caption,
     settings_from_widgets,
 )
-from core.present.views import EXAMPLE_QUERIES, NO_RERANK
+from core.present.views import EXAMPLE_QUERIES, NO_RERANK, SearchSettings, escape_markdown
 from pages import common
 from pages.diagnostics_views import ablation_view, ceiling_view, settings_sidebar
 
@@ -35,6 +36,8 @@ if "diag_query" not in state:
         )
     )
     state.pop("diag_rerank_fields", None)
+    # what the link asked for and did not get (refused model ids included)
+    state.diag_url_warnings = SearchSettings.from_params(st.query_params.to_dict())[1]
 
 
 def _use_example(text: str) -> None:
@@ -46,6 +49,8 @@ st.caption(
     "Two questions about the reranker: which results would it have shown if retrieval "
     "had handed it more candidates, and how much does it depend on the fields it reads?"
 )
+for warning in state.pop("diag_url_warnings", []):
+    st.warning(f"Link setting ignored: {escape_markdown(warning)}", icon="⚠️")
 
 labels = {**common.BUILTIN_LABELS, **state.get("upload_labels", {})}
 with st.sidebar:
@@ -54,10 +59,8 @@ with st.sidebar:
 try:
     dataset = common.load_named_dataset(state.diag_dataset).dataset
 except CoreError as exc:
-    st.error(
-        f"The dataset {labels.get(state.diag_dataset, state.diag_dataset)} is not available: {exc}",
-        icon="🚫",
-    )
+    name = labels.get(state.diag_dataset, state.diag_dataset)
+    st.error(escape_markdown(f"The dataset {name} is not available: {exc}"), icon="🚫")
     if state.diag_dataset != "sample":
         st.info("Pick the built-in **Sample** dataset in the sidebar.")
     st.stop()
@@ -98,17 +101,25 @@ if not settings.query:
 if settings.reranker == NO_RERANK:
     st.error("Both views are about a reranker: pick one in the sidebar.", icon="🚫")
     st.stop()
+refusal = model_refusal(settings.reranker, "reranker", origin="typed") or (
+    model_refusal(settings.encoder, "encoder", origin="typed")
+    if settings.retriever != "bm25"
+    else None
+)
+if refusal:
+    st.error(escape_markdown(refusal), icon="🚫")
+    st.stop()
 try:
     reranker = common.get_reranker(settings.reranker)
     encoder = common.get_encoder(settings.encoder) if settings.retriever != "bm25" else None
 except ModelUnavailableError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(escape_markdown(str(exc)), icon="🚫")
     st.stop()
 try:
     index = common.get_index(dataset, encoder, fields).index if encoder is not None else None
     order = retrieval_order(dataset, settings.query, settings.retriever, encoder, fields, index)
 except CoreError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(escape_markdown(str(exc)), icon="🚫")
     st.stop()
 st.caption(
     run_caption(settings, encoder.name if encoder is not None else None, fields, reranker.name)

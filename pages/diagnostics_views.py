@@ -22,7 +22,7 @@ from core.present.tables import (
     variant_letters,
     variant_table,
 )
-from core.present.views import CANDIDATES_RANGE, RESULTS_RANGE
+from core.present.views import CANDIDATES_RANGE, RESULTS_RANGE, escape_markdown
 from core.quality import diagnostics
 from core.quality.diagnostics import field_ablation, recall_ceiling, score_corpus
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
@@ -102,7 +102,7 @@ def ceiling_view(
             )
         report = recall_ceiling(dataset, scores, order, num_candidates=k, num_results=n)
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
     progress_slot.empty()
 
@@ -177,7 +177,7 @@ def ablation_view(
         with st.spinner("Reranking the candidates once per field set…"):
             ablation = field_ablation(dataset, query, reranker, order[:k], num_results=n)
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
     n = ablation.num_results
     # Letters keep the rank columns narrow enough for three tables side by side.
@@ -185,8 +185,8 @@ def ablation_view(
     cols = st.columns(len(ablation.rankings))
     for col, ranking in zip(cols, ablation.rankings, strict=True):
         name = ranking.variant.name
-        col.markdown(f"**{letters[name]} · {name}**")
-        col.caption("reads: " + ", ".join(ranking.variant.fields))
+        col.markdown(f"**{letters[name]} · {escape_markdown(name)}**")
+        col.caption("reads: " + escape_markdown(", ".join(ranking.variant.fields)))
         col.dataframe(
             variant_table(ablation, name),
             hide_index=True,

@@ -10,6 +10,7 @@ from core.data.datasets import scifact_path
 from core.errors import CoreError
 from core.models.packaged import packaged_model_ids
 from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
+from core.present.views import escape_markdown
 from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
@@ -93,7 +94,7 @@ else:
         try:
             judgments = load_judgments_csv(upload.getvalue())
         except CoreError as exc:
-            st.error(str(exc), icon="🚫")
+            st.error(escape_markdown(str(exc)), icon="🚫")
             st.stop()
     if not judgments:
         st.info(
@@ -104,7 +105,7 @@ else:
     try:
         dataset = load_named_dataset(name).dataset
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
     labelled = LabelledSet.from_judgments(source, dataset, judgments)
     st.caption(f"{len(judgments)} judged queries, {sum(map(len, judgments.values()))} ratings.")

@@ -71,7 +71,7 @@ def evaluate(
             report = evaluate_judgments(labelled.dataset, labelled.qrels, **run)
     except CoreError as exc:
         bar.empty()
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
     bar.empty()
     return report
@@ -108,7 +108,7 @@ def tune(labelled: LabelledSet, candidates: int, encoders: list[str]) -> TuneRep
         )
     except CoreError as exc:
         bar.empty()
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
     bar.empty()
     return tuned

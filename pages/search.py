@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.data.upload_store import is_upload_id
 from core.errors import CoreError, ModelUnavailableError
+from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.packaged import packaged_model_ids
 from core.present.search_state import (
@@ -17,7 +18,13 @@ from core.present.search_state import (
     view_from_link,
     widget_values,
 )
-from core.present.views import EXAMPLE_QUERIES, NO_RERANK
+from core.present.views import (
+    EXAMPLE_QUERIES,
+    MAX_QUERY_CHARS,
+    NO_RERANK,
+    clip_query,
+    escape_markdown,
+)
 from pages import search_results as results
 from pages import search_sidebar as sidebar
 from pages.common import (
@@ -55,9 +62,9 @@ st.caption(
     "orders below."
 )
 if applied := state.pop("applied_setting", None):
-    st.success(f"Applied the recommended setting: {applied}", icon="✅")
+    st.success(f"Applied the recommended setting: {escape_markdown(applied)}", icon="✅")
 for warning in state.pop("url_warnings", []):
-    st.warning(f"Link setting ignored: {warning}", icon="⚠️")
+    st.warning(f"Link setting ignored: {escape_markdown(warning)}", icon="⚠️")
 
 # --- sidebar: dataset -------------------------------------------------------------------
 st.sidebar.header("Settings")
@@ -77,15 +84,12 @@ try:
 except CoreError as exc:
     state.setdefault("upload_labels", {})
     if id_choice or title_choice:
-        st.error(f"Cannot use that id or title field: {exc}", icon="🚫")
+        st.error(f"Cannot use that id or title field: {escape_markdown(str(exc))}", icon="🚫")
         state.id_choice = state.title_choice = ""
         loaded = load_named_dataset(state.dataset)
     else:
-        st.error(
-            f"The dataset {BUILTIN_LABELS.get(state.dataset, state.dataset)} is not available: "
-            f"{exc}",
-            icon="🚫",
-        )
+        name = BUILTIN_LABELS.get(state.dataset, state.dataset)
+        st.error(escape_markdown(f"The dataset {name} is not available: {exc}"), icon="🚫")
         if state.dataset != "sample":
             st.info("Pick the built-in **Sample** dataset in the sidebar, or upload a file.")
         sidebar.dataset_picker(picker)
@@ -107,7 +111,7 @@ if "embed_fields" not in state:
         state.pending_fields, dataset
     )
     for warning in field_warnings:
-        st.warning(f"Link setting ignored: {warning}", icon="⚠️")
+        st.warning(f"Link setting ignored: {escape_markdown(warning)}", icon="⚠️")
 with st.sidebar:
     sidebar.stage_settings(dataset)
     sidebar.advanced_settings()
@@ -115,13 +119,22 @@ with st.sidebar:
     if hosted:
         sidebar.together_key_box()
 
+# A pasted or linked query longer than the cap would make the share link too long.
+state.query, query_cut = clip_query(state.query)
+if query_cut:
+    st.warning(f"Query cut: {query_cut}.", icon="✂️")
 # The URL always describes the view, so the address bar is a shareable link.
 settings = state.view = settings_from_widgets(state, upload=loaded.report is not None)
 if st.query_params.to_dict() != (params := settings.to_params()):
     st.query_params.from_dict(params)
 
 # --- query ------------------------------------------------------------------------------
-st.text_input("Query", key="query", placeholder="Describe what you are looking for…")
+st.text_input(
+    "Query",
+    key="query",
+    placeholder="Describe what you are looking for…",
+    help=f"Up to {MAX_QUERY_CHARS:,} characters (longer queries are cut, with a note).",
+)
 if examples := EXAMPLE_QUERIES.get(settings.dataset, ()):
     cols = st.columns(len(examples))
     for col, text in zip(cols, examples, strict=True):
@@ -148,10 +161,15 @@ if hosted and api_key is None:
         st.stop()
 encoder = None
 if settings.retriever != "bm25":
+    # typed into the sidebar: the same allow-list as links (folders only if the operator
+    # allows them), decided without touching the file system
+    if refusal := model_refusal(settings.encoder, "encoder", origin="typed"):
+        st.error(escape_markdown(refusal), icon="🚫")
+        st.stop()
     try:
         encoder = encoder_for(settings.encoder, api_key)
     except ModelUnavailableError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
 reranker = fallback = None
 hosted_reranker = state.reranker_choice == "together"
@@ -159,7 +177,9 @@ if settings.reranker != NO_RERANK:
     if not settings.rerank_fields:
         st.error("Choose at least one field for the reranker to read, or pick no reranker.")
         st.stop()
-    if hosted_reranker and api_key is None:
+    if refusal := model_refusal(settings.reranker, "reranker", origin="typed"):
+        notices.append(f"{refusal}. Showing retrieval only.")
+    elif hosted_reranker and api_key is None:
         notices.append("Together rerank needs an API key; showing retrieval only.")
     else:
         try:
@@ -188,12 +208,12 @@ try:
             hosted_reranker=hosted_reranker,
         )
 except CoreError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(escape_markdown(str(exc)), icon="🚫")
     st.stop()
 state.last_search = (key, result)
 state.last_result = result
 for notice in [*notices, *([result.notice] if result.notice else [])]:
-    st.warning(notice, icon="⚠️")
+    st.warning(escape_markdown(notice), icon="⚠️")
 
 # --- results ----------------------------------------------------------------------------
 results.summary(result, build)

@@ -19,6 +19,7 @@ from core.present.views import (
     RERANKER_CHOICES,
     RESULTS_RANGE,
     ROW_IDS,
+    escape_markdown,
 )
 from core.search.fusion import FUSION_LABELS, FUSION_METHODS
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
@@ -54,14 +55,14 @@ def id_and_title_pickers(dataset: Dataset) -> None:
         ["", ROW_IDS, *dataset.fields],
         key="id_choice",
         format_func=lambda f: {"": "suggested", ROW_IDS: "row position"}.get(f, f),
-        help=f"Now: {dataset.id_field or 'row position'}. Values must be unique.",
+        help=f"Now: {escape_markdown(dataset.id_field or 'row position')}. Values must be unique.",
     )
     st.selectbox(
         "Title field",
         ["", *dataset.fields],
         key="title_choice",
         format_func=lambda f: "suggested" if f == "" else f,
-        help=f"Shown in lists. Now: {dataset.title_field or 'the id'}.",
+        help=f"Shown in lists. Now: {escape_markdown(dataset.title_field or 'the id')}.",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +15,7 @@ from core.present.views import escape_markdown
 from pages.common import get_upload_store
 
 UPLOAD_TYPES = ["json", "jsonl", "ndjson", "csv", "tsv"]
+log = logging.getLogger(__name__)
 
 
 def upload_box() -> str | None:
@@ -52,6 +54,12 @@ def upload_box() -> str | None:
             seen[digest] = f"error:{exc}"
             _upload_error(str(exc))
             return None
+        except Exception as exc:  # any failure leaves the session as it was
+            log.exception("upload %r failed", file.name)
+            message = f"could not read {file.name}: unexpected {type(exc).__name__}"
+            seen[digest] = f"error:{message}"
+            _upload_error(message)
+            return None
         seen[digest] = dataset_id
         return dataset_id
 
@@ -74,5 +82,5 @@ def quality_report(report: QualityReport, *, expanded: bool) -> None:
             "tokens (estimated as characters / 4).",
         )
         for note in report.notes():
-            st.warning(note, icon="⚠️")
+            st.warning(escape_markdown(note), icon="⚠️")
         st.dataframe(pd.DataFrame(report.to_rows()), hide_index=True)

@@ -9,6 +9,7 @@ marked slow; the others stop before any model is loaded.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,11 @@ def titles(at: AppTest, key: str) -> list[str]:
 
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
+
+
+def shown_text(elements) -> str:
+    """The text a reader sees: markdown escapes (``\\-``) resolved."""
+    return re.sub(r"\\(.)", r"\1", texts(elements))
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -328,12 +334,14 @@ def test_unknown_embed_fields_in_the_link_are_dropped(efields, used) -> None:
 
 
 @pytest.mark.slow
-def test_unknown_reranker_model_offline_falls_back_to_retrieval() -> None:
+def test_unknown_reranker_model_offline_falls_back_to_retrieval(monkeypatch) -> None:
+    # hub ids reach the loader only where the operator allows downloads
+    monkeypatch.setenv("RERANK_ALLOW_DOWNLOADS", "1")
     at = make_app(q=BATS, k="10", n="5", reranker=MISSING_MODEL).run()
     assert_no_exception(at)
     assert at.selectbox(key="reranker_choice").value == "sentence-transformers"
     assert at.text_input(key="st_model").value == MISSING_MODEL
-    shown = texts(at.warning) + texts(at.error)
+    shown = shown_text(at.warning) + shown_text(at.error)
     assert MISSING_MODEL in shown
     assert "Showing retrieval only" in shown
     assert metrics(at)["Reranker"] == "none"
@@ -343,10 +351,11 @@ def test_unknown_reranker_model_offline_falls_back_to_retrieval() -> None:
 
 
 @pytest.mark.slow
-def test_unknown_encoder_model_offline_is_an_error_not_a_crash() -> None:
+def test_unknown_encoder_model_offline_is_an_error_not_a_crash(monkeypatch) -> None:
+    monkeypatch.setenv("RERANK_ALLOW_DOWNLOADS", "1")
     at = make_app(q=BATS, k="10", encoder="some-org/not-an-encoder").run()
     assert_no_exception(at)
-    error = texts(at.error)
+    error = shown_text(at.error)
     assert "some-org/not-an-encoder" in error
     assert "not available" in error
     assert not at.dataframe

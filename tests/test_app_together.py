@@ -4,6 +4,7 @@ explained, and the opt-in fallback says plainly that it was used."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +95,34 @@ def test_opt_in_fallback_reranks_locally_and_says_so(server, monkeypatch) -> Non
     assert "Together rerank failed" in warning and "local cross-encoder" in warning
     assert "logit" in table(at, "rerank_table").columns
     assert titles(at, "rerank_table")[0] == "Bats in the Attic: Safe Eviction"
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("not_json", "Together rerank answered with a body that is not JSON"),
+        ("nan_score", "Together rerank returned a relevance score that is not a finite number"),
+        ("string_score", "Together rerank returned a relevance score that is not a finite number"),
+        ("short", "Together rerank returned 2 result(s) for 25 documents (expected 4)."),
+        ("empty", "Together rerank returned 0 result(s) for 25 documents (expected 4)."),
+    ],
+)
+def test_malformed_answer_is_one_line_or_falls_back(server, monkeypatch, mode, said) -> None:
+    monkeypatch.setenv("TOGETHER_API_KEY", KEY)
+    at = make_app(**SEED, reranker=RERANK).run()
+    assert_no_exception(at)
+    server.rerank_answer = mode
+    at.slider(key="results").set_value(4).run()  # a new search, now answered badly
+    assert_no_exception(at)
+    (error,) = [re.sub(r"\\(.)", r"\1", e) for e in texts(at.error).splitlines()]
+    assert said in error
+    # with the fallback on, the same answer is a failure like any other
+    at.checkbox(key="together_fallback").check().run()
+    assert_no_exception(at)
+    assert not at.error
+    warning = re.sub(r"\\(.)", r"\1", texts(at.warning))
+    assert (
+        "Together rerank failed (invalid answer); these results come from the local "
+        "cross-encoder instead." in warning
+    )
+    assert "logit" in table(at, "rerank_table").columns

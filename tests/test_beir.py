@@ -142,7 +142,7 @@ def test_judgments_round_trip_with_awkward_text(tmp_path: Path) -> None:
         "ünïcode": {"d4": 2},
     }
     text = dump_judgments_csv(judgments)
-    assert text.startswith("query,doc_id,rating\n")
+    assert text.startswith("query,doc_id,rating\r\n")  # RFC 4180 line ends
     assert load_judgments_csv(text.encode()) == judgments
     path = tmp_path / "judgments.csv"
     path.write_text(text, encoding="utf-8")

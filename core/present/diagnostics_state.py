@@ -14,7 +14,13 @@ from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
 from core.data.upload_store import is_upload_id
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER, Encoder
-from core.present.views import NO_RERANK, RERANKER_CHOICES, SearchSettings, reranker_choice
+from core.present.views import (
+    NO_RERANK,
+    RERANKER_CHOICES,
+    SearchSettings,
+    escape_markdown,
+    reranker_choice,
+)
 from core.search.index import VectorIndex
 from core.search.retrievers import RETRIEVER_LABELS, make_retriever
 
@@ -132,10 +138,13 @@ def retrieval_order(
 def run_caption(
     settings: SearchSettings, encoder_name: str | None, fields: Sequence[str], reranker: str
 ) -> str:
-    """What the views were computed with: first stage, fields, reranker, k and N."""
+    """What the views were computed with: first stage, fields, reranker, k and N
+    (markdown: model and field names are escaped)."""
     return (
         f"Retrieval: {RETRIEVER_LABELS[settings.retriever]}"
-        + (f", {encoder_name}" if encoder_name is not None else "")
-        + f" over {', '.join(fields)} · reranker: "
-        f"{reranker} · {settings.candidates} candidates · top-{settings.results}"
+        + escape_markdown(
+            (f", {encoder_name}" if encoder_name is not None else "")
+            + f" over {', '.join(fields)} · reranker: {reranker}"
+        )
+        + f" · {settings.candidates} candidates · top-{settings.results}"
     )

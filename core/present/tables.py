@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from core.present.views import badge, retrieval_score_label
+from core.present.views import badge, escape_markdown, retrieval_score_label
 from core.quality.diagnostics import AblationReport, CeilingReport
 from core.quality.evaluation import (
     HEADLINE_METRICS,
@@ -36,7 +36,7 @@ def first_stage_caption(result: SearchResult) -> str:
     """The first stage and its score, e.g. "Dense (bi-encoder) · all-MiniLM · cosine score"."""
     stage = RETRIEVER_LABELS[result.retriever]
     if result.retriever != "bm25":
-        stage += f" · {result.encoder}"
+        stage += f" · {escape_markdown(result.encoder)}"
     return f"{stage} · {retrieval_score_label(result)} score"
 
 
@@ -57,11 +57,15 @@ def final_heading(result: SearchResult) -> tuple[str, str]:
     """The final order's subheader and caption: fused, reranked, or retrieval only."""
     if result.fused:
         return "Fused order", (
-            f"{result.reranker} · weight {result.fusion_weight:g} on the cross-encoder, "
+            f"{escape_markdown(result.reranker)} · weight {result.fusion_weight:g} on the "
+            "cross-encoder, "
             f"{1 - result.fusion_weight:g} on the first stage ({FUSION_LABELS[result.fusion]})"
         )
     if result.reranker:
-        return "Reranked order", f"{result.reranker} · {rerank_score_label(result)}"
+        return (
+            "Reranked order",
+            f"{escape_markdown(result.reranker)} · {rerank_score_label(result)}",
+        )
     return "Final order (no reranker)", "retrieval order"
 
 
