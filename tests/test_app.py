@@ -52,12 +52,8 @@ def titles(at: AppTest, key: str) -> list[str]:
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
-def shown_text(elements) -> str:
-    """The text a reader sees: markdown escapes (``\\-``) resolved."""
-    return re.sub(r"\\(.)", r"\1", texts(elements))
+    """The elements' text as a reader sees it: the app's markdown escapes resolved."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in elements))
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -341,7 +337,7 @@ def test_unknown_reranker_model_offline_falls_back_to_retrieval(monkeypatch) -> 
     assert_no_exception(at)
     assert at.selectbox(key="reranker_choice").value == "sentence-transformers"
     assert at.text_input(key="st_model").value == MISSING_MODEL
-    shown = shown_text(at.warning) + shown_text(at.error)
+    shown = texts(at.warning) + texts(at.error)
     assert MISSING_MODEL in shown
     assert "Showing retrieval only" in shown
     assert metrics(at)["Reranker"] == "none"
@@ -355,7 +351,7 @@ def test_unknown_encoder_model_offline_is_an_error_not_a_crash(monkeypatch) -> N
     monkeypatch.setenv("RERANK_ALLOW_DOWNLOADS", "1")
     at = make_app(q=BATS, k="10", encoder="some-org/not-an-encoder").run()
     assert_no_exception(at)
-    error = shown_text(at.error)
+    error = texts(at.error)
     assert "some-org/not-an-encoder" in error
     assert "not available" in error
     assert not at.dataframe

@@ -10,6 +10,7 @@ with the real packaged models.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ BATS = "super hero mystery action movie about bats"
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    """The elements' text as a reader sees it: the app's markdown escapes resolved."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in elements))
 
 
 def metrics(at: AppTest) -> dict[str, str]:
