@@ -126,8 +126,10 @@ def model_refusal(model_id: str, role: ModelRole, *, origin: Origin = "link") ->
         f"operator allows ({ALLOWED_MODELS_ENV})"
     )
     if looks_like_path(text):
-        if origin == "typed" and local_models_allowed():
-            return None
+        if origin == "typed":
+            if local_models_allowed():
+                return None
+            options += f"; a local folder needs {ALLOW_LOCAL_MODELS_ENV}=1"
         return f"{what} model {_shown(text)} looks like a file path and is not used; use {options}"
     if is_hub_id(text):
         if downloads_allowed():
