@@ -6,6 +6,8 @@ A plain dict stands in for Streamlit's session state.
 
 from __future__ import annotations
 
+import re
+
 from conftest import FakeEncoder
 from test_views import TINY
 
@@ -50,7 +52,8 @@ def test_without_a_link_the_page_starts_from_its_last_settings_else_the_search_v
     assert first()["diag_view"] == "ceiling"
 
 
-def test_hosted_models_unknown_datasets_and_views_fall_back() -> None:
+def test_hosted_models_unknown_datasets_and_views_fall_back(monkeypatch) -> None:
+    monkeypatch.setenv("RERANK_ALLOW_DOWNLOADS", "1")  # "org/ce" is a hub id
     search = SearchSettings(
         dataset="gone", encoder="together:e", reranker="together:r", rerank_fields=("x",)
     )
@@ -121,7 +124,9 @@ def test_retrieval_order_covers_the_corpus_and_the_caption_names_the_run() -> No
     bm25 = diag.retrieval_order(TINY, "gold", "bm25", None, ("text",), None)
     assert bm25 == ["e", "f", "g", "h"]  # only records holding the word (e: i = 4)
     settings = SearchSettings(candidates=30, results=5)
-    assert diag.run_caption(settings, "fake-encoder", ("text",), "fake-reranker") == (
+    caption = diag.run_caption(settings, "fake-encoder", ("text",), "fake-reranker")
+    assert "fake\\-reranker" in caption  # markdown: names are escaped
+    assert re.sub(r"\\(.)", r"\1", caption) == (
         "Retrieval: Dense (bi-encoder), fake-encoder over text · reranker: fake-reranker · "
         "30 candidates · top-5"
     )

@@ -56,9 +56,11 @@ def test_final_table_and_heading(result) -> None:
     assert frame["title"].tolist() == ["Doc E", "Doc A", "Doc C"]
     assert frame["retrieval #"].tolist() == [5, 1, 3]
     assert frame["move"].tolist() == ["new · from #5", "▼ 1", "="]
-    assert tables.final_heading(result) == ("Reranked order", "fake-reranker · logit")
+    assert tables.final_heading(result) == ("Reranked order", "fake\\-reranker · logit")
     assert tables.final_heading(_search(None)) == ("Final order (no reranker)", "retrieval order")
-    assert tables.first_stage_caption(result) == "Dense (bi-encoder) · fake-encoder · cosine score"
+    assert (
+        tables.first_stage_caption(result) == "Dense (bi-encoder) · fake\\-encoder · cosine score"
+    )
 
 
 def test_a_fused_order_shows_the_fused_score_and_the_rerank_rank() -> None:
@@ -78,7 +80,7 @@ def test_a_fused_order_shows_the_fused_score_and_the_rerank_rank() -> None:
     assert list(frame.columns) == columns
     heading, caption = tables.final_heading(fused)
     assert heading == "Fused order"
-    assert caption.startswith("fake-reranker · weight 0.5 on the cross-encoder, 0.5 on the first")
+    assert caption.startswith("fake\\-reranker · weight 0.5 on the cross-encoder, 0.5 on the first")
 
 
 def test_corpus_note_and_timings(result) -> None:
