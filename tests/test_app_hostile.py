@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from core.data.uploads import UploadStore, upload_id
+from core.data.upload_store import UploadStore, upload_id
 from core.present.views import MAX_QUERY_CHARS, escape_markdown
 from tests.test_app import assert_no_exception, make_app, metrics, texts
 from tests.test_app_uploads import upload
