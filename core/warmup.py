@@ -99,6 +99,9 @@ class Warmup:
         self._total = 0
         self._error: str | None = None
         self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self.encoder = None  # what it loaded: the registry's shared instances
+        self.reranker = None
         self._stage_started = 0.0
         self._stage_seconds: dict[str, float] = {}
 
@@ -140,7 +143,8 @@ class Warmup:
         """Where the warm-up is now."""
         with self._lock:
             started = self._started_at is not None
-            elapsed = time.perf_counter() - self._started_at if started else 0.0
+            end = self._ended_at if self._ended_at is not None else time.perf_counter()
+            elapsed = end - self._started_at if started else 0.0
             stage = self._stage
             label = STAGE_LABELS.get(stage, "Ready" if stage == "done" else "Starting")
             return WarmupStatus(
@@ -190,10 +194,10 @@ class Warmup:
             dataset = load_dataset(self.dataset_name)
             self._enter("reranker")
             report()
-            reranker = load_reranker(self.reranker_id)
+            reranker = self.reranker = load_reranker(self.reranker_id)
             self._enter("encoder")
             report()
-            encoder = load_encoder(self.encoder_id)
+            encoder = self.encoder = load_encoder(self.encoder_id)
             embed_fields = dataset.default_embed_fields
             self._enter("index", len(dataset))
             report()
@@ -220,6 +224,8 @@ class Warmup:
                 self._error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         finally:
+            with self._lock:
+                self._ended_at = time.perf_counter()
             self._ready.set()
             self._finished.set()
             report()
