@@ -93,8 +93,16 @@ def start_warmup() -> Warmup | None:
     from core.warmup import default_warmup
 
     warmup = default_warmup()
-    warmup.start()
+    warmup.start(progress=_log)
     return warmup
+
+
+def _log(status) -> None:
+    from core.warmup import log_line
+
+    line = log_line(status)
+    if line:
+        print(line, file=sys.stderr, flush=True)
 
 
 def show_warmup(warmup: Warmup | None) -> None:

@@ -549,7 +549,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _warmup(args: argparse.Namespace) -> int:
-    from core.warmup import Warmup, WarmupStatus, prepared_on_disk
+    from core.warmup import Warmup, WarmupStatus, log_line, prepared_on_disk
 
     if args.if_needed and prepared_on_disk():
         print("warm-up: the disk cache already holds the export and the embeddings")
@@ -568,6 +568,5 @@ def _warmup(args: argparse.Namespace) -> int:
     status = Warmup().run(progress)
     if status.error:
         raise CoreError(f"warm-up failed: {status.error}")
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in status.stage_seconds.items())
-    print(f"warm-up done in {status.seconds:.1f} s ({stages})")
+    print(log_line(status))
     return 0

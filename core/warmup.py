@@ -107,13 +107,18 @@ class Warmup:
 
     # --- control ------------------------------------------------------------------------
 
-    def start(self) -> bool:
-        """Start the warm-up in a background thread; False if it was already started."""
+    def start(self, progress: Callable[[WarmupStatus], None] | None = None) -> bool:
+        """Start the warm-up in a background thread; False if it was already started.
+
+        ``progress`` is called (in that thread) with the status at every step.
+        """
         with self._lock:
             if self._started_at is not None:
                 return False
             self._started_at = time.perf_counter()
-            self._thread = threading.Thread(target=self._work, name="rerank-warmup", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, args=(progress,), name="rerank-warmup", daemon=True
+            )
         self._thread.start()
         return True
 
@@ -242,6 +247,18 @@ def default_warmup() -> Warmup:
         if _DEFAULT is None:
             _DEFAULT = Warmup()
         return _DEFAULT
+
+
+def log_line(status: WarmupStatus) -> str | None:
+    """One line for a server log when the warm-up enters a stage or ends (else None)."""
+    if status.error:
+        return f"warm-up failed after {status.seconds:.1f} s: {status.error}"
+    if status.finished:
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in status.stage_seconds.items())
+        return f"warm-up done in {status.seconds:.1f} s ({stages})"
+    if status.done == 0 and status.stage in STAGES:
+        return f"warm-up: {status.label}… ({status.seconds:.1f} s)"
+    return None
 
 
 def prepared_on_disk(dataset: str = "movies", encoder: str = DEFAULT_ENCODER) -> bool:

@@ -38,7 +38,7 @@ def test_warmup_loads_the_shared_models_embeds_and_scores_the_examples() -> None
 
     sample = load_dataset("sample")
     hits, misses = reranker.cache.hits, reranker.cache.misses
-    result = search_with_rerank(
+    search_with_rerank(
         sample,
         EXAMPLE_QUERIES["sample"][0],
         encoder=encoder,
