@@ -25,6 +25,7 @@ attribute (``streamlit`` is pinned in requirements.txt for that reason).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -123,9 +124,24 @@ def show_warmup(warmup: Warmup | None) -> None:
     box.empty()
 
 
+def upload_size_flags(args: list[str], env: dict[str, str]) -> list[str]:
+    """``--server.maxUploadSize`` matching ``RERANK_MAX_UPLOAD_MB`` when that is set and
+    the command line does not say otherwise: Streamlit refuses a larger file before the
+    app's own check sees it, so the two limits move together."""
+    wanted = env.get("RERANK_MAX_UPLOAD_MB", "").strip()
+    if not wanted or any(a.startswith("--server.maxUploadSize") for a in args):
+        return []
+    try:
+        megabytes = max(1, math.ceil(float(wanted)))
+    except ValueError:
+        return []  # the app explains a bad value where uploads happen
+    return ["--server.maxUploadSize", str(megabytes)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``streamlit run app.py`` with the navigation flag set and the warm-up started."""
     args = list(sys.argv[1:] if argv is None else argv)
+    args += upload_size_flags(args, dict(os.environ))
     os.chdir(ROOT)  # .streamlit/config.toml is read from the working directory
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

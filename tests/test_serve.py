@@ -91,3 +91,16 @@ def test_warmup_can_be_switched_off(monkeypatch) -> None:
     monkeypatch.setenv("RERANK_WARMUP", "0")
     assert serve.warmup_enabled() is False
     assert serve.start_warmup() is None
+
+
+def test_upload_limits_agree() -> None:
+    from core.data.uploads import DEFAULT_MAX_UPLOAD_MB
+
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert re.search(rf"^maxUploadSize = {DEFAULT_MAX_UPLOAD_MB}$", config, re.M)
+    flags = serve.upload_size_flags
+    assert flags([], {"RERANK_MAX_UPLOAD_MB": "200"}) == ["--server.maxUploadSize", "200"]
+    assert flags([], {"RERANK_MAX_UPLOAD_MB": "0.5"})[-1] == "1"
+    assert flags(["--server.maxUploadSize=80"], {"RERANK_MAX_UPLOAD_MB": "200"}) == []
+    assert flags([], {}) == []
+    assert flags([], {"RERANK_MAX_UPLOAD_MB": "lots"}) == []
