@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,6 +140,22 @@ def upload_size_flags(args: list[str], env: dict[str, str]) -> list[str]:
     return ["--server.maxUploadSize", str(megabytes)]
 
 
+def _warm_up_once_serving(timeout: float = 60.0) -> None:
+    """Start the warm-up as soon as Streamlit's runtime has started (so the health check
+    is up first: the warm-up's imports would otherwise compete with the server's own
+    start for the interpreter), or after ``timeout`` seconds in any case."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.runtime import RuntimeState
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        instance = Runtime._instance
+        if instance is not None and instance.state != RuntimeState.INITIAL:
+            break
+        time.sleep(0.05)
+    start_warmup()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``streamlit run app.py`` with the navigation flag set and the warm-up started."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -146,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     use_navigation_mode()
-    start_warmup()
+    if warmup_enabled():
+        threading.Thread(target=_warm_up_once_serving, name="warmup-starter", daemon=True).start()
     from streamlit.web import cli
 
     return cli.main(["run", str(APP), *args], prog_name="streamlit")
