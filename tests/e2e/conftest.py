@@ -59,7 +59,8 @@ SETTLE_MS = 150
 
 expect.set_options(timeout=15_000)
 
-SERVER_LOG = pytest.StashKey[Path]()
+SERVER_LOG = pytest.StashKey[Path]()  # the log of the server the current test uses
+APP_SERVER_LOG = pytest.StashKey[Path]()  # the session-wide app_server's log
 
 # Counts every transition of the app's script state to "running" in this document, so
 # the wait helper can tell "a new run started and finished" from "nothing has happened
@@ -213,7 +214,7 @@ def app_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str
     """The app started as the README does (`serve.py`) on a free port; yields its URL."""
     env = _server_env()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    request.config.stash[SERVER_LOG] = log_path
+    request.config.stash[SERVER_LOG] = request.config.stash[APP_SERVER_LOG] = log_path
     try:
         with run_app_server("serve", log_path, env) as base_url:
             yield base_url

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from .conftest import wait_for_app_run
+from .conftest import APP_SERVER_LOG, SERVER_LOG, wait_for_app_run
 from .test_search_e2e import expect_rows, grid_column, table, url_params
 
 pytestmark = pytest.mark.browser
@@ -87,9 +88,23 @@ def _export(page: Page) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def _wait_for_warmup(log_path: Path, timeout_s: float = 600) -> None:
+    """Wait for the server's warm-up to end (its last log line), so the sessions below
+    compete only with each other."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if re.search(r"warm-up (done|failed)", log_path.read_text(errors="replace")):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the server's warm-up did not end in {timeout_s:.0f} s")
+
+
 def test_three_viewers_searching_at_once_each_get_their_own_results(
-    app_server: str, new_context: Callable[[], BrowserContext]
+    app_server: str, new_context: Callable[[], BrowserContext], request: pytest.FixtureRequest
 ) -> None:
+    log_path = request.config.stash[APP_SERVER_LOG]
+    request.config.stash[SERVER_LOG] = log_path  # a fresh server's test may have moved it
+    _wait_for_warmup(log_path)
     from core.data.datasets import load_dataset
     from core.models.registry import load_encoder, load_reranker
     from core.search.pipeline import search_with_rerank
