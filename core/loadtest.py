@@ -195,8 +195,10 @@ async def _results_shown(page) -> None:
 async def _exported(page) -> tuple[str, list[str]]:
     """The query and the final top ids of the results on the page, from its JSON export
     (exact, by id: what this session's own search returned)."""
-    async with page.expect_download() as info:
-        await page.get_by_role("button", name="Download JSON").click()
+    button = page.get_by_role("button", name="Download JSON")
+    await button.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)  # below the fold: paints late
+    async with page.expect_download(timeout=SEARCH_TIMEOUT_S * 1000) as info:
+        await button.click(timeout=SEARCH_TIMEOUT_S * 1000)
     download = await info.value
     data = json.loads(Path(await download.path()).read_text(encoding="utf-8"))
     ranked = sorted(data["results"], key=lambda c: c["final_rank"])
@@ -430,6 +432,21 @@ async def _open_and_wait(browser, base_url: str, query: str) -> tuple[float, str
     return seconds, value.strip()
 
 
+class _Report(dict):
+    """A dict that prints each entry as it is set (a long run's figures survive a later
+    failure)."""
+
+    def __init__(self, echo: bool) -> None:
+        super().__init__()
+        self.echo = echo
+
+    def __setitem__(self, key: str, value) -> None:
+        super().__setitem__(key, value)
+        if self.echo:
+            shown = f"{value:.2f}" if isinstance(value, float) else value
+            print(f"{key:52} {shown}", flush=True)
+
+
 async def _coldstart(mode: str, env: dict[str, str], report: dict) -> None:
     from playwright.async_api import async_playwright
 
@@ -462,8 +479,11 @@ async def _coldstart(mode: str, env: dict[str, str], report: dict) -> None:
             report["health_latency_max_seconds"] = max(latencies) if latencies else None
             report["health_checks_during_warmup"] = len(latencies)
             for query in EXAMPLE_QUERIES["movies"][:3]:
-                _, example_total = await _open_and_wait(browser, server.base_url, query)
-                report[f"example_after_warmup_total_metric ({query})"] = example_total
+                key = f"example after warm-up, Total metric ({query})"
+                try:
+                    _, report[key] = await _open_and_wait(browser, server.base_url, query)
+                except Exception as exc:  # keep the figures measured so far
+                    report[key] = f"failed: {exc!r}"[:300]
         finally:
             stop.set()
             await asyncio.to_thread(manager.__exit__, None, None, None)
@@ -476,7 +496,10 @@ def coldstart_main(args: argparse.Namespace) -> int:
     fresh = args.cache_dir is None
     cache = args.cache_dir or tempfile.mkdtemp(prefix="rerank-cold-cache-")
     env["RERANK_CACHE_DIR"] = cache
-    report: dict = {"mode": args.mode, "cache_dir": cache, "empty_cache_at_start": fresh}
+    report = _Report(echo=not args.json)
+    report["mode"] = args.mode
+    report["cache_dir"] = cache
+    report["empty_cache_at_start"] = fresh
     report["load_average_at_start"] = _load_average()
     if args.mode == "prepared":
         started = time.perf_counter()
@@ -490,8 +513,4 @@ def coldstart_main(args: argparse.Namespace) -> int:
     asyncio.run(_coldstart("plain" if args.mode == "plain" else "serve", env, report))
     if args.json:
         print(json.dumps(report, indent=2))
-    else:
-        for key, value in report.items():
-            shown = f"{value:.2f}" if isinstance(value, float) else value
-            print(f"{key:52} {shown}")
     return 0
