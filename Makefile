@@ -23,8 +23,11 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# serve.py = `streamlit run app.py` + deep links from the first request + warm-up at start;
+# `core warmup --if-needed` fills the disk cache once (bi-encoder export, movies embeddings).
 app: setup
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m core warmup --if-needed
+	$(PY) serve.py --server.port $(PORT)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,10 +1,16 @@
-"""Entry point: `streamlit run app.py`. Builds the navigation over the page scripts."""
+"""Entry point: `python serve.py` (what `make app` runs) or `streamlit run app.py`.
+
+Builds the navigation over the page scripts and starts the server's warm-up (see
+serve.py: deep links on a fresh server, warm start)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from serve import WAITING_PAGES, show_warmup, start_warmup
+
 st.set_page_config(page_title="Rerank workbench", page_icon="🔎", layout="wide")
+warmup = start_warmup()
 
 navigation = st.navigation(
     [
@@ -21,4 +27,6 @@ navigation = st.navigation(
         st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about"),
     ]
 )
+if navigation.title in WAITING_PAGES:
+    show_warmup(warmup)
 navigation.run()

@@ -136,6 +136,51 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--scifact", metavar="PATH", help="BEIR SciFact folder (default: the shared copy)"
     )
+
+    warmup = commands.add_parser(
+        "warmup",
+        help="export the bi-encoder and embed movies into the disk cache once (what the "
+        "app's first visitor would otherwise wait for; `make app` runs it)",
+    )
+    warmup.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="do nothing when the disk cache already holds the export and the embeddings",
+    )
+
+    loadtest = commands.add_parser(
+        "loadtest",
+        help="concurrent browser sessions searching one app server on loopback: "
+        "p50/p95 time to results, each checked against core's own results",
+    )
+    loadtest.add_argument(
+        "--sessions", default="1,4,8", help="concurrency levels to run (default 1,4,8)"
+    )
+    loadtest.add_argument(
+        "--searches", type=int, default=3, help="new searches per session (default 3, max 10)"
+    )
+    loadtest.add_argument(
+        "--url", help="an already running app (default: start one on a free loopback port)"
+    )
+    loadtest.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    coldstart = commands.add_parser(
+        "coldstart",
+        help="start a fresh server on an empty cache dir and time its first answer "
+        "from the moment its health check answers",
+    )
+    coldstart.add_argument(
+        "--mode",
+        choices=["serve", "plain", "prepared"],
+        default="serve",
+        help="serve: `python serve.py` (warm-up at server start); plain: `streamlit run "
+        "app.py` (warm-up at the first visit); prepared: `python -m core warmup` first, "
+        "then serve.py (what `make app` does on a fresh clone)",
+    )
+    coldstart.add_argument(
+        "--cache-dir", help="use this cache dir instead of a new empty one (warm restarts)"
+    )
+    coldstart.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -150,6 +195,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "warmup":
+            return _warmup(args)
+        if args.command == "loadtest":
+            from core.loadtest import loadtest_main
+
+            return loadtest_main(args)
+        if args.command == "coldstart":
+            from core.loadtest import coldstart_main
+
+            return coldstart_main(args)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -491,3 +546,28 @@ def _bench(args: argparse.Namespace) -> int:
     from core.bench.run import main as bench_main
 
     return bench_main(json_output=args.json, quick=args.quick, scifact=args.scifact)
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from core.warmup import Warmup, WarmupStatus, log_line, prepared_on_disk
+
+    if args.if_needed and prepared_on_disk():
+        print("warm-up: the disk cache already holds the export and the embeddings")
+        return 0
+    last = [""]
+
+    def progress(status: WarmupStatus) -> None:
+        line = f"warm-up: {status.label}"
+        if status.total:
+            line += f" {status.done:,}/{status.total:,}"
+        if line != last[0]:
+            end = "\n" if not status.total or status.done >= status.total else ""
+            print(f"\r{line}\033[K", end=end, file=sys.stderr, flush=True)
+            last[0] = line
+
+    # The example queries' scores live in the server's memory: the server scores them.
+    status = Warmup(examples=()).run(progress)
+    if status.error:
+        raise CoreError(f"warm-up failed: {status.error}")
+    print(log_line(status))
+    return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.present.views import escape_markdown, summarize
+from serve import ensure_navigation
+
+ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 st.title("About this workbench")
 st.markdown(

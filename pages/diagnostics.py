@@ -19,6 +19,9 @@ from core.present.diagnostics_state import (
 from core.present.views import EXAMPLE_QUERIES, NO_RERANK, SearchSettings, escape_markdown
 from pages import common
 from pages.diagnostics_views import ablation_view, ceiling_view, settings_sidebar
+from serve import ensure_navigation
+
+ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 # --- settings ---------------------------------------------------------------------------
 # First visit: a deep link's parameters, else what this page showed last, else the

@@ -15,6 +15,9 @@ from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
 from pages.common import BUILTIN_LABELS, load_named_dataset
+from serve import ensure_navigation
+
+ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 st.title("Does reranking help?")
 st.caption(

@@ -221,3 +221,9 @@ def open_query(report: EvaluationReport, labelled: LabelledSet) -> None:
         col.markdown(f"**{title}**")
         col.dataframe(marked_order(items, rank, relevant), hide_index=True)
     st.altair_chart(movement_chart(result, marked=relevant), width="stretch")
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

@@ -37,6 +37,9 @@ from pages.common import (
     together_api_key,
 )
 from pages.upload_panel import quality_report, upload_box
+from serve import ensure_navigation
+
+ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 # --- settings ---------------------------------------------------------------------------
 # The URL defines the view on a session's first run. Widgets then own the settings, and

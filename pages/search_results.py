@@ -229,3 +229,9 @@ def downloads(result: SearchResult) -> None:
         "application/json",
         on_click="ignore",
     )
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

@@ -195,3 +195,9 @@ def together_key_box() -> None:
             help="Kept only in this browser session: never in the link, logs or exports. "
             "Alternatively set TOGETHER_API_KEY or add it to .streamlit/secrets.toml.",
         )
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

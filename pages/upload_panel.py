@@ -84,3 +84,9 @@ def quality_report(report: QualityReport, *, expanded: bool) -> None:
         for note in report.notes():
             st.warning(escape_markdown(note), icon="⚠️")
         st.dataframe(pd.DataFrame(report.to_rows()), hide_index=True)
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

@@ -59,7 +59,8 @@ SETTLE_MS = 150
 
 expect.set_options(timeout=15_000)
 
-SERVER_LOG = pytest.StashKey[Path]()
+SERVER_LOG = pytest.StashKey[Path]()  # the log of the server the current test uses
+APP_SERVER_LOG = pytest.StashKey[Path]()  # the session-wide app_server's log
 
 # Counts every transition of the app's script state to "running" in this document, so
 # the wait helper can tell "a new run started and finished" from "nothing has happened
@@ -142,35 +143,42 @@ def _tail(path: Path, limit: int = 8_000) -> str:
     return text[-limit:] if len(text) > limit else text
 
 
-@pytest.fixture(scope="session")
-def app_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
-    """A real `streamlit run app.py` on a free port; yields its base URL."""
+# How the server is started: the README's command (`make app` runs serve.py, which sets
+# Streamlit's navigation mode before the first session and warms up in the background)
+# or a plain `streamlit run app.py`, as hosting platforms start it.
+SERVER_MODES = {
+    "serve": [sys.executable, "serve.py"],
+    "plain": [sys.executable, "-m", "streamlit", "run", "app.py"],
+}
+SERVER_FLAGS = [
+    "--server.headless",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--server.fileWatcherType",
+    "none",
+    "--server.address",
+    "127.0.0.1",
+]
+
+
+def _server_env() -> dict[str, str]:
     env = os.environ.copy()
     for key in ("RERANK_MOVIES_PATH", "RERANK_CACHE_DIR"):
         if not env.get(key):
             pytest.fail(f"{key} is not set: tests/conftest.py should have set it")
     if not Path(env["RERANK_MOVIES_PATH"]).is_file():
         pytest.skip(f"shared movies dataset missing at {env['RERANK_MOVIES_PATH']}")
+    return env
 
+
+@contextlib.contextmanager
+def run_app_server(mode: str, log_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """Start the app (``mode``: see SERVER_MODES) on a free loopback port; yield its base
+    URL once ``/_stcore/health`` answers, and stop it afterwards."""
     port = _free_port()
-    base_url = f"http://localhost:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    request.config.stash[SERVER_LOG] = log_path
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
+    base_url = f"http://127.0.0.1:{port}"
+    command = [*SERVER_MODES[mode], "--server.port", str(port), *SERVER_FLAGS]
     with log_path.open("w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -190,7 +198,7 @@ def app_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str
                 pytest.fail(
                     f"streamlit not healthy after {SERVER_START_TIMEOUT_S} s:\n{_tail(log_path)}"
                 )
-            time.sleep(0.5)
+            time.sleep(0.2)
         yield base_url
     finally:
         process.terminate()
@@ -199,10 +207,42 @@ def app_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def app_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
+    """The app started as the README does (`serve.py`) on a free port; yields its URL."""
+    env = _server_env()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    request.config.stash[SERVER_LOG] = request.config.stash[APP_SERVER_LOG] = log_path
+    try:
+        with run_app_server("serve", log_path, env) as base_url:
+            yield base_url
+    finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log_path, ARTIFACTS / "streamlit-server.log")
         if request.session.testsfailed:
             sys.stderr.write(f"\n--- streamlit server log ---\n{_tail(log_path)}\n")
+
+
+@pytest.fixture
+def fresh_app_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str], str]]:
+    """Factory: a NEW server process (``"serve"`` or ``"plain"``) that no browser has
+    visited yet, stopped at the end of the test; returns its base URL."""
+    env = _server_env()
+    stack = contextlib.ExitStack()
+    started = []
+
+    def start(mode: str) -> str:
+        started.append(mode)
+        log_path = tmp_path / f"server-{len(started)}-{mode}.log"
+        request.config.stash[SERVER_LOG] = log_path
+        return stack.enter_context(run_app_server(mode, log_path, env))
+
+    with stack:
+        yield start
 
 
 @pytest.hookimpl(wrapper=True)
