@@ -216,6 +216,10 @@ class SearchRecord:
 
 async def _session(browser, base_url: str, number: int, queries: list[str]) -> list[SearchRecord]:
     context = await browser.new_context(accept_downloads=True)
+    # Every wait is bounded by the search timeout, not Playwright's 30 s default: on a
+    # loaded machine a page load alone can take longer than that.
+    context.set_default_timeout(SEARCH_TIMEOUT_S * 1000)
+    context.set_default_navigation_timeout(SEARCH_TIMEOUT_S * 1000)
     await context.add_init_script(_COUNT_RUNS)
     page = await context.new_page()
     records: list[SearchRecord] = []
