@@ -199,11 +199,11 @@ def test_any_non_negative_grade_and_binary() -> None:
 
 def test_quepid_export_columns_and_unrated_rows() -> None:
     data = (
-        "Team Name,Judge Name,Query Text,Doc ID,Rating\r\n"
-        'Search,ann,"space, robots",862,4\r\n'
-        "Search,ann,space robots,157336,\r\n"
-        "Search,bob,heist,680,0\r\n"
-    ).encode()
+        b"Team Name,Judge Name,Query Text,Doc ID,Rating\r\n"
+        b'Search,ann,"space, robots",862,4\r\n'
+        b"Search,ann,space robots,157336,\r\n"
+        b"Search,bob,heist,680,0\r\n"
+    )
     judgments = read_judgments(data)
     assert judgments.format == "quepid"
     assert judgments.qrels == {"space, robots": {"862": 4}, "heist": {"680": 0}}

@@ -13,7 +13,6 @@ from core.quality.metrics import (
     condensed,
     evaluate_run,
     judged_at_k,
-    unjudged_in_top_k,
     kendall_tau,
     mrr_at_k,
     ndcg_at_k,
@@ -21,6 +20,7 @@ from core.quality.metrics import (
     precision_at_k,
     rank_biased_overlap,
     recall_at_k,
+    unjudged_in_top_k,
 )
 
 LOG2_3 = math.log2(3)  # discount at rank 2
