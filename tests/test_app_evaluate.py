@@ -26,7 +26,7 @@ from core.data.beir import dump_judgments_csv
 from core.data.datasets import load_dataset, scifact_path
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
 from core.models.registry import load_encoder, load_reranker
-from core.present.views import judged_metrics
+from core.present.views import judged_metrics, unjudged_entered
 from core.quality.evaluation import (
     HEADLINE_METRICS,
     METRIC_LABELS,
@@ -130,7 +130,8 @@ def test_judged_metrics_graded_base_vs_reranked(tiny_result) -> None:
     base_dcg = 0 + 1 / math.log2(3) + 2 / 2  # a(0), b(1), c(2)
     reranked_dcg = 3 + 0 + 2 / 2  # e(3), a(0), c(2)
     figures = judged_metrics(tiny_result, ratings)
-    assert figures == pytest.approx(
+    main = {k: figures[k] for k in ("base_ndcg", "reranked_ndcg", "base_mrr", "reranked_mrr")}
+    assert main == pytest.approx(
         {
             "base_ndcg": base_dcg / idcg,  # 0.3425
             "reranked_ndcg": reranked_dcg / idcg,  # 0.8400
@@ -155,7 +156,22 @@ def test_judged_metrics_ideal_counts_rated_docs_never_retrieved(tiny_result) -> 
 
 def test_judged_metrics_relevant_only_beyond_k_is_zero_not_none(tiny_result) -> None:
     figures = judged_metrics(tiny_result, {"d": 2, "a": 0})  # d: #4 and #6, both > k = 3
-    assert figures == {"base_ndcg": 0.0, "reranked_ndcg": 0.0, "base_mrr": 0.0, "reranked_mrr": 0.0}
+    for key in ("base_ndcg", "reranked_ndcg", "base_mrr", "reranked_mrr"):
+        assert figures[key] == 0.0
+
+
+def test_judged_share_condensed_and_unjudged_entered(tiny_result) -> None:
+    # Top 3: retrieval a, b, c; reranked e, a, c. "e" came from #5 and is not rated.
+    ratings = {"a": 0, "b": 1, "c": 2}
+    assert [c.id for c in unjudged_entered(tiny_result, ratings)] == ["e"]
+    assert unjudged_entered(tiny_result, {**ratings, "e": 4}) == []
+    figures = judged_metrics(tiny_result, ratings)
+    assert figures["base_judged"] == 1.0
+    assert figures["reranked_judged"] == pytest.approx(2 / 3)
+    # Condensed reranked list: a, c, b (e removed) -> the same as a graded reorder.
+    idcg = 2 + 1 / math.log2(3)
+    assert figures["reranked_ndcg_cond"] == pytest.approx((0 + 2 / math.log2(3) + 1 / 2) / idcg)
+    assert figures["reranked_ndcg"] == pytest.approx((0 + 0 + 2 / 2) / idcg)
 
 
 @pytest.mark.parametrize("ratings", [{}, {"a": 0, "e": 0}, {"a": None, "b": 0}])

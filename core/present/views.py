@@ -379,13 +379,22 @@ def escape_markdown(text: str) -> str:
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
 
 
+def unjudged_entered(result: SearchResult, ratings: Mapping[str, int | None]) -> list[Candidate]:
+    """The final top-N documents that the second stage brought in from outside the
+    retrieval top-N and that have no rating yet, in final order."""
+    rated = {doc_id for doc_id, r in ratings.items() if r is not None}
+    return [c for c in result.top_final if c.entered and c.id not in rated]
+
+
 def judged_metrics(result: SearchResult, ratings: Mapping[str, int]) -> dict[str, float] | None:
-    """nDCG and MRR at ``num_results`` of both orders, from graded ratings (0-3) by id.
+    """nDCG and MRR at ``num_results`` of both orders, from graded ratings (any
+    non-negative integer) by id; with the share of each top-N that is rated
+    (``*_judged``) and the condensed-list nDCG (unjudged removed first, ``*_ndcg_cond``).
 
     The ideal ranking uses every rated document, as trec_eval does. None when nothing
     is rated relevant.
     """
-    from core.quality.metrics import mrr_at_k, ndcg_at_k
+    from core.quality.metrics import condensed, judged_at_k, mrr_at_k, ndcg_at_k
 
     qrels = {doc_id: int(r) for doc_id, r in ratings.items() if r is not None}
     if not any(r > 0 for r in qrels.values()):
@@ -398,4 +407,8 @@ def judged_metrics(result: SearchResult, ratings: Mapping[str, int]) -> dict[str
         "reranked_ndcg": ndcg_at_k(final, qrels, k),
         "base_mrr": mrr_at_k(base, qrels, k),
         "reranked_mrr": mrr_at_k(final, qrels, k),
+        "base_judged": judged_at_k(base, qrels, k),
+        "reranked_judged": judged_at_k(final, qrels, k),
+        "base_ndcg_cond": ndcg_at_k(condensed(base, qrels), qrels, k),
+        "reranked_ndcg_cond": ndcg_at_k(condensed(final, qrels), qrels, k),
     }
