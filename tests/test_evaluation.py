@@ -582,3 +582,50 @@ def test_relevance_threshold_applies_to_mrr_not_ndcg() -> None:
     assert strict.settings.relevance_threshold == 2 and strict.settings.grades == (1, 4)
     with pytest.raises(SettingsError, match="relevance threshold"):
         evaluate_judgments(dataset, judgments, threshold=0, **common)
+
+
+def test_cli_reads_quepid_and_trec_judgments_through_an_id_field(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """Quepid's export (0-4) and TREC qrels (with a queries file), doc ids mapped through
+    the dataset's "code" field, relevance threshold 2: all stated in the output."""
+    import core.models.registry
+    from core.cli import main
+
+    monkeypatch.setattr(core.models.registry, "load_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(
+        core.models.registry,
+        "load_reranker",
+        lambda model_id, **kw: FakeReranker({"row-11": 9.0}),
+    )
+    records = [
+        {"code": f"F{i}", "name": f"film {i}", "text": "alpha" + " beta" * i} for i in range(12)
+    ]
+    data = tmp_path / "films.json"
+    data.write_text(json.dumps(records), encoding="utf-8")
+    quepid = tmp_path / "quepid.csv"
+    quepid.write_text(
+        "Query Text,Doc ID,Rating\nalpha,F0,4\nalpha,F1,1\nalpha,F2,0\nalpha,F3,\nalpha,ZZ,2\n",
+        encoding="utf-8",
+    )
+    args = ["evaluate", "--dataset", str(data), "--candidates", "12", "--doc-id-field", "code"]
+    assert main([*args, "--judgments", str(quepid), "--threshold", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "Quepid CSV export" in captured.err and "graded 0-4" in captured.err
+    assert "1 unrated rows skipped" in captured.err and "1 judged id(s) match no document" in (
+        captured.err
+    )
+    assert "grades 0-4; nDCG uses linear gain (gain = grade), as trec_eval" in captured.out
+    assert "relevant at grade >= 2" in captured.out
+    assert "judged@10" in captured.out and "condensed" in captured.out
+
+    qrels, topics = tmp_path / "qrels.txt", tmp_path / "topics.tsv"
+    qrels.write_text("q1 0 F0 4\nq1 0 F1 1\n", encoding="utf-8")
+    topics.write_text("q1\talpha\n", encoding="utf-8")
+    assert main([*args, "--judgments", str(qrels), "--queries", str(topics), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["grades"] == [1, 4]
+    assert report["queries"][0]["query"] == "alpha"
+    assert main([*args, "--judgments", str(qrels)]) == 2
+    assert "TREC qrels, which name queries by id" in capsys.readouterr().err
+    assert main([*args, "--judgments", str(quepid), "--threshold", "0"]) == 2
