@@ -70,8 +70,13 @@ def judgments_upload(dataset: Dataset) -> Qrels | None:
     if unknown:
         note += f"; {len(unknown)} judged id(s) match no document (first: {unknown[0]})"
     st.caption(escape_markdown(note) + ".")
-    if not qrels:
-        st.error("No judged id matches a document of this dataset: pick the id field.", icon="🚫")
+    judged = {d for docs in read.qrels.values() for d in docs}
+    if not qrels or len(unknown) >= len(judged):
+        st.error(
+            "No judged id matches a document of this dataset: choose the field the ids "
+            "are values of.",
+            icon="🚫",
+        )
         st.stop()
     state.eval_upload_format = read.format
     return qrels
@@ -143,6 +148,8 @@ def _open_for_judging(report: EvaluationReport, dataset_name: str, query: str) -
         reranker=PACKAGED_CROSS_ENCODER,
         candidates=max(10, min(s.rerank_depth or s.candidates, 200)),
         results=10,
+        embed_fields=tuple(s.embed_fields),
+        rerank_fields=tuple(s.rerank_fields),
         fusion_weight=s.fusion_weight,
         fusion=s.fusion,
     )
