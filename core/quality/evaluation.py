@@ -816,7 +816,8 @@ def format_unjudged(report: EvaluationReport, max_queries: int = 10) -> list[str
         runs.append(("after second stage", report.reranked))
     lines = [
         "",
-        f"unjudged documents ({CONDENSED_NOTE}; the standard figures count them irrelevant):",
+        "unjudged documents: the standard figures count them irrelevant; "
+        f"{CONDENSED_NOTE}",
         f"{'run':<20}{'judged@10':>11}{'nDCG@10':>10}{'condensed':>11}"
         f"{'MRR@10':>9}{'condensed':>11}",
     ]
@@ -840,7 +841,7 @@ def format_unjudged(report: EvaluationReport, max_queries: int = 10) -> list[str
         name = q.query[:60] if q.qid == q.query else f"{q.qid} {q.query[:60]}"
         lines.append(f"  {name}: judged@10 {q.base['judged@10']:.1f} -> {after:.1f}")
         for doc_id, title in q.unjudged_entered:
-            lines.append(f"      {doc_id}  {title[:70]}")
+            lines.append(f"    {doc_id:>10}  {title[:70]}")
     if len(entered) > max_queries:
         lines.append(f"  ... and {len(entered) - max_queries} more queries (see --json)")
     return lines
