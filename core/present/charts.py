@@ -491,7 +491,12 @@ def cost_chart(points: Sequence[CostPoint], height: int = 380) -> alt.LayerChart
         alt.Tooltip("within_noise:N", title="within noise of best"),
     ]
     base = alt.Chart(data).encode(x=x)
-    color = alt.Color("first_stage:N", title="first stage", legend=alt.Legend(orient="bottom"))
+    color = alt.Color(
+        "first_stage:N",
+        title="first stage",
+        scale=alt.Scale(scheme="tableau10"),
+        legend=alt.Legend(orient="bottom", labelLimit=320),
+    )
     bars = base.mark_rule(opacity=0.35).encode(
         y=alt.Y("low:Q", scale=y_scale, title="nDCG@10 (95% CI)"), y2="high:Q", color=color
     )

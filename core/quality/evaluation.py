@@ -816,8 +816,7 @@ def format_unjudged(report: EvaluationReport, max_queries: int = 10) -> list[str
         runs.append(("after second stage", report.reranked))
     lines = [
         "",
-        "unjudged documents: the standard figures count them irrelevant; "
-        f"{CONDENSED_NOTE}",
+        f"unjudged documents: the standard figures count them irrelevant; {CONDENSED_NOTE}",
         f"{'run':<20}{'judged@10':>11}{'nDCG@10':>10}{'condensed':>11}"
         f"{'MRR@10':>9}{'condensed':>11}",
     ]
