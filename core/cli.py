@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(negate: its scores negated; random: noise)",
     )
     evaluate.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="--tune: score nothing; keep only the queries whose cross-encoder scores are "
+        "all in the score cache (use a partly warmed cache as it is)",
+    )
+    evaluate.add_argument(
         "--time-sample",
         type=int,
         default=5,
@@ -582,6 +588,7 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         store=ScoreStore(),
         progress=progress,
         threshold=args.threshold,
+        cache_only=args.cache_only,
     )
     if args.tune:
         configs = config_grid(stages, max_depth=args.candidates)
@@ -596,6 +603,10 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
                 print()
             else:
                 print(format_rule_comparison(comparison))
+                print(
+                    f"\ncross-encoder pairs: {bench.pairs_scored:,} scored, "
+                    f"{bench.pairs_cached:,} from cache"
+                )
             return 0
         if args.time_sample > 0 and reranker is not None:
             measure_rerank_cost(

@@ -343,3 +343,29 @@ def test_quality_against_cost_names_the_cheapest_setting_within_noise(tiny) -> N
     data = report.to_dict()
     assert len(data["quality_vs_cost"]) == len(configs)
     assert data["cheapest_within_noise_of_best"]["label"] == cheapest.config.label
+
+
+def test_cache_only_keeps_the_queries_whose_pairs_are_all_cached(tiny, tmp_path) -> None:
+    from core.search.scorestore import ScoreStore
+
+    class CachedFake(FakeReranker):
+        cache_key = "fake-reranker-v1"
+
+    store = ScoreStore(tmp_path / "scores.sqlite")
+    dataset = beir_to_dataset(tiny)
+    common = {
+        "reranker": CachedFake(RERANK_SCORES),
+        "embed_fields": BEIR_FIELDS,
+        "rerank_fields": BEIR_FIELDS,
+        "depth": CANDIDATES,
+        "store": store,
+    }
+    args = (dataset, tiny.queries, tiny.qrels, [DENSE, BM25], {"fake-encoder": FakeEncoder()})
+    warm = prepare(*args, max_queries=2, **common)  # scores queries "1" and "2" only
+    assert warm.pairs_scored > 0
+    reranker = CachedFake(RERANK_SCORES)
+    bench = prepare(*args, **{**common, "reranker": reranker}, cache_only=True)
+    assert bench.qids == ["1", "2"] and reranker.seen == []
+    assert bench.pairs_scored == 0 and bench.pairs_cached > 0
+    assert "2 queries with every pair cached, 1 left out" in bench.note
+    assert bench.result(Config(DENSE, 2)).means == warm.result(Config(DENSE, 2)).means

@@ -292,11 +292,14 @@ def prepare(
     use_cache: bool = True,
     progress: ProgressFn | None = None,
     threshold: int = DEFAULT_THRESHOLD,
+    cache_only: bool = False,
 ) -> Workbench:
     """Retrieve every query with every first stage, then score the union of their top
     ``depth`` with ``reranker`` (each pair once; pairs in ``store`` not at all).
 
-    ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders.
+    ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders. With
+    ``cache_only`` nothing is scored: queries with a pair missing from ``store`` are
+    dropped (``note`` says how many), so a partly warmed cache can be used as it is.
     """
     from core.quality.evaluation import retrieve_run, score_run, sorted_query_ids
 
@@ -360,6 +363,9 @@ def prepare(
         bench.stage_ms[stage] = 1000.0 * (encode_s + search_s) / max(len(qids), 1)
         bench.seconds[f"retrieve {stage.label}"] = time.perf_counter() - started
 
+    if reranker is not None and cache_only:
+        _keep_cached_queries(bench, reranker, dataset, rerank, rerank_style, store)
+        qids, texts = bench.qids, [bench.texts[q] for q in bench.qids]
     if reranker is not None:
         started = time.perf_counter()
         union = {qid: [d for run in bench.runs.values() for d, _ in run[qid]] for qid in qids}
@@ -376,6 +382,39 @@ def prepare(
         )
         bench.seconds["cross-encoder"] = time.perf_counter() - started
     return bench
+
+
+def _keep_cached_queries(
+    bench: Workbench,
+    reranker: Reranker,
+    dataset: Dataset,
+    fields: Sequence[str],
+    style: TextStyle,
+    store: ScoreStore | None,
+) -> None:
+    """Drop the queries whose candidates are not all in ``store`` (``cache_only``)."""
+    from core.data.documents import rerank_text
+    from core.models.base import RerankDoc
+    from core.search.scorestore import missing_pairs
+
+    if store is None:
+        raise SettingsError("cache-only evaluation needs the score cache")
+    keep = []
+    for qid in bench.qids:
+        ids = dict.fromkeys(d for run in bench.runs.values() for d, _ in run[qid])
+        docs = [RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style)) for d in ids]
+        if missing_pairs(reranker, bench.texts[qid], docs, store) == 0:
+            keep.append(qid)
+    dropped = len(bench.qids) - len(keep)
+    if not keep:
+        raise DatasetError("no query has all its cross-encoder scores in the cache yet")
+    bench.qids = keep
+    bench.qrels = {q: bench.qrels[q] for q in keep}
+    bench.texts = {q: bench.texts[q] for q in keep}
+    for stage, run in bench.runs.items():
+        bench.runs[stage] = {q: run[q] for q in keep}
+    if dropped:
+        bench.note = f"cache only: {len(keep)} queries with every pair cached, {dropped} left out"
 
 
 def compare(bench: Workbench, configs: Sequence[Config]) -> list[ConfigResult]:
