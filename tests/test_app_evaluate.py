@@ -600,3 +600,28 @@ def test_quepid_judgments_threshold_unjudged_and_judging_them_on_the_search_page
     (judge,) = [df.value for df in at.dataframe if "rating" in df.value.columns]
     assert set(judge["id"]) == {d for d, _ in entered[0].unjudged_entered}
     assert judge["rating"].isna().all()
+
+
+@pytest.mark.slow
+def test_search_page_offers_to_judge_the_unjudged_documents_that_entered() -> None:
+    at = make_app(dataset="sample", q=SAMPLE_BATS, k="20").run()
+    at.session_state["judgments"] = {"sample": {SAMPLE_BATS: {"s15": 3, "s33": 0}}}
+    at.run()
+    assert_no_exception(at)
+    result = at.session_state["last_result"]
+    fresh = [c.id for c in unjudged_entered(result, {"s15": 3, "s33": 0})]
+    assert fresh, "the reranker brings unrated notes into this query's top 10"
+    assert f"{len(fresh)} document(s) the reranker brought into the top 10" in texts(at.warning)
+    assert "Rated in the top 10:" in texts(at.caption)
+    at.button(key="judge_unjudged").click().run()
+    assert_no_exception(at)
+    (judge,) = [df.value for df in at.dataframe if "rating" in df.value.columns]
+    assert set(judge["id"]) == set(fresh)
+    assert "rate them below" in texts(at.info)
+    # Rated: the prompt goes away and every result is listed again.
+    at.session_state["judgments"]["sample"][SAMPLE_BATS].update(dict.fromkeys(fresh, 0))
+    at.run()
+    assert_no_exception(at)
+    (judge,) = [df.value for df in at.dataframe if "rating" in df.value.columns]
+    assert set(fresh) < set(judge["id"])
+    assert "the reranker brought into the top" not in texts(at.warning)
