@@ -434,12 +434,12 @@ RULES: dict[str, str] = {
     "one-se": "the cheapest setting within one standard error (paired, per query) of the best",
     "first-stage": "the best first stage alone, unless the best rerank/fusion setting beats "
     "it by more than 1.96 standard errors of the paired difference",
-    "coarse": "the best of a coarse grid (depths 20 and 100, weights 1, 0.7, 0.4)",
+    "coarse": "the best of a coarse grid (every other rerank depth from the deepest, e.g. "
+    "20 and 100 of 10-100; weights 1, 0.7, 0.4)",
     "nested": "the rule (best, one-se, first-stage, coarse) that does best in an inner "
     "5-fold cross-validation on the training queries",
 }
 DEFAULT_RULE = "first-stage"
-COARSE_DEPTHS: tuple[int, ...] = (20, 100)
 COARSE_WEIGHTS: tuple[float, ...] = (1.0, 0.7, 0.4)
 NOISE_Z = 1.96
 INNER_FOLDS = 5
@@ -509,11 +509,12 @@ def choose(
         delta, se = _paired_se(table, mask, a)
         return r if delta[r] > NOISE_Z * se[r] else a
     if rule == "coarse":
+        depths = sorted({c.depth for c in configs if c.reranked}, reverse=True)[::2]
         coarse = [
             i
             for i in everything
             if not configs[i].reranked
-            or (configs[i].depth in COARSE_DEPTHS and configs[i].weight in COARSE_WEIGHTS)
+            or (configs[i].depth in depths and configs[i].weight in COARSE_WEIGHTS)
         ]
         return best_of(coarse or everything)
     if rule == "nested":
