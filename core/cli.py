@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule",
         default=None,
         help="--tune: how a setting is chosen on the training folds: best, one-se, "
-        "first-stage (default), coarse, nested",
+        "first-stage, coarse (default), nested",
     )
     evaluate.add_argument(
         "--compare-rules",

@@ -439,7 +439,7 @@ RULES: dict[str, str] = {
     "nested": "the rule (best, one-se, first-stage, coarse) that does best in an inner "
     "5-fold cross-validation on the training queries",
 }
-DEFAULT_RULE = "first-stage"
+DEFAULT_RULE = "coarse"
 COARSE_WEIGHTS: tuple[float, ...] = (1.0, 0.7, 0.4)
 NOISE_Z = 1.96
 INNER_FOLDS = 5
