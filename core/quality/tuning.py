@@ -744,7 +744,7 @@ def sabotage(bench: Workbench, how: str, seed: int = 0) -> Workbench:
     return replace(
         bench,
         ce=ce,
-        reranker=f"{bench.reranker} [{how}d on purpose]",
+        reranker=f"{bench.reranker} [{'negated' if how == 'negate' else 'randomised'} on purpose]",
         note=f"adversarial check: {SABOTAGE[how]}",
         _cache={},
     )
