@@ -62,7 +62,7 @@ def judgments_upload(dataset: Dataset) -> Qrels | None:
         read = read_judgments(upload.getvalue(), queries=queries)
         qrels, unknown = map_doc_ids(read.qrels, dataset, id_field or None)
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
     note = f"{FORMAT_LABELS[read.format]}: {read.scale}"
     if read.skipped:
@@ -225,3 +225,9 @@ def tune_panel(tuned: TuneReport) -> None:
             f"{escape_markdown(best.config.label)}.",
             icon="⏱️",
         )
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()
