@@ -21,6 +21,15 @@ def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _ints(value: str) -> list[int]:
+    try:
+        return [int(part) for part in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers like 5,10, not {value!r}"
+        ) from None
+
+
 def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fusion-weight",
@@ -79,10 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--beir", metavar="PATH", help="a BEIR folder (corpus, queries, qrels)")
     source.add_argument(
-        "--judgments", metavar="CSV", help="a query,doc_id,rating CSV judged on --dataset"
+        "--judgments",
+        metavar="FILE",
+        help="judgments on --dataset: a query,doc_id,rating CSV, Quepid's CSV export "
+        "(Query Text, Doc ID, Rating) or TREC qrels (qid 0 docid rel, with --queries); "
+        "any non-negative integer grades",
     )
     evaluate.add_argument(
         "--dataset", default="movies", help="with --judgments: movies, sample or a JSON file"
+    )
+    evaluate.add_argument(
+        "--queries",
+        metavar="FILE",
+        help="with TREC qrels: query id -> text (id<TAB>text lines, or queries.jsonl)",
+    )
+    evaluate.add_argument(
+        "--doc-id-field",
+        metavar="FIELD",
+        help="with --judgments: the dataset field the judged doc ids are values of "
+        "(default: the dataset's own ids)",
+    )
+    evaluate.add_argument(
+        "--threshold",
+        type=int,
+        default=1,
+        help="lowest grade counted relevant by MRR, Recall and P (default 1; nDCG uses "
+        "every grade, linear gain as trec_eval)",
     )
     evaluate.add_argument("--split", default="test", help="BEIR qrels split (default: test)")
     evaluate.add_argument("--candidates", type=int, default=100, help="retrieved per query")
@@ -119,8 +150,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="choose first stage, rerank depth and fusion weight by k-fold cross-validation "
         "(default first stages: dense MiniLM, dense bge-small, BM25, hybrid)",
     )
-    evaluate.add_argument("--folds", type=int, default=5, help="--tune: folds (default 5)")
+    evaluate.add_argument(
+        "--folds",
+        type=_ints,
+        default=[5],
+        help="--tune: folds (default 5); --compare-rules: several, e.g. 5,10",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="--tune: shuffle seed")
+    evaluate.add_argument(
+        "--seeds", type=_ints, default=None, help="--compare-rules: shuffle seeds, e.g. 0,1,2"
+    )
+    evaluate.add_argument(
+        "--rule",
+        default=None,
+        help="--tune: how a setting is chosen on the training folds: best, one-se, "
+        "first-stage, coarse (default), nested",
+    )
+    evaluate.add_argument(
+        "--compare-rules",
+        action="store_true",
+        help="--tune: cross-validate every selection rule over --seeds and --folds",
+    )
+    evaluate.add_argument(
+        "--sabotage",
+        choices=["negate", "random"],
+        default=None,
+        help="--tune: adversarial check, the cross-encoder made harmful on purpose "
+        "(negate: its scores negated; random: noise)",
+    )
+    evaluate.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="--tune: score nothing; keep only the queries whose cross-encoder scores are "
+        "all in the score cache (use a partly warmed cache as it is)",
+    )
+    evaluate.add_argument(
+        "--time-sample",
+        type=int,
+        default=5,
+        help="--tune: queries on which the cross-encoder is timed live per depth (default "
+        "5; 0: no timing)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument(
         "--per-query-out",
@@ -351,15 +421,26 @@ class _Labelled:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from core.data.beir import load_beir, load_judgments_csv
+    from core.data.beir import (
+        FORMAT_LABELS,
+        load_beir,
+        load_queries_file,
+        map_doc_ids,
+        read_judgments,
+    )
     from core.data.datasets import load_dataset
     from core.models.base import DEFAULT_ENCODER, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER
     from core.models.registry import load_encoder, load_reranker
     from core.quality.evaluation import BEIR_FIELDS, beir_to_dataset
-    from core.quality.tuning import BGE_SMALL, default_stages, stages_for
+    from core.quality.metrics import check_threshold
+    from core.quality.tuning import BGE_SMALL, DEFAULT_RULE, check_rule, default_stages, stages_for
     from core.search.fusion import check_fusion
 
     check_fusion(args.fusion_weight, args.fusion)
+    check_threshold(args.threshold)
+    args.rule = check_rule(args.rule or DEFAULT_RULE)
+    if (args.compare_rules or args.sabotage) and not args.tune:
+        raise CoreError("--compare-rules and --sabotage go with --tune")
     if args.tune and args.no_rerank:
         raise CoreError("--tune needs the reranker: drop --no-rerank")
     if args.beir:
@@ -376,8 +457,21 @@ def _evaluate(args: argparse.Namespace) -> int:
             beir=beir,
         )
     else:
-        judgments = load_judgments_csv(args.judgments)
+        queries = load_queries_file(args.queries) if args.queries else None
+        read = read_judgments(args.judgments, queries=queries)
         dataset = load_dataset(args.dataset)
+        judgments, unknown = map_doc_ids(read.qrels, dataset, args.doc_id_field)
+        through = f" through field '{args.doc_id_field}'" if args.doc_id_field else ""
+        print(
+            f"judgments: {FORMAT_LABELS[read.format]}, {len(read.qrels)} queries, "
+            f"{read.num_ratings} ratings, {read.scale}"
+            + (f", {read.skipped} unrated rows skipped" if read.skipped else "")
+            + (f"; {len(unknown)} judged id(s) match no document{through}" if unknown else "")
+            + (f" (first: {unknown[0]!r})" if unknown else ""),
+            file=sys.stderr,
+        )
+        if not judgments:
+            raise CoreError(f"no judged doc id matches a document of '{dataset.name}'{through}")
         data = _Labelled(
             dataset,
             {q: q for q in judgments},
@@ -426,6 +520,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
         "max_queries": args.max_queries,
         "rerank_fields": data.rerank_fields,
         "progress": progress,
+        "threshold": args.threshold,
         "options": SecondStage(
             retriever=stage.retriever,
             rrf_k=args.rrf_k,
@@ -463,10 +558,14 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
     from core.quality.tuning import (
         Config,
         compare,
+        compare_rules,
         config_grid,
         format_results,
+        format_rule_comparison,
         format_tune,
+        measure_rerank_cost,
         prepare,
+        sabotage,
         tune,
     )
     from core.search.scorestore import ScoreStore
@@ -488,14 +587,44 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         rrf_k=args.rrf_k,
         store=ScoreStore(),
         progress=progress,
+        threshold=args.threshold,
+        cache_only=args.cache_only,
     )
     if args.tune:
+        configs = config_grid(stages, max_depth=args.candidates)
+        if args.sabotage:
+            bench = sabotage(bench, args.sabotage, seed=args.seed)
+        if args.compare_rules:
+            comparison = compare_rules(
+                bench, configs, seeds=args.seeds or [args.seed], folds=args.folds
+            )
+            if args.json:
+                json.dump(comparison.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+                print()
+            else:
+                print(format_rule_comparison(comparison))
+                print(
+                    f"\ncross-encoder pairs: {bench.pairs_scored:,} scored, "
+                    f"{bench.pairs_cached:,} from cache"
+                )
+            return 0
+        if args.time_sample > 0 and reranker is not None:
+            measure_rerank_cost(
+                bench,
+                reranker,
+                data.dataset,
+                sorted({c.depth for c in configs if c.reranked}),
+                fields=data.rerank_fields,
+                style=data.style,
+                sample=args.time_sample,
+            )
         report = tune(
             bench,
-            config_grid(stages, max_depth=args.candidates),
+            configs,
             Config(stages[0]),
-            folds=args.folds,
+            folds=args.folds[0],
             seed=args.seed,
+            rule=args.rule,
         )
         if args.json:
             json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.beir import load_beir, load_judgments_csv
+from core.data.beir import load_beir
 from core.data.datasets import scifact_path
 from core.errors import CoreError
 from core.models.packaged import packaged_model_ids
@@ -14,6 +14,7 @@ from core.present.views import escape_markdown
 from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
+from pages import quality_panels as quality
 from pages.common import BUILTIN_LABELS, load_named_dataset
 from serve import ensure_navigation
 
@@ -61,6 +62,7 @@ weight = c4.slider(
     disabled=not rerank_on,
     help="1 = pure rerank; below 1 blends in the first stage's score (min-max normalised).",
 )
+threshold = quality.threshold_input(c4)
 
 # --- the labelled set -------------------------------------------------------------------
 if source.startswith("SciFact"):
@@ -89,27 +91,22 @@ else:
         key="eval_dataset",
         format_func=lambda n: {**BUILTIN_LABELS, **state.get("upload_labels", {})}.get(n, n),
     )
-    upload = st.file_uploader(
-        "Judgments CSV (columns: query, doc_id, rating 0–3)", type=["csv"], key="eval_csv"
-    )
-    judgments = judgments_of(state.get("judgments", {}), name)
-    if upload is not None:
-        try:
-            judgments = load_judgments_csv(upload.getvalue())
-        except CoreError as exc:
-            st.error(escape_markdown(str(exc)), icon="🚫")
-            st.stop()
-    if not judgments:
-        st.info(
-            "Upload a judgments CSV, or rate results on the Search page (Judge section): "
-            "those judgments are used here too."
-        )
-        st.stop()
     try:
         dataset = load_named_dataset(name).dataset
     except CoreError as exc:
         st.error(escape_markdown(str(exc)), icon="🚫")
         st.stop()
+    # Uploaded judgments (any format), with the ratings made on the Search page on top.
+    judgments = quality.judgments_upload(dataset) or {}
+    for query, docs in judgments_of(state.get("judgments", {}), name).items():
+        judgments.setdefault(query, {}).update(docs)
+    if not judgments:
+        st.info(
+            "Upload judgments, or rate results on the Search page (Judge section): "
+            "those judgments are used here too."
+        )
+        st.stop()
+    state.eval_qrels = judgments
     labelled = LabelledSet.from_judgments(source, dataset, judgments)
     st.caption(f"{len(judgments)} judged queries, {sum(map(len, judgments.values()))} ratings.")
 
@@ -120,11 +117,11 @@ options = SecondStage(
     fusion_weight=weight if rerank_on else 1.0,
 )
 first_encoder = encoder_id if retriever != "bm25" else None
-run_key = labelled.run_key(candidates, rerank_on, first_encoder, options)
-tune_key = labelled.tune_key(candidates)
+run_key = (labelled.run_key(candidates, rerank_on, first_encoder, options), threshold)
+tune_key = (labelled.tune_key(candidates), threshold)
 run_col, tune_col = st.columns([1, 3])
 if run_col.button("Run evaluation", type="primary"):
-    report = panels.evaluate(labelled, first_encoder, rerank_on, candidates, options)
+    report = panels.evaluate(labelled, first_encoder, rerank_on, candidates, options, threshold)
     state.eval_report = (run_key, report, labelled)
 if tune_col.button(
     "Find the best setting (cross-validated)",
@@ -133,11 +130,12 @@ if tune_col.button(
     "10–100 and cross-encoder weights 0.2–1, choosing on 4/5 of the queries and scoring "
     "on the other fifth, five times over. Needs at least 4 judged queries.",
 ):
-    state.eval_tuned = (tune_key, panels.tune(labelled, candidates, encoders))
+    state.eval_tuned = (tune_key, panels.tune(labelled, candidates, encoders, threshold))
 
 stored_tune = state.get("eval_tuned")
 if stored_tune is not None and stored_tune[0] == tune_key:
     panels.recommended(stored_tune[1])
+    quality.tune_panel(stored_tune[1])
 
 # --- the evaluation ---------------------------------------------------------------------
 stored = state.get("eval_report")
@@ -146,5 +144,6 @@ if stored is None or stored[0] != run_key:
     st.stop()
 _, report, labelled = stored
 panels.figures(report)
+quality.unjudged_panel(report, dataset_name=None if labelled.beir is not None else name)
 if report.reranked is not None and len(report.queries):
     panels.open_query(report, labelled)

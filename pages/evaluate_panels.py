@@ -24,7 +24,15 @@ from core.present.tables import (
 )
 from core.present.views import SearchSettings, escape_markdown
 from core.quality.evaluation import EvaluationReport, SecondStage, evaluate_beir, evaluate_judgments
-from core.quality.tuning import BGE_SMALL, Config, TuneReport, config_grid, default_stages, prepare
+from core.quality.tuning import (
+    BGE_SMALL,
+    Config,
+    TuneReport,
+    config_grid,
+    default_stages,
+    measure_rerank_cost,
+    prepare,
+)
 from core.quality.tuning import tune as tune_settings
 from core.search.pipeline import search_with_rerank
 from core.search.retrievers import make_retriever
@@ -49,6 +57,7 @@ def evaluate(
     rerank: bool,
     candidates: int,
     options: SecondStage,
+    threshold: int = 1,
 ) -> EvaluationReport:
     """Evaluate the first stage alone and with the second stage, with a progress bar;
     an error is shown and stops the page."""
@@ -61,6 +70,7 @@ def evaluate(
         "candidates": candidates,
         "progress": progress,
         "options": options,
+        "threshold": threshold,
     }
     try:
         if labelled.beir is not None:
@@ -77,11 +87,15 @@ def evaluate(
     return report
 
 
-def tune(labelled: LabelledSet, candidates: int, encoders: list[str]) -> TuneReport:
-    """Cross-validate the grid of first stages, depths and weights, with a progress bar;
-    an error is shown and stops the page."""
+def tune(
+    labelled: LabelledSet, candidates: int, encoders: list[str], threshold: int = 1
+) -> TuneReport:
+    """Cross-validate the grid of first stages, depths and weights, with a progress bar,
+    and time the cross-encoder at each depth (3 queries, live); an error is shown and
+    stops the page."""
     stages = default_stages(DEFAULT_ENCODER, BGE_SMALL if BGE_SMALL in encoders else None)
     loaded = {s.encoder: common.get_encoder(s.encoder) for s in stages if s.encoder}
+    cross_encoder = common.get_reranker(PACKAGED_CROSS_ENCODER)
     bar, progress = _progress_bar()
     try:
         bench = prepare(
@@ -90,7 +104,7 @@ def tune(labelled: LabelledSet, candidates: int, encoders: list[str]) -> TuneRep
             labelled.qrels,
             stages,
             loaded,
-            reranker=common.get_reranker(PACKAGED_CROSS_ENCODER),
+            reranker=cross_encoder,
             embed_fields=labelled.embed_fields,
             rerank_fields=labelled.rerank_fields,
             rerank_style=labelled.rerank_style,
@@ -99,13 +113,20 @@ def tune(labelled: LabelledSet, candidates: int, encoders: list[str]) -> TuneRep
             ignore_identical_ids=labelled.ignore_identical_ids,
             store=ScoreStore(),
             progress=progress,
+            threshold=threshold,
         )
-        tuned = tune_settings(
+        grid = config_grid(stages, max_depth=candidates)
+        bar.progress(1.0, text="Timing the cross-encoder at each depth…")
+        measure_rerank_cost(
             bench,
-            config_grid(stages, max_depth=candidates),
-            Config(stages[0]),
-            folds=min(5, len(bench.qids)),
+            cross_encoder,
+            labelled.dataset,
+            sorted({c.depth for c in grid if c.reranked}),
+            fields=labelled.rerank_fields,
+            style=labelled.rerank_style,
+            sample=3,
         )
+        tuned = tune_settings(bench, grid, Config(stages[0]), folds=min(5, len(bench.qids)))
     except CoreError as exc:
         bar.empty()
         st.error(escape_markdown(str(exc)), icon="🚫")
@@ -182,7 +203,8 @@ def open_query(report: EvaluationReport, labelled: LabelledSet) -> None:
     st.subheader("Open a query")
     by_label = {f"{q.qid}: {q.query[:90]}": q for q in report.queries}
     picked = by_label[st.selectbox("Query", list(by_label), key="eval_pick")]
-    relevant = {d: r for d, r in labelled.qrels.get(picked.qid, {}).items() if r > 0}
+    threshold = s.relevance_threshold
+    relevant = {d: r for d, r in labelled.qrels.get(picked.qid, {}).items() if r >= threshold}
     encoder = common.get_encoder(s.encoder) if s.retriever != "bm25" else None
     build = (
         common.get_index(dataset, encoder, tuple(s.embed_fields)) if encoder is not None else None

@@ -33,6 +33,7 @@ from core.present.views import (
 )
 from core.search.index import IndexBuild
 from core.search.pipeline import SearchResult
+from pages.quality_panels import judge_prompt
 
 
 def summary(result: SearchResult, build: IndexBuild | None) -> None:
@@ -153,28 +154,34 @@ def details(result: SearchResult) -> None:
 
 
 def judging(dataset_name: str, result: SearchResult) -> None:
-    """Rate the shown results 0-3; compare both orders on the ratings; export/import.
+    """Rate the shown results (any whole-number grades); compare both orders on the
+    ratings; export/import. Unrated documents the reranker brought into the top N are
+    offered for rating in one click.
 
     Ratings live in the session per dataset and query; the Evaluate page reads them too.
     """
     state = st.session_state
     all_judgments = state.setdefault("judgments", {}).setdefault(dataset_name, {})
     ratings = all_judgments.setdefault(result.query, {})
-    with st.expander("Judge these results: are they relevant? (0–3)", expanded=bool(ratings)):
+    focus = judge_prompt(result, ratings)
+    with st.expander(
+        "Judge these results: are they relevant? (0–3, or any whole-number scale)",
+        expanded=bool(ratings) or focus is not None,
+    ):
         edited = st.data_editor(
-            judging_table(result, ratings),
+            judging_table(result, ratings, only=focus),
             hide_index=True,
             disabled=["id", "title", "retrieval #", "final #"],
             column_config={
                 "rating": st.column_config.NumberColumn(
                     "rating",
                     min_value=0,
-                    max_value=3,
                     step=1,
-                    help="0 not relevant · 1 somewhat · 2 relevant · 3 perfect",
+                    help="0 not relevant · 1 somewhat · 2 relevant · 3 perfect (or your "
+                    "own scale: any whole number, e.g. Quepid's 0-4)",
                 )
             },
-            key=f"judge-{dataset_name}-{result.query}",
+            key=f"judge-{dataset_name}-{result.query}-{'new' if focus else 'all'}",
         )
         update_ratings(ratings, edited)
         _judged_figures(result, ratings)
@@ -213,6 +220,12 @@ def _judged_figures(result: SearchResult, ratings: dict[str, int]) -> None:
         f"MRR@{k}: base → reranked",
         f"{figures['base_mrr']:.3f} → {figures['reranked_mrr']:.3f}",
         delta=f"{figures['reranked_mrr'] - figures['base_mrr']:+.3f}",
+    )
+    st.caption(
+        f"Rated in the top {k}: {figures['base_judged']:.0%} → "
+        f"{figures['reranked_judged']:.0%}. Condensed nDCG@{k} (unrated documents removed "
+        f"first): {figures['base_ndcg_cond']:.3f} → {figures['reranked_ndcg_cond']:.3f}; "
+        "the figures above count them irrelevant."
     )
 
 

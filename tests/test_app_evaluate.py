@@ -26,7 +26,7 @@ from core.data.beir import dump_judgments_csv
 from core.data.datasets import load_dataset, scifact_path
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
 from core.models.registry import load_encoder, load_reranker
-from core.present.views import judged_metrics
+from core.present.views import judged_metrics, unjudged_entered
 from core.quality.evaluation import (
     HEADLINE_METRICS,
     METRIC_LABELS,
@@ -130,7 +130,8 @@ def test_judged_metrics_graded_base_vs_reranked(tiny_result) -> None:
     base_dcg = 0 + 1 / math.log2(3) + 2 / 2  # a(0), b(1), c(2)
     reranked_dcg = 3 + 0 + 2 / 2  # e(3), a(0), c(2)
     figures = judged_metrics(tiny_result, ratings)
-    assert figures == pytest.approx(
+    main = {k: figures[k] for k in ("base_ndcg", "reranked_ndcg", "base_mrr", "reranked_mrr")}
+    assert main == pytest.approx(
         {
             "base_ndcg": base_dcg / idcg,  # 0.3425
             "reranked_ndcg": reranked_dcg / idcg,  # 0.8400
@@ -155,7 +156,22 @@ def test_judged_metrics_ideal_counts_rated_docs_never_retrieved(tiny_result) -> 
 
 def test_judged_metrics_relevant_only_beyond_k_is_zero_not_none(tiny_result) -> None:
     figures = judged_metrics(tiny_result, {"d": 2, "a": 0})  # d: #4 and #6, both > k = 3
-    assert figures == {"base_ndcg": 0.0, "reranked_ndcg": 0.0, "base_mrr": 0.0, "reranked_mrr": 0.0}
+    for key in ("base_ndcg", "reranked_ndcg", "base_mrr", "reranked_mrr"):
+        assert figures[key] == 0.0
+
+
+def test_judged_share_condensed_and_unjudged_entered(tiny_result) -> None:
+    # Top 3: retrieval a, b, c; reranked e, a, c. "e" came from #5 and is not rated.
+    ratings = {"a": 0, "b": 1, "c": 2}
+    assert [c.id for c in unjudged_entered(tiny_result, ratings)] == ["e"]
+    assert unjudged_entered(tiny_result, {**ratings, "e": 4}) == []
+    figures = judged_metrics(tiny_result, ratings)
+    assert figures["base_judged"] == 1.0
+    assert figures["reranked_judged"] == pytest.approx(2 / 3)
+    # Condensed reranked list: a, c, b (e removed) -> the same as a graded reorder.
+    idcg = 2 + 1 / math.log2(3)
+    assert figures["reranked_ndcg_cond"] == pytest.approx((0 + 2 / math.log2(3) + 1 / 2) / idcg)
+    assert figures["reranked_ndcg"] == pytest.approx((0 + 0 + 2 / 2) / idcg)
 
 
 @pytest.mark.parametrize("ratings", [{}, {"a": 0, "e": 0}, {"a": None, "b": 0}])
@@ -259,10 +275,10 @@ def test_judging_on_the_search_page_scores_exports_and_imports() -> None:
     # A bad file is an error under the box; the session's ratings are untouched.
     before = json.loads(json.dumps(at.session_state["judgments"]))
     at.file_uploader(key="judgments_csv").set_value(
-        ("bad.csv", f"query,doc_id,rating\n{SAMPLE_BATS},s15,7\n".encode(), "text/csv")
+        ("bad.csv", f"query,doc_id,rating\n{SAMPLE_BATS},s15,-1\n".encode(), "text/csv")
     ).run()
     assert_no_exception(at)
-    assert "rating '7' is not an integer 0-3" in texts(at.error)
+    assert "rating '-1' is not a non-negative whole number" in texts(at.error)
     assert at.session_state["judgments"] == before
 
 
@@ -428,11 +444,11 @@ def test_evaluate_page_with_a_judgments_csv_matches_core_and_the_cli(tmp_path) -
             ("line 1", "header lacks rating", "expected query,doc_id,rating"),
         ),
         (
-            f"query,doc_id,rating\n{SAMPLE_BATS},s15,3\n{SAMPLE_BATS},s33,7\n".encode(),
-            ("line 3", "rating '7' is not an integer 0-3"),
+            f"query,doc_id,rating\n{SAMPLE_BATS},s15,3\n{SAMPLE_BATS},s33,2.5\n".encode(),
+            ("line 3", "rating '2.5' is not a non-negative whole number"),
         ),
     ],
-    ids=["missing-column", "rating-7"],
+    ids=["missing-column", "rating-2.5"],
 )
 def test_bad_judgments_csv_is_a_clear_error(data, fragments) -> None:
     at = _evaluate_page(csv=data)
@@ -479,14 +495,14 @@ def test_evaluate_page_default_state() -> None:
         assert RUN_PROMPT in texts(at.info)
         assert _run_button(at)
     else:
-        assert "Upload a judgments CSV" in texts(at.info)
+        assert "Upload judgments" in texts(at.info)
 
 
 def test_judgments_source_without_judgments_prompts_for_them() -> None:
     at = _evaluate_page()
     assert_no_exception(at)
     assert at.selectbox(key="eval_dataset").value == "sample"
-    assert "Upload a judgments CSV, or rate results on the Search page" in texts(at.info)
+    assert "Upload judgments, or rate results on the Search page" in texts(at.info)
     assert not [b for b in at.button if b.label == "Run evaluation"]
     assert not at.error
 
@@ -522,8 +538,90 @@ def test_searched_but_unrated_queries_are_not_judged_queries(session, caption) -
     at.selectbox(key="eval_dataset").set_value("sample").run()
     assert_no_exception(at)
     if caption is None:
-        assert "Upload a judgments CSV, or rate results on the Search page" in texts(at.info)
+        assert "Upload judgments, or rate results on the Search page" in texts(at.info)
         assert not [b for b in at.button if b.label == "Run evaluation"]
     else:
         assert caption in texts(at.caption)
         assert RUN_PROMPT in texts(at.info)
+
+
+# --- other judgment formats, unjudged documents, one click to judge -----------------------
+
+QUEPID_SAMPLE = (
+    "Query Text,Doc ID,Rating\n"
+    f"{SAMPLE_BATS},{BATS_TITLE},4\n"
+    f"{SAMPLE_BATS},{MOLES_TITLE},2\n"
+    f'{SAMPLE_BATS},"Choosing a Cricket Bat, and How It Got Its Shape",0\n'
+    "my python gets scared and curls up when I pick it up,Ball Pythons in the Wild,4\n"
+    "my python gets scared and curls up when I pick it up,Python Virtual Environments,0\n"
+)
+
+
+@pytest.mark.slow
+def test_quepid_judgments_threshold_unjudged_and_judging_them_on_the_search_page() -> None:
+    at = _evaluate_page(candidates=EVAL_CANDIDATES)
+    at.file_uploader(key="eval_csv").set_value(
+        ("quepid.csv", QUEPID_SAMPLE.encode(), "text/csv")
+    ).run()
+    assert_no_exception(at)
+    # Quepid names documents by title here: unmatched until the id field is chosen.
+    assert "No judged id matches a document" in texts(at.error)
+    at.selectbox(key="eval_id_field").set_value("title").run()
+    assert_no_exception(at)
+    assert "Quepid CSV export (Query Text, Doc ID, Rating): graded 0-4" in texts(at.caption)
+    assert "2 judged queries, 5 ratings." in texts(at.caption)
+    at.number_input(key="eval_threshold").set_value(3).run()
+    _run_button(at).click().run()
+    assert_no_exception(at)
+    report = at.session_state["eval_report"][1]
+    assert report.settings.relevance_threshold == 3
+    assert report.settings.grades == (0, 2, 4)
+    bats = next(q for q in report.queries if q.qid == SAMPLE_BATS)
+    # The moles note (grade 2) is below the threshold: MRR only sees the bats note.
+    assert bats.base["mrr@10"] in (0.0, *(1 / r for r in range(1, 11)))
+    assert "Unjudged documents" in texts(at.subheader)
+    assert "relevant at grade >= 3" in texts(at.caption)
+    (summary,) = [df.value for df in at.dataframe if "judged@10" in df.value.columns]
+    assert list(summary["run"]) == ["retrieval only", "after second stage"]
+    assert summary["judged@10"].iloc[0] == pytest.approx(report.base["judged@10"])
+    assert summary["nDCG@10 condensed"].iloc[1] == pytest.approx(report.reranked["ndcg_cond@10"])
+    entered = report.unjudged_entered()
+    if not entered:
+        pytest.skip("the reranker brought no unjudged document into a top 10 here")
+    (listed,) = [df.value for df in at.dataframe if "doc id" in df.value.columns]
+    assert len(listed) == sum(len(q.unjudged_entered) for q in entered)
+    query = entered[0].query
+    at.selectbox(key="eval_judge_pick").set_value(query).run()
+    at.button(key="eval_judge_go").click().run()
+    assert_no_exception(at)
+    assert "Retrieve, then rerank" in texts(at.title)
+    assert at.session_state["view"].query == query
+    assert "rate them below" in texts(at.info)
+    (judge,) = [df.value for df in at.dataframe if "rating" in df.value.columns]
+    assert set(judge["id"]) == {d for d, _ in entered[0].unjudged_entered}
+    assert judge["rating"].isna().all()
+
+
+@pytest.mark.slow
+def test_search_page_offers_to_judge_the_unjudged_documents_that_entered() -> None:
+    at = make_app(dataset="sample", q=SAMPLE_BATS, k="20").run()
+    at.session_state["judgments"] = {"sample": {SAMPLE_BATS: {"s15": 3, "s33": 0}}}
+    at.run()
+    assert_no_exception(at)
+    result = at.session_state["last_result"]
+    fresh = [c.id for c in unjudged_entered(result, {"s15": 3, "s33": 0})]
+    assert fresh, "the reranker brings unrated notes into this query's top 10"
+    assert f"{len(fresh)} document(s) the reranker brought into the top 10" in texts(at.warning)
+    assert "Rated in the top 10:" in texts(at.caption)
+    at.button(key="judge_unjudged").click().run()
+    assert_no_exception(at)
+    (judge,) = [df.value for df in at.dataframe if "rating" in df.value.columns]
+    assert set(judge["id"]) == set(fresh)
+    assert "rate them below" in texts(at.info)
+    # Rated: the prompt goes away and every result is listed again.
+    at.session_state["judgments"]["sample"][SAMPLE_BATS].update(dict.fromkeys(fresh, 0))
+    at.run()
+    assert_no_exception(at)
+    (judge,) = [df.value for df in at.dataframe if "rating" in df.value.columns]
+    assert set(fresh) < set(judge["id"])
+    assert "the reranker brought into the top" not in texts(at.warning)

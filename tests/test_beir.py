@@ -13,6 +13,9 @@ from core.data.beir import (
     dump_judgments_csv,
     load_beir,
     load_judgments_csv,
+    load_queries_file,
+    map_doc_ids,
+    read_judgments,
 )
 from core.errors import DatasetError, DatasetUnavailableError
 
@@ -165,7 +168,9 @@ def test_judgments_later_row_wins() -> None:
     [
         (b"", "empty"),
         (b"query,doc,rating\nq,d1,1\n", "line 1: header lacks doc_id"),
-        (b"query,doc_id,rating\nq,d1,1\nq,d2,4\n", "line 3: rating '4' is not an integer 0-3"),
+        (b"query,doc_id,rating\nq,d1,1\nq,d2,-1\n", "line 3: rating '-1' is not a non-neg"),
+        (b"query,doc_id,rating\nq,d1,2.5\n", "line 2: rating '2.5'"),
+        (b"q1 0 d1 1\n", "TREC qrels, which name queries by id"),
         (b"query,doc_id,rating\nq,d1,good\n", "line 2: rating 'good'"),
         (b"query,doc_id,rating\nq,d1\n", "line 2: expected 3 fields"),
         (b"query,doc_id,rating\n,d1,1\n", "line 2: empty query"),
@@ -180,3 +185,62 @@ def test_bad_judgments_are_dataset_errors(data: bytes, message: str) -> None:
 def test_missing_judgments_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetUnavailableError, match="not found"):
         load_judgments_csv(tmp_path / "none.csv")
+
+
+# --- other judgment formats -----------------------------------------------------------
+
+
+def test_any_non_negative_grade_and_binary() -> None:
+    graded = read_judgments(b"query,doc_id,rating\nq,d1,4\nq,d2,0\nq,d3,10\nq,d4,3.0\n")
+    assert graded.qrels == {"q": {"d1": 4, "d2": 0, "d3": 10, "d4": 3}}
+    assert graded.scale == "graded 0-10" and graded.format == "csv"
+    assert read_judgments(b"query,doc_id,rating\nq,d1,1\nq,d2,0\n").scale == "binary (0/1)"
+
+
+def test_quepid_export_columns_and_unrated_rows() -> None:
+    data = (
+        b"Team Name,Judge Name,Query Text,Doc ID,Rating\r\n"
+        b'Search,ann,"space, robots",862,4\r\n'
+        b"Search,ann,space robots,157336,\r\n"
+        b"Search,bob,heist,680,0\r\n"
+    )
+    judgments = read_judgments(data)
+    assert judgments.format == "quepid"
+    assert judgments.qrels == {"space, robots": {"862": 4}, "heist": {"680": 0}}
+    assert judgments.skipped == 1
+    assert load_judgments_csv(data) == judgments.qrels
+
+
+def test_trec_qrels_with_a_queries_file(tmp_path: Path) -> None:
+    queries = load_queries_file(b"id\ttext\nq1\tspace robots\nq2\theist film\n")
+    assert queries == {"q1": "space robots", "q2": "heist film"}
+    jsonl = b'{"_id": "q1", "text": "space robots"}\n'
+    assert load_queries_file(jsonl) == {"q1": "space robots"}
+    qrels = read_judgments(b"q1 0 d1 4\nq1 0 d2 0\n\nq2\tQ0\td7\t2\n", queries=queries)
+    assert qrels.format == "trec"
+    assert qrels.qrels == {"space robots": {"d1": 4, "d2": 0}, "heist film": {"d7": 2}}
+    with pytest.raises(DatasetError, match="line 1: query id 'q9'"):
+        read_judgments(b"q9 0 d1 1\n", queries=queries)
+    with pytest.raises(DatasetError, match="expected 'id<TAB>text'"):
+        load_queries_file(b"just words\n")
+
+
+def test_map_doc_ids_through_a_field() -> None:
+    from core.data.documents import make_dataset
+
+    dataset = make_dataset(
+        "films",
+        [{"title": "Alien", "year": 1979}, {"title": "Heat", "year": 1995}],
+        title_field="title",
+    )
+    qrels = {"q": {"Alien": 3, "Heat": 0, "Nope": 2}}
+    mapped, unknown = map_doc_ids(qrels, dataset, "title")
+    assert mapped == {"q": {dataset.ids[0]: 3, dataset.ids[1]: 0}}
+    assert unknown == ["Nope"]
+    same, unknown = map_doc_ids({"q": {dataset.ids[1]: 1, "zz": 1}}, dataset, None)
+    assert same == {"q": {dataset.ids[1]: 1, "zz": 1}} and unknown == ["zz"]
+    with pytest.raises(DatasetError, match="not a field"):
+        map_doc_ids(qrels, dataset, "nope")
+    twice = make_dataset("t", [{"title": "A", "y": 1}, {"title": "B", "y": 1}])
+    with pytest.raises(DatasetError, match="not unique"):
+        map_doc_ids(qrels, twice, "y")

@@ -279,3 +279,44 @@ def test_retrieval_axis_names_the_first_stage_score(result) -> None:
     assert "BM25 score (lexical)" in json.dumps(score_chart(bm25, "retrieval").to_dict())
     rrf = replace(result, retrieval_score_kind="rrf")
     assert "RRF score (dense + BM25)" in json.dumps(score_chart(rrf, "retrieval").to_dict())
+
+
+# --- quality against cost ---------------------------------------------------------------
+
+
+def _cost_points():
+    from core.quality.tuning import Config, CostPoint, FirstStage
+
+    dense, bm25 = FirstStage("dense", "org/m"), FirstStage("bm25")
+    return [
+        CostPoint(Config(dense), 0.70, 0.66, 0.74, 5.0, True, -0.01),
+        CostPoint(Config(bm25), 0.66, 0.62, 0.70, 1.0, False, -0.05),
+        CostPoint(Config(dense, 50), 0.71, 0.67, 0.75, 600.0, True, 0.0),
+        CostPoint(Config(dense, 20, 0.5), 0.705, 0.66, 0.75, 240.0, True, -0.005),
+        CostPoint(Config(bm25, 10), 0.60, 0.55, 0.65, None, False, -0.1),  # not timed
+    ]
+
+
+def test_cost_frame_names_the_best_and_the_cheapest_within_noise() -> None:
+    from core.present.charts import cost_frame
+
+    frame = cost_frame(_cost_points())
+    assert len(frame) == 4  # the untimed setting has no place on a time axis
+    roles = dict(zip(frame["setting"], frame["role"], strict=True))
+    assert roles["dense m · rerank top 50"] == "best"
+    assert roles["dense m · alone"] == "cheapest within noise"
+    assert roles["bm25 · alone"] == ""  # cheaper, but worse beyond noise
+    kinds = dict(zip(frame["setting"], frame["second_stage"], strict=True))
+    assert kinds["dense m · fuse top 20 w=0.5"] == "fuse"
+
+
+def test_cost_chart_is_valid_vega_lite_on_a_log_time_axis(vega_lite_schema) -> None:
+    from core.present.charts import cost_chart
+
+    spec = cost_chart(_cost_points()).to_dict()
+    jsonschema.validate(spec, vega_lite_schema)
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["rule", "point", "point", "text"]
+    assert spec["layer"][1]["encoding"]["x"]["scale"]["type"] == "log"
+    assert spec["layer"][0]["encoding"]["y2"]["field"] == "high"
+    jsonschema.validate(cost_chart([]).to_dict(), vega_lite_schema)

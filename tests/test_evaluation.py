@@ -531,3 +531,101 @@ def test_rerank_depth_and_fusion_in_the_report(tiny: BeirDataset) -> None:
         evaluate_tiny(tiny, options=SecondStage(rerank_depth=CANDIDATES + 1))
     with pytest.raises(SettingsError, match="fusion weight"):
         evaluate_tiny(tiny, options=SecondStage(fusion_weight=1.5))
+
+
+def test_unjudged_documents_judged_at_10_and_condensed_figures() -> None:
+    """A reranker that lifts a document nobody judged into the top 10: the standard
+    nDCG counts it irrelevant, the condensed list skips it, and it is listed."""
+    # Cosine to "alpha" falls with every "beta": retrieval order is film 0, 1, ..., 11.
+    records = [{"name": f"film {i}", "text": "alpha" + " beta" * i} for i in range(12)]
+    dataset = make_dataset("films", records, title_field="name", embed_fields=["text"])
+    ids = dataset.ids
+    judgments = {"alpha": {ids[i]: (3 if i == 0 else 0) for i in range(10)}}
+    judgments["alpha"][ids[10]] = 1
+    report = evaluate_judgments(
+        dataset,
+        judgments,
+        encoder=FakeEncoder(),
+        reranker=FakeReranker({ids[11]: 9.0, ids[0]: 1.0}),
+        candidates=12,
+        rerank_fields=["text"],
+    )
+    q = report.queries[0]
+    assert q.base["judged@10"] == pytest.approx(1.0)
+    assert q.reranked["judged@10"] == pytest.approx(0.9)
+    assert q.unjudged_entered == ((ids[11], "film 11"),)
+    # The unjudged film is first after reranking: the standard nDCG drops, the
+    # condensed one (film 0 back at rank 1) does not.
+    assert q.reranked["ndcg@10"] < q.base["ndcg@10"]
+    assert q.reranked["ndcg_cond@10"] == pytest.approx(q.base["ndcg_cond@10"])
+    assert q.reranked["mrr_cond@10"] == 1.0 and q.reranked["mrr@10"] == 0.5
+    row = q.row()
+    assert row["base_judged@10"] == 1.0 and row["unjudged_entered"] == 1
+    text = format_report(report)
+    assert "condensed: unjudged documents removed before scoring" in text
+    assert "entered the top 10 after the second stage: 1 in 1 of 1 queries" in text
+    assert f"{ids[11]}  film 11" in text
+    assert "grades 0-3; nDCG uses linear gain" in text
+    assert report.to_dict()["queries"][0]["unjudged_entered_ids"] == [ids[11]]
+
+
+def test_relevance_threshold_applies_to_mrr_not_ndcg() -> None:
+    records = [{"name": f"film {i}", "text": "alpha" + " beta" * i} for i in range(4)]
+    dataset = make_dataset("films", records, title_field="name", embed_fields=["text"])
+    ids = dataset.ids
+    judgments = {"alpha": {ids[0]: 1, ids[1]: 4}}
+    common = {"encoder": FakeEncoder(), "candidates": 4}
+    loose = evaluate_judgments(dataset, judgments, **common)
+    strict = evaluate_judgments(dataset, judgments, threshold=2, **common)
+    assert loose.base["mrr@10"] == 1.0 and strict.base["mrr@10"] == 0.5
+    assert loose.base["ndcg@10"] == pytest.approx(strict.base["ndcg@10"])
+    assert strict.settings.relevance_threshold == 2 and strict.settings.grades == (1, 4)
+    with pytest.raises(SettingsError, match="relevance threshold"):
+        evaluate_judgments(dataset, judgments, threshold=0, **common)
+
+
+def test_cli_reads_quepid_and_trec_judgments_through_an_id_field(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """Quepid's export (0-4) and TREC qrels (with a queries file), doc ids mapped through
+    the dataset's "code" field, relevance threshold 2: all stated in the output."""
+    import core.models.registry
+    from core.cli import main
+
+    monkeypatch.setattr(core.models.registry, "load_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(
+        core.models.registry,
+        "load_reranker",
+        lambda model_id, **kw: FakeReranker({"row-11": 9.0}),
+    )
+    records = [
+        {"code": f"F{i}", "name": f"film {i}", "text": "alpha" + " beta" * i} for i in range(12)
+    ]
+    data = tmp_path / "films.json"
+    data.write_text(json.dumps(records), encoding="utf-8")
+    quepid = tmp_path / "quepid.csv"
+    quepid.write_text(
+        "Query Text,Doc ID,Rating\nalpha,F0,4\nalpha,F1,1\nalpha,F2,0\nalpha,F3,\nalpha,ZZ,2\n",
+        encoding="utf-8",
+    )
+    args = ["evaluate", "--dataset", str(data), "--candidates", "12", "--doc-id-field", "code"]
+    assert main([*args, "--judgments", str(quepid), "--threshold", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "Quepid CSV export" in captured.err and "graded 0-4" in captured.err
+    assert "1 unrated rows skipped" in captured.err and "1 judged id(s) match no document" in (
+        captured.err
+    )
+    assert "grades 0-4; nDCG uses linear gain (gain = grade), as trec_eval" in captured.out
+    assert "relevant at grade >= 2" in captured.out
+    assert "judged@10" in captured.out and "condensed" in captured.out
+
+    qrels, topics = tmp_path / "qrels.txt", tmp_path / "topics.tsv"
+    qrels.write_text("q1 0 F0 4\nq1 0 F1 1\n", encoding="utf-8")
+    topics.write_text("q1\talpha\n", encoding="utf-8")
+    assert main([*args, "--judgments", str(qrels), "--queries", str(topics), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["grades"] == [1, 4]
+    assert report["queries"][0]["query"] == "alpha"
+    assert main([*args, "--judgments", str(qrels)]) == 2
+    assert "TREC qrels, which name queries by id" in capsys.readouterr().err
+    assert main([*args, "--judgments", str(quepid), "--threshold", "0"]) == 2

@@ -7,9 +7,12 @@ import random
 
 import pytest
 
-from core.errors import DatasetError
+from core.errors import DatasetError, SettingsError
 from core.quality.metrics import (
+    METRIC_NAMES,
+    condensed,
     evaluate_run,
+    judged_at_k,
     kendall_tau,
     mrr_at_k,
     ndcg_at_k,
@@ -17,6 +20,7 @@ from core.quality.metrics import (
     precision_at_k,
     rank_biased_overlap,
     recall_at_k,
+    unjudged_in_top_k,
 )
 
 LOG2_3 = math.log2(3)  # discount at rank 2
@@ -227,9 +231,7 @@ def test_evaluate_run_missing_queries_count_as_zero_and_extra_are_ignored() -> N
     assert all(value == 0.0 for value in result.per_query["q2"].values())
     # Means over the two judged queries: (1/3 + 0) / 2
     assert result.mean["mrr@3"] == pytest.approx(1 / 6)
-    assert list(result.mean) == [
-        f"{name}@{k}" for name in ("ndcg", "mrr", "recall", "precision") for k in (1, 3)
-    ]
+    assert list(result.mean) == [f"{name}@{k}" for name in METRIC_NAMES for k in (1, 3)]
 
 
 def test_evaluate_run_ignores_identical_ids_by_default() -> None:
@@ -298,3 +300,56 @@ def test_metrics_match_trec_eval_on_random_runs() -> None:
         assert got["precision@10"] == pytest.approx(want["P_10"], abs=1e-6), query_id
     # The random runs must exercise non-trivial values, not only zeros.
     assert sum(0 < ours[q]["ndcg@10"] < 1 for q in qrels) >= 20
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3])
+def test_graded_0_4_with_threshold_and_condensed_match_trec_eval(threshold: int) -> None:
+    """Grades 0-4 (Quepid's scale), a relevance threshold (trec_eval -l) and the
+    condensed list (trec_eval -J: unjudged documents removed before scoring)."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    run, qrels = _random_collection(seed=7)
+    rng = random.Random(11)
+    qrels = {q: {d: rng.choice([0, 1, 2, 3, 4]) for d in docs} for q, docs in qrels.items()}
+    measures = {"ndcg_cut_10", "recall_100", "P_10"}
+    std = pytrec_eval.RelevanceEvaluator(qrels, measures, relevance_level=threshold)
+    cond = pytrec_eval.RelevanceEvaluator(
+        qrels, {"ndcg_cut_10"}, relevance_level=threshold, judged_docs_only_flag=True
+    )
+    rr = pytrec_eval.RelevanceEvaluator(
+        qrels, {"recip_rank"}, relevance_level=threshold, judged_docs_only_flag=True
+    )
+    expected, expected_cond = std.evaluate(_as_trec_run(run)), cond.evaluate(_as_trec_run(run))
+    # MRR@10 of the condensed list: condense first, then cut at 10.
+    condensed_run = {q: condensed(r, qrels[q]) for q, r in run.items()}
+    expected_rr = rr.evaluate(_as_trec_run(condensed_run, 10))
+    ours = evaluate_run(run, qrels, (10, 100), threshold=threshold).per_query
+    for q in qrels:
+        assert ours[q]["ndcg@10"] == pytest.approx(expected[q]["ndcg_cut_10"], abs=1e-6)
+        assert ours[q]["recall@100"] == pytest.approx(expected[q]["recall_100"], abs=1e-6)
+        assert ours[q]["precision@10"] == pytest.approx(expected[q]["P_10"], abs=1e-6)
+        assert ours[q]["ndcg_cond@10"] == pytest.approx(expected_cond[q]["ndcg_cut_10"], abs=1e-6)
+        assert ours[q]["mrr_cond@10"] == pytest.approx(expected_rr[q]["recip_rank"], abs=1e-6)
+    # The condensed list differs from the standard one on some queries.
+    assert any(abs(ours[q]["ndcg_cond@10"] - ours[q]["ndcg@10"]) > 1e-6 for q in qrels)
+
+
+def test_judged_at_k_and_unjudged_docs() -> None:
+    qrels = {"a": 0, "b": 3, "d": 1}
+    ranking = ["x", "a", "b", "y", "d", "b"]
+    assert judged_at_k(ranking, qrels, 4) == pytest.approx(2 / 4)
+    assert judged_at_k(ranking, qrels, 10) == pytest.approx(3 / 10)
+    assert unjudged_in_top_k(ranking, qrels, 4) == ["x", "y"]
+    assert condensed(ranking, qrels) == ["a", "b", "d"]
+    per_query = evaluate_run({"q": ranking}, {"q": qrels}, (3,)).per_query["q"]
+    # Standard: b at rank 3; condensed: a, b, d -> b at rank 2.
+    assert per_query["mrr@3"] == pytest.approx(1 / 3)
+    assert per_query["mrr_cond@3"] == pytest.approx(1 / 2)
+    assert per_query["judged@3"] == pytest.approx(2 / 3)
+
+
+def test_threshold_is_checked() -> None:
+    with pytest.raises(SettingsError, match="relevance threshold"):
+        evaluate_run({"q": ["a"]}, {"q": {"a": 1}}, (1,), threshold=0)
+    high = evaluate_run({"q": ["a", "b"]}, {"q": {"a": 1, "b": 4}}, (2,), threshold=4)
+    assert high.per_query["q"]["mrr@2"] == pytest.approx(1 / 2)
+    assert high.per_query["q"]["recall@2"] == 1.0

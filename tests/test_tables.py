@@ -154,7 +154,7 @@ def test_evaluation_figures_stages_and_timings() -> None:
 
 def test_tuning_tables() -> None:
     bench, configs = synthetic({"alone": [0.5] * 10, "rerank": [0.4] * 10, "fuse": [0.7] * 10})
-    tuned = tune(bench, configs, configs[0], folds=5, resamples=200)
+    tuned = tune(bench, configs, configs[0], folds=5, resamples=200, rule="best")
     folds = tables.fold_table(tuned)
     assert list(folds.columns) == [
         "fold",

@@ -20,13 +20,21 @@ from core.quality.evaluation import (
     second_stage_order,
 )
 from core.quality.tuning import (
+    RULES,
     Config,
     FirstStage,
     Workbench,
+    cheapest_within_noise,
+    compare_rules,
     config_grid,
+    cost_points,
+    cross_validate,
     fold_of,
+    format_rule_comparison,
     format_tune,
+    measure_rerank_cost,
     prepare,
+    sabotage,
     stages_for,
     tune,
 )
@@ -146,7 +154,7 @@ def synthetic(table: dict[str, list[float]]) -> tuple[Workbench, list[Config]]:
 
 def test_tune_picks_the_setting_that_wins_and_reports_held_out() -> None:
     bench, configs = synthetic({"alone": [0.5] * 10, "rerank": [0.4] * 10, "fuse": [0.7] * 10})
-    report = tune(bench, configs, configs[0], folds=5, resamples=500)
+    report = tune(bench, configs, configs[0], folds=5, resamples=500, rule="best")
     assert report.recommended.config == configs[2]
     assert report.agreement == 5
     assert report.heldout["ndcg@10"] == pytest.approx(0.7)
@@ -165,7 +173,7 @@ def test_tune_never_reports_on_the_queries_it_chose_on() -> None:
     alone = [0.0] + [0.6] * 9
     rerank = [1.0] + [0.5] * 9
     bench, configs = synthetic({"alone": alone, "rerank": rerank, "fuse": [0.0] * 10})
-    report = tune(bench, configs, configs[0], folds=10, resamples=200)
+    report = tune(bench, configs, configs[0], folds=10, resamples=200, rule="best")
     folds = fold_of(10, 10, seed=0)
     for choice in report.choices:
         held = int(np.flatnonzero(folds == choice.fold - 1)[0])
@@ -209,3 +217,155 @@ def test_cli_compares_first_stages_and_tunes(tiny, tmp_path, monkeypatch, capsys
     assert {"label", "heldout", "heldout_ndcg@10_ci95"} <= set(tuned["recommended"])
     assert main([*args, "--tune", "--no-rerank"]) == 2
     assert "--tune needs the reranker" in capsys.readouterr().err
+    assert main([*args, "--tune", "--compare-rules", "--seeds", "0,1", "--folds", "2,3"]) == 0
+    out = capsys.readouterr().out
+    assert "selection rules on tiny: 3 queries, folds 2, 3 x seeds 0, 1" in out
+    for rule in RULES:
+        assert f"\n{rule} " in out
+    assert main([*args, "--tune", "--sabotage", "negate", "--folds", "3", "--rule", "one-se"]) == 0
+    out = capsys.readouterr().out
+    assert "adversarial check" in out and "rule: one-se" in out
+    assert "quality against cost" in out and "chosen by" in out
+    assert main([*args, "--tune", "--rule", "nope"]) == 2
+    assert "unknown selection rule" in capsys.readouterr().err
+
+
+# --- selection rules ------------------------------------------------------------------
+
+
+def test_first_stage_rule_keeps_the_first_stage_unless_the_gain_beats_noise() -> None:
+    rng = np.random.default_rng(0)
+    alone = rng.uniform(0.3, 0.7, 40)
+    # A noisy gain of +0.01 on average: "best" takes it, "first-stage" does not.
+    noisy = alone + 0.01 + np.where(np.arange(40) % 2 == 0, 0.2, -0.2)
+    bench, configs = synthetic({"alone": alone, "rerank": noisy, "fuse": alone - 0.05})
+    assert (
+        tune(bench, configs, configs[0], rule="best", resamples=100).recommended.config
+        == (configs[1])
+    )
+    kept = tune(bench, configs, configs[0], rule="first-stage", resamples=100)
+    assert kept.recommended.config == configs[0]
+    assert kept.alone_heldout == pytest.approx(alone.mean())
+    # A clear gain (+0.1 on every query) is taken.
+    bench, configs = synthetic({"alone": alone, "rerank": alone + 0.1, "fuse": alone})
+    clear = tune(bench, configs, configs[0], rule="first-stage", resamples=100)
+    assert clear.recommended.config == configs[1] and clear.agreement == clear.folds
+
+
+def test_one_se_rule_takes_the_cheapest_setting_within_one_standard_error() -> None:
+    rng = np.random.default_rng(1)
+    alone = rng.uniform(0.3, 0.7, 40)
+    bench, configs = synthetic(
+        {"alone": alone, "rerank": alone + rng.normal(0.005, 0.05, 40), "fuse": alone - 0.2}
+    )
+    table = np.stack([bench.scores(c) for c in configs])
+    cv = cross_validate(bench, configs, rule="one-se", folds=5, table=table)
+    assert cv.recommended == configs[0]  # the +0.005 is within one SE: keep the cheaper
+    bench, configs = synthetic({"alone": alone, "rerank": alone + 0.1, "fuse": alone - 0.2})
+    assert cross_validate(bench, configs, rule="one-se", folds=5).recommended == configs[1]
+
+
+def test_coarse_and_nested_rules_and_the_comparison() -> None:
+    stage = BM25
+    configs = [Config(stage), Config(stage, 10), Config(stage, 20), Config(stage, 20, 0.7)]
+    n = 30
+    bench = Workbench("synthetic", [f"q{i}" for i in range(n)], {}, 20, False)
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.2, 0.8, n)
+    for config, shift in zip(configs, [0.0, 0.2, 0.1, 0.05], strict=True):
+        bench._cache[config] = {
+            f"q{i}": {"ndcg@10": v, "mrr@10": v, "recall@100": 1.0}
+            for i, v in enumerate(base + shift)
+        }
+    # Depth 10 is not in the coarse grid: the coarse rule takes depth 20 instead.
+    assert cross_validate(bench, configs, rule="best").recommended == configs[1]
+    assert cross_validate(bench, configs, rule="coarse").recommended == configs[2]
+    nested = cross_validate(bench, configs, rule="nested", folds=3)
+    assert nested.recommended == configs[1] and nested.agreement == 3
+    comparison = compare_rules(bench, configs, seeds=(0, 1), folds=(3, 5))
+    summary = {row["rule"]: row for row in comparison.summary()}
+    assert set(summary) == set(RULES)
+    assert summary["best"]["mean_heldout_ndcg@10"] == pytest.approx(base.mean() + 0.2)
+    assert summary["best"]["folds_agreeing"] == summary["best"]["folds_total"] == 16
+    assert summary["coarse"]["mean_heldout_ndcg@10"] == pytest.approx(base.mean() + 0.1)
+    assert comparison.winner() in ("best", "first-stage", "one-se", "nested")
+    text = format_rule_comparison(comparison)
+    assert "folds agreeing" in text and "16 of 16" in text
+    assert "first stages alone" in text
+    assert json.loads(json.dumps(comparison.to_dict()))["winner"] == comparison.winner()
+
+
+def test_sabotaged_cross_encoder_is_not_recommended(tiny) -> None:
+    """Adversarial check: with its scores negated the cross-encoder hurts, and the
+    recommendation keeps the first stage (or fuses it in with a small weight)."""
+    bench = _bench(tiny, FakeReranker(RERANK_SCORES))
+    configs = config_grid(bench.stages, depths=(2, 4), weights=(1.0, 0.5, 0.2))
+    harmful = sabotage(bench, "negate")
+    assert harmful.ce["1"]["a3"] == -RERANK_SCORES["a3"]
+    assert bench.ce["1"]["a3"] == RERANK_SCORES["a3"]  # the original is untouched
+    pure = Config(DENSE, 4)
+    assert harmful.result(pure).means["ndcg@10"] < bench.result(pure).means["ndcg@10"]
+    report = tune(harmful, configs, Config(DENSE), folds=3, resamples=200)
+    rec = report.recommended.config
+    assert not rec.reranked or rec.weight <= 0.5
+    assert report.recommended.means["ndcg@10"] >= report.baseline.means["ndcg@10"] - 1e-9
+    assert "adversarial check" in format_tune(report)
+    noisy = sabotage(bench, "random", seed=1)
+    assert noisy.ce["1"]["a3"] != bench.ce["1"]["a3"]
+
+
+def test_quality_against_cost_names_the_cheapest_setting_within_noise(tiny) -> None:
+    reranker = FakeReranker(RERANK_SCORES)
+    bench = _bench(tiny, reranker)
+    assert set(bench.stage_ms) == {DENSE, BM25, HYBRID}
+    assert all(ms >= 0 for ms in bench.stage_ms.values())
+    dataset = beir_to_dataset(tiny)
+    seen = len(reranker.seen)
+    timed = measure_rerank_cost(bench, reranker, dataset, (2, 4), fields=BEIR_FIELDS, sample=2)
+    assert set(timed) == {2, 4} and bench.rerank_sample == 2
+    assert len(reranker.seen) == seen + 4  # 2 depths x 2 queries, scored live
+    configs = config_grid(bench.stages, depths=(2, 4), weights=(1.0, 0.5))
+    points = cost_points(bench, configs, resamples=200)
+    assert len(points) == len(configs)
+    for p in points:
+        assert p.low <= p.ndcg <= p.high
+        expected = bench.stage_ms[p.config.stage] + (timed[p.config.depth] if p.config.depth else 0)
+        assert p.ms == pytest.approx(expected)
+    best = max(points, key=lambda p: p.ndcg)
+    cheapest = cheapest_within_noise(points)
+    assert cheapest is not None and cheapest.within_noise
+    assert cheapest.ms <= best.ms
+    assert all(p.ms >= cheapest.ms for p in points if p.within_noise)
+    report = tune(bench, configs, Config(DENSE), folds=3, resamples=200)
+    text = format_tune(report)
+    assert "quality against cost" in text
+    assert f"cheapest within noise of the best: {cheapest.config.label}" in text
+    data = report.to_dict()
+    assert len(data["quality_vs_cost"]) == len(configs)
+    assert data["cheapest_within_noise_of_best"]["label"] == cheapest.config.label
+
+
+def test_cache_only_keeps_the_queries_whose_pairs_are_all_cached(tiny, tmp_path) -> None:
+    from core.search.scorestore import ScoreStore
+
+    class CachedFake(FakeReranker):
+        cache_key = "fake-reranker-v1"
+
+    store = ScoreStore(tmp_path / "scores.sqlite")
+    dataset = beir_to_dataset(tiny)
+    common = {
+        "reranker": CachedFake(RERANK_SCORES),
+        "embed_fields": BEIR_FIELDS,
+        "rerank_fields": BEIR_FIELDS,
+        "depth": CANDIDATES,
+        "store": store,
+    }
+    args = (dataset, tiny.queries, tiny.qrels, [DENSE, BM25], {"fake-encoder": FakeEncoder()})
+    warm = prepare(*args, max_queries=2, **common)  # scores queries "1" and "2" only
+    assert warm.pairs_scored > 0
+    reranker = CachedFake(RERANK_SCORES)
+    bench = prepare(*args, **{**common, "reranker": reranker}, cache_only=True)
+    assert bench.qids == ["1", "2"] and reranker.seen == []
+    assert bench.pairs_scored == 0 and bench.pairs_cached > 0
+    assert "2 queries with every pair cached, 1 left out" in bench.note
+    assert bench.result(Config(DENSE, 2)).means == warm.result(Config(DENSE, 2)).means

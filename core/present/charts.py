@@ -7,7 +7,7 @@ one axis.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import altair as alt
 import numpy as np
@@ -428,3 +428,96 @@ def ablation_chart(report: AblationReport) -> alt.LayerChart:
         height=height,
         padding={"left": 210, "right": 210, "top": 10, "bottom": 10},
     )
+
+
+# --- quality against cost (core.quality.tuning) --------------------------------------
+
+from core.quality.tuning import CostPoint, best_point, cheapest_within_noise  # noqa: E402
+
+SECOND_STAGE_SHAPES = {"alone": "circle", "rerank": "triangle-up", "fuse": "diamond"}
+
+
+def cost_frame(points: Sequence[CostPoint]) -> pd.DataFrame:
+    """One row per timed setting: ms per query, nDCG@10 and its interval, first stage,
+    second stage kind, and whether it is the best or the cheapest within noise."""
+    best = best_point(points) if points else None
+    cheapest = cheapest_within_noise(points)
+    rows = []
+    for p in points:
+        if p.ms is None:
+            continue
+        kind = "alone" if not p.config.reranked else "rerank" if p.config.weight >= 1 else "fuse"
+        role = "best" if p is best else "cheapest within noise" if p is cheapest else ""
+        rows.append(
+            {
+                "setting": p.config.label,
+                "first_stage": p.config.stage.label,
+                "second_stage": kind,
+                "depth": p.config.depth,
+                "weight": p.config.weight if p.config.reranked else None,
+                "ms": round(p.ms, 2),
+                "ndcg": round(p.ndcg, 4),
+                "low": round(p.low, 4),
+                "high": round(p.high, 4),
+                "within_noise": "yes" if p.within_noise else "no",
+                "role": role,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def cost_chart(points: Sequence[CostPoint], height: int = 380) -> alt.LayerChart:
+    """nDCG@10 (with its 95% interval) against measured ms per query (log scale), one
+    mark per setting: colour = first stage, shape = second stage. The best setting and
+    the cheapest within noise of it (paired bootstrap against the best) are ringed and
+    labelled."""
+    data = cost_frame(points)
+    if data.empty:
+        data = pd.DataFrame(
+            columns=["setting", "first_stage", "second_stage", "ms", "ndcg", "low", "high"]
+        )
+    x = alt.X(
+        "ms:Q",
+        scale=alt.Scale(type="log", nice=False, padding=12),
+        title="measured time per query (ms, log scale)",
+    )
+    y_scale = alt.Scale(zero=False, nice=False, padding=10)
+    tooltip = [
+        alt.Tooltip("setting:N"),
+        alt.Tooltip("ndcg:Q", title="nDCG@10", format=".4f"),
+        alt.Tooltip("low:Q", title="95% CI low", format=".4f"),
+        alt.Tooltip("high:Q", title="95% CI high", format=".4f"),
+        alt.Tooltip("ms:Q", title="ms/query", format=",.1f"),
+        alt.Tooltip("within_noise:N", title="within noise of best"),
+    ]
+    base = alt.Chart(data).encode(x=x)
+    color = alt.Color(
+        "first_stage:N",
+        title="first stage",
+        scale=alt.Scale(scheme="tableau10"),
+        legend=alt.Legend(orient="bottom", labelLimit=320),
+    )
+    bars = base.mark_rule(opacity=0.35).encode(
+        y=alt.Y("low:Q", scale=y_scale, title="nDCG@10 (95% CI)"), y2="high:Q", color=color
+    )
+    marks = base.mark_point(filled=True, size=60, opacity=0.85).encode(
+        y=alt.Y("ndcg:Q", scale=y_scale),
+        color=color,
+        shape=alt.Shape(
+            "second_stage:N",
+            title="second stage",
+            scale=alt.Scale(
+                domain=list(SECOND_STAGE_SHAPES), range=list(SECOND_STAGE_SHAPES.values())
+            ),
+            legend=alt.Legend(orient="bottom"),
+        ),
+        tooltip=tooltip,
+    )
+    named = base.transform_filter(alt.datum.role != "")
+    rings = named.mark_point(size=260, color="#111", strokeWidth=2).encode(y="ndcg:Q")
+    labels = (
+        named.mark_text(align="left", dx=12, dy=-10, fontSize=12, color="#111")
+        .encode(y="ndcg:Q", text=alt.Text("label:N"))
+        .transform_calculate(label="datum.role + ': ' + datum.setting")
+    )
+    return alt.layer(bars, marks, rings, labels).properties(height=height)

@@ -58,7 +58,8 @@ class LabelledSet:
     def from_judgments(
         cls, source: str, dataset: Dataset, judgments: Mapping[str, Mapping[str, int]]
     ) -> LabelledSet:
-        """Graded judgments (query text -> doc id -> 0-3) over a workbench dataset."""
+        """Graded judgments (query text -> doc id -> grade, any whole number) over a
+        workbench dataset."""
         return cls(
             source,
             dataset,

@@ -6,7 +6,7 @@ Streamlit element as is; column names are what the user reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import pandas as pd
 
@@ -119,9 +119,14 @@ def detail_scores(result: SearchResult, c: Candidate) -> str:
     return text
 
 
-def judging_table(result: SearchResult, ratings: Mapping[str, int]) -> pd.DataFrame:
-    """Every item shown in either top-N, by id, with its ranks and its rating (if any)."""
+def judging_table(
+    result: SearchResult, ratings: Mapping[str, int], only: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Every item shown in either top-N, by id, with its ranks and its rating (if any);
+    with ``only``, just those candidates (e.g. the unjudged ones to rate)."""
     shown = {c.id: c for c in [*result.top_final, *result.top_retrieval]}
+    if only is not None:
+        shown = {c.id: c for c in result.candidates if c.id in only}
     return pd.DataFrame(
         {
             "id": list(shown),

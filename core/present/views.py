@@ -19,6 +19,7 @@ from typing import Any
 from core.data.csvsafe import LINE_END, spreadsheet_safe_row
 from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
+from core.quality.evaluation import EvaluationReport
 from core.quality.metrics import kendall_tau, overlap_at_k
 from core.search.fusion import FUSION_METHODS
 from core.search.pipeline import Candidate, SearchResult
@@ -379,13 +380,22 @@ def escape_markdown(text: str) -> str:
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
 
 
+def unjudged_entered(result: SearchResult, ratings: Mapping[str, int | None]) -> list[Candidate]:
+    """The final top-N documents that the second stage brought in from outside the
+    retrieval top-N and that have no rating yet, in final order."""
+    rated = {doc_id for doc_id, r in ratings.items() if r is not None}
+    return [c for c in result.top_final if c.entered and c.id not in rated]
+
+
 def judged_metrics(result: SearchResult, ratings: Mapping[str, int]) -> dict[str, float] | None:
-    """nDCG and MRR at ``num_results`` of both orders, from graded ratings (0-3) by id.
+    """nDCG and MRR at ``num_results`` of both orders, from graded ratings (any
+    non-negative integer) by id; with the share of each top-N that is rated
+    (``*_judged``) and the condensed-list nDCG (unjudged removed first, ``*_ndcg_cond``).
 
     The ideal ranking uses every rated document, as trec_eval does. None when nothing
     is rated relevant.
     """
-    from core.quality.metrics import mrr_at_k, ndcg_at_k
+    from core.quality.metrics import condensed, judged_at_k, mrr_at_k, ndcg_at_k
 
     qrels = {doc_id: int(r) for doc_id, r in ratings.items() if r is not None}
     if not any(r > 0 for r in qrels.values()):
@@ -398,4 +408,38 @@ def judged_metrics(result: SearchResult, ratings: Mapping[str, int]) -> dict[str
         "reranked_ndcg": ndcg_at_k(final, qrels, k),
         "base_mrr": mrr_at_k(base, qrels, k),
         "reranked_mrr": mrr_at_k(final, qrels, k),
+        "base_judged": judged_at_k(base, qrels, k),
+        "reranked_judged": judged_at_k(final, qrels, k),
+        "base_ndcg_cond": ndcg_at_k(condensed(base, qrels), qrels, k),
+        "reranked_ndcg_cond": ndcg_at_k(condensed(final, qrels), qrels, k),
     }
+
+
+def unjudged_rows(report: EvaluationReport) -> list[dict[str, Any]]:
+    """One row per unjudged document a second stage brought into a query's top 10:
+    query id and text, doc id, title, and the query's judged@10 before and after."""
+    rows = []
+    for q in report.unjudged_entered():
+        after = q.reranked["judged@10"] if q.reranked is not None else None
+        for doc_id, title in q.unjudged_entered:
+            rows.append(
+                {
+                    "qid": q.qid,
+                    "query": q.query,
+                    "doc id": doc_id,
+                    "title": title,
+                    "judged@10 before": q.base["judged@10"],
+                    "judged@10 after": after,
+                }
+            )
+    return rows
+
+
+def unjudged_summary(report: EvaluationReport) -> dict[str, dict[str, float]]:
+    """Per run ("retrieval only", and "after second stage" if run): judged@10, and the
+    standard and condensed nDCG@10 / MRR@10 side by side."""
+    keys = ("judged@10", "ndcg@10", "ndcg_cond@10", "mrr@10", "mrr_cond@10")
+    runs = {"retrieval only": report.base}
+    if report.reranked is not None:
+        runs["after second stage"] = report.reranked
+    return {name: {k: means[k] for k in keys} for name, means in runs.items()}

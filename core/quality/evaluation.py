@@ -41,7 +41,15 @@ from core.data.csvsafe import LINE_END, spreadsheet_safe_row
 from core.data.documents import Dataset, TextStyle, make_dataset, rerank_text
 from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, RerankDoc, Reranker
-from core.quality.metrics import DEFAULT_K_VALUES, QueryQrels, evaluate_run
+from core.quality.metrics import (
+    DEFAULT_K_VALUES,
+    DEFAULT_THRESHOLD,
+    GAIN_NOTE,
+    QueryQrels,
+    check_threshold,
+    evaluate_run,
+    unjudged_in_top_k,
+)
 from core.quality.stats import PairedComparison, paired_bootstrap
 from core.search.fusion import FusionMethod, check_fusion, fused_order
 from core.search.index import build_index
@@ -55,12 +63,19 @@ Outcome = Literal["win", "tie", "loss"]
 BEIR_FIELDS: tuple[str, str] = ("title", "text")
 PRIMARY_METRIC = "ndcg@10"
 HEADLINE_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@100", "precision@10")
+# Judged share and the condensed-list figures (unjudged documents removed first).
+UNJUDGED_METRICS: tuple[str, ...] = ("judged@10", "ndcg_cond@10", "mrr_cond@10")
 METRIC_LABELS: dict[str, str] = {
     "ndcg@10": "nDCG@10",
     "mrr@10": "MRR@10",
     "recall@100": "Recall@100",
     "precision@10": "P@10",
+    "judged@10": "judged@10",
+    "ndcg_cond@10": "nDCG@10 (condensed)",
+    "mrr_cond@10": "MRR@10 (condensed)",
 }
+CONDENSED_NOTE = "condensed: unjudged documents removed before scoring (Sakai 2007)"
+UNJUDGED_K = 10
 TIE_TOLERANCE = 1e-9
 
 # Progress stages, in the order they run.
@@ -91,6 +106,23 @@ class EvaluationSettings:
     rerank_depth: int | None = None
     fusion_weight: float = 1.0
     fusion: str = "linear"
+    relevance_threshold: int = DEFAULT_THRESHOLD
+    grades: tuple[int, ...] = ()
+
+    @property
+    def scale_note(self) -> str:
+        """The grades, the gain and the threshold, in one line."""
+        grades = self.grades
+        if not grades:
+            scale = "no grades"
+        elif set(grades) <= {0, 1}:
+            scale = "binary grades (0/1)"
+        else:
+            scale = f"grades {grades[0]}-{grades[-1]}"
+        return (
+            f"{scale}; nDCG uses {GAIN_NOTE}; MRR, Recall and P count a document "
+            f"relevant at grade >= {self.relevance_threshold}"
+        )
 
 
 @dataclass(frozen=True)
@@ -147,7 +179,9 @@ class QueryEvaluation:
     """One query's scores: every metric for retrieval alone and, if run, after reranking.
 
     ``base_ranking`` is the retrieved candidates, best first; ``reranked_ranking`` the
-    same docs in the reranker's order (None without a reranker).
+    same docs in the reranker's order (None without a reranker). ``unjudged_entered``
+    lists (doc id, title) of the unjudged documents the second stage brought into the
+    top 10 (they were not in the first stage's top 10).
     """
 
     qid: str
@@ -156,6 +190,7 @@ class QueryEvaluation:
     reranked: dict[str, float] | None = None
     base_ranking: tuple[str, ...] = ()
     reranked_ranking: tuple[str, ...] | None = None
+    unjudged_entered: tuple[tuple[str, str], ...] = ()
 
     @property
     def delta(self) -> float | None:
@@ -183,9 +218,10 @@ class QueryEvaluation:
         )
         row["delta"] = self.delta
         row["outcome"] = self.outcome
-        for metric in HEADLINE_METRICS[1:]:
+        for metric in HEADLINE_METRICS[1:] + UNJUDGED_METRICS:
             row[f"base_{metric}"] = self.base[metric]
             row[f"reranked_{metric}"] = self.reranked[metric] if self.reranked is not None else None
+        row["unjudged_entered"] = len(self.unjudged_entered) if self.reranked is not None else None
         return row
 
 
@@ -236,6 +272,10 @@ class EvaluationReport:
         """ "Reranking" or "Fusion" (a fusion weight below 1), for sentences."""
         return "Fusion" if self.settings.fusion_weight < 1.0 else "Reranking"
 
+    def unjudged_entered(self) -> list[QueryEvaluation]:
+        """The queries whose second stage brought unjudged documents into the top 10."""
+        return [q for q in self.queries if q.unjudged_entered]
+
     def rows(self) -> list[dict[str, Any]]:
         """One dict per query, in evaluation order (see :meth:`QueryEvaluation.row`)."""
         return [q.row() for q in self.queries]
@@ -252,6 +292,7 @@ class EvaluationReport:
         queries = []
         for q in self.queries:
             row = q.row()
+            row["unjudged_entered_ids"] = [doc_id for doc_id, _ in q.unjudged_entered]
             if with_rankings:
                 row["base_ranking"] = list(q.base_ranking)
                 row["reranked_ranking"] = (
@@ -260,8 +301,11 @@ class EvaluationReport:
             queries.append(row)
         reranked = self.reranked is not None
         comparison = self.comparison
+        settings["grades"] = list(self.settings.grades)
+        settings["gain"] = GAIN_NOTE
         return {
             "settings": settings,
+            "condensed": CONDENSED_NOTE,
             "base": dict(self.base),
             "reranked": dict(self.reranked) if self.reranked is not None else None,
             "wins": self.wins if reranked else None,
@@ -343,6 +387,7 @@ def evaluate_beir(
     progress: EvalProgressFn | None = None,
     dataset: Dataset | None = None,
     options: SecondStage | None = None,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> EvaluationReport:
     """Evaluate retrieval and retrieval + rerank on the judged queries of a BEIR split.
 
@@ -374,6 +419,7 @@ def evaluate_beir(
         use_cache=use_cache,
         progress=progress,
         options=options or SecondStage(),
+        threshold=threshold,
     )
 
 
@@ -392,8 +438,10 @@ def evaluate_judgments(
     use_cache: bool = True,
     progress: EvalProgressFn | None = None,
     options: SecondStage | None = None,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> EvaluationReport:
-    """Evaluate on any dataset with judgments keyed by query text (doc id -> rating 0-3).
+    """Evaluate on any dataset with judgments keyed by query text (doc id -> grade, any
+    non-negative integer; ``threshold`` is the lowest grade MRR/Recall count relevant).
 
     The query text is its id in the report. Fields default to the dataset's defaults.
     Raises :class:`DatasetError` when no judged doc id exists in the dataset (judgments
@@ -428,6 +476,7 @@ def evaluate_judgments(
         use_cache=use_cache,
         progress=progress,
         options=options or SecondStage(),
+        threshold=threshold,
     )
 
 
@@ -542,7 +591,9 @@ def _evaluate(
     use_cache: bool,
     progress: EvalProgressFn | None,
     options: SecondStage,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> EvaluationReport:
+    threshold = check_threshold(threshold)
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise SettingsError(f"number of candidates must be 1 to {MAX_CANDIDATES}, not {candidates}")
     if max_queries is not None and max_queries < 1:
@@ -629,12 +680,23 @@ def _evaluate(
         }
 
     judged = {qid: qrels[qid] for qid in qids}
-    base_eval = evaluate_run(base_run, judged, ks, ignore_identical_ids=ignore_identical_ids)
+    scoring = {"ignore_identical_ids": ignore_identical_ids, "threshold": threshold}
+    base_eval = evaluate_run(base_run, judged, ks, **scoring)
     reranked_eval = (
-        evaluate_run(reranked_run, judged, ks, ignore_identical_ids=ignore_identical_ids)
-        if reranked_run is not None
-        else None
+        evaluate_run(reranked_run, judged, ks, **scoring) if reranked_run is not None else None
     )
+
+    def entered(qid: str) -> tuple[tuple[str, str], ...]:
+        if reranked_run is None:
+            return ()
+
+        def top(run: dict[str, list[str]]) -> list[str]:
+            ranking = [d for d in run[qid] if not (ignore_identical_ids and d == qid)]
+            return unjudged_in_top_k(ranking, judged[qid], UNJUDGED_K)
+
+        before = set(top(base_run))
+        return tuple((d, dataset.title(d)) for d in top(reranked_run) if d not in before)
+
     rows = tuple(
         QueryEvaluation(
             qid=qid,
@@ -643,6 +705,7 @@ def _evaluate(
             reranked=reranked_eval.per_query[qid] if reranked_eval is not None else None,
             base_ranking=tuple(base_run[qid]),
             reranked_ranking=tuple(reranked_run[qid]) if reranked_run is not None else None,
+            unjudged_entered=entered(qid),
         )
         for i, qid in enumerate(qids)
     )
@@ -665,6 +728,8 @@ def _evaluate(
             rerank_depth=depth if reranker is not None else None,
             fusion_weight=weight,
             fusion=fusion,
+            relevance_threshold=threshold,
+            grades=tuple(sorted({g for docs in judged.values() for g in docs.values()})),
         ),
         base=base_eval.mean,
         reranked=reranked_eval.mean if reranked_eval is not None else None,
@@ -739,4 +804,43 @@ def format_report(report: EvaluationReport) -> str:
     comparison = report.comparison
     if comparison is not None:
         lines += ["", comparison.sentence(report.second_stage_label)]
+    lines += ["", f"judgments: {s.scale_note}", *format_unjudged(report)]
     return "\n".join(lines)
+
+
+def format_unjudged(report: EvaluationReport, max_queries: int = 10) -> list[str]:
+    """judged@10 and the condensed-list figures of each run, beside the standard ones;
+    then the unjudged documents the second stage brought into the top 10."""
+    runs = [("retrieval only", report.base)]
+    if report.reranked is not None:
+        runs.append(("after second stage", report.reranked))
+    lines = [
+        "",
+        f"unjudged documents: the standard figures count them irrelevant; {CONDENSED_NOTE}",
+        f"{'run':<20}{'judged@10':>11}{'nDCG@10':>10}{'condensed':>11}"
+        f"{'MRR@10':>9}{'condensed':>11}",
+    ]
+    for label, means in runs:
+        lines.append(
+            f"{label:<20}{means['judged@10']:>11.3f}{means['ndcg@10']:>10.4f}"
+            f"{means['ndcg_cond@10']:>11.4f}{means['mrr@10']:>9.4f}{means['mrr_cond@10']:>11.4f}"
+        )
+    if report.reranked is None:
+        return lines
+    entered = report.unjudged_entered()
+    total = sum(len(q.unjudged_entered) for q in entered)
+    lines += [
+        "",
+        f"unjudged documents that entered the top 10 after the second stage: {total} in "
+        f"{len(entered)} of {len(report.queries)} queries"
+        + (" (judge them to make the figures complete):" if entered else "."),
+    ]
+    for q in entered[:max_queries]:
+        after = q.reranked["judged@10"] if q.reranked is not None else 0.0
+        name = q.query[:60] if q.qid == q.query else f"{q.qid} {q.query[:60]}"
+        lines.append(f"  {name}: judged@10 {q.base['judged@10']:.1f} -> {after:.1f}")
+        for doc_id, title in q.unjudged_entered:
+            lines.append(f"    {doc_id:>10}  {title[:70]}")
+    if len(entered) > max_queries:
+        lines.append(f"  ... and {len(entered) - max_queries} more queries (see --json)")
+    return lines

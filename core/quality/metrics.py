@@ -1,8 +1,16 @@
 """Ranking metrics: relevance against judgments, and agreement between two rankings.
 
 A *ranking* is a list of doc ids, best first. *Qrels* for one query map doc id to a
-graded relevance; 0 means judged not relevant, and unjudged docs count as not
-relevant. A doc is *relevant* when its grade is above 0.
+graded relevance (any non-negative integer: 0/1, 0-3, Quepid's 0-4, ...); 0 means
+judged not relevant, and unjudged docs count as not relevant. A doc is *relevant* when
+its grade reaches the relevance threshold (default 1, i.e. above 0): this decides MRR,
+Recall and Precision, as trec_eval's ``-l`` (``relevance_level``) does. nDCG uses
+every grade with a *linear* gain (gain = grade), as trec_eval's ``ndcg_cut`` does.
+
+Unjudged documents: ``judged@k`` is the share of the top k that has a judgment (any
+grade), and the *condensed-list* variants ``ndcg_cond@k`` / ``mrr_cond@k`` (Sakai 2007)
+remove unjudged documents from the ranking before scoring, so a reranker that pulls in
+documents nobody judged is not scored as if they were irrelevant.
 
 The relevance metrics follow trec_eval (``ndcg_cut``, ``recip_rank``, ``recall``,
 ``P``) so that numbers can be compared with published ones. trec_eval reads a run as
@@ -16,13 +24,32 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.errors import DatasetError
+from core.errors import DatasetError, SettingsError
 
 Ranking = Sequence[str]
 QueryQrels = Mapping[str, int]
 
 DEFAULT_K_VALUES: tuple[int, ...] = (1, 3, 5, 10, 100)
-METRIC_NAMES: tuple[str, ...] = ("ndcg", "mrr", "recall", "precision")
+METRIC_NAMES: tuple[str, ...] = (
+    "ndcg",
+    "mrr",
+    "recall",
+    "precision",
+    "judged",
+    "ndcg_cond",
+    "mrr_cond",
+)
+DEFAULT_THRESHOLD = 1
+GAIN_NOTE = "linear gain (gain = grade), as trec_eval ndcg_cut"
+
+
+def check_threshold(threshold: int) -> int:
+    """The relevance threshold as an int >= 1; ``SettingsError`` otherwise."""
+    if isinstance(threshold, bool) or int(threshold) != threshold or threshold < 1:
+        raise SettingsError(
+            f"relevance threshold must be a whole number of at least 1, not {threshold!r}"
+        )
+    return int(threshold)
 
 
 def _check_k(k: int) -> None:
@@ -39,8 +66,8 @@ def _top_k(ranking: Ranking, k: int) -> list[str]:
     return _unique(ranking)[:k]
 
 
-def _num_relevant(qrels: QueryQrels) -> int:
-    return sum(1 for rel in qrels.values() if rel > 0)
+def _num_relevant(qrels: QueryQrels, threshold: int = DEFAULT_THRESHOLD) -> int:
+    return sum(1 for rel in qrels.values() if rel >= threshold)
 
 
 def _dcg(gains: Iterable[float]) -> float:
@@ -62,28 +89,54 @@ def ndcg_at_k(ranking: Ranking, qrels: QueryQrels, k: int) -> float:
     return _dcg(max(qrels.get(doc, 0), 0) for doc in top) / idcg
 
 
-def mrr_at_k(ranking: Ranking, qrels: QueryQrels, k: int) -> float:
-    """Return the reciprocal rank of the first relevant doc in the top k, else 0.0."""
+def mrr_at_k(
+    ranking: Ranking, qrels: QueryQrels, k: int, threshold: int = DEFAULT_THRESHOLD
+) -> float:
+    """Return the reciprocal rank of the first relevant doc (grade >= ``threshold``) in
+    the top k, else 0.0."""
     for rank, doc in enumerate(_top_k(ranking, k), start=1):
-        if qrels.get(doc, 0) > 0:
+        if qrels.get(doc, 0) >= threshold:
             return 1.0 / rank
     return 0.0
 
 
-def recall_at_k(ranking: Ranking, qrels: QueryQrels, k: int) -> float:
-    """Return the share of the query's relevant docs found in the top k (0.0 if none)."""
-    num_relevant = _num_relevant(qrels)
+def recall_at_k(
+    ranking: Ranking, qrels: QueryQrels, k: int, threshold: int = DEFAULT_THRESHOLD
+) -> float:
+    """Return the share of the query's relevant docs (grade >= ``threshold``) found in
+    the top k (0.0 if the query has none)."""
+    num_relevant = _num_relevant(qrels, threshold)
     if num_relevant == 0:
         _check_k(k)
         return 0.0
-    hits = sum(1 for doc in _top_k(ranking, k) if qrels.get(doc, 0) > 0)
+    hits = sum(1 for doc in _top_k(ranking, k) if qrels.get(doc, 0) >= threshold)
     return hits / num_relevant
 
 
-def precision_at_k(ranking: Ranking, qrels: QueryQrels, k: int) -> float:
-    """Return relevant docs in the top k divided by k, even when fewer than k were ranked."""
-    hits = sum(1 for doc in _top_k(ranking, k) if qrels.get(doc, 0) > 0)
+def precision_at_k(
+    ranking: Ranking, qrels: QueryQrels, k: int, threshold: int = DEFAULT_THRESHOLD
+) -> float:
+    """Return relevant docs (grade >= ``threshold``) in the top k divided by k, even when
+    fewer than k were ranked."""
+    hits = sum(1 for doc in _top_k(ranking, k) if qrels.get(doc, 0) >= threshold)
     return hits / k
+
+
+def judged_at_k(ranking: Ranking, qrels: QueryQrels, k: int) -> float:
+    """Return the share of the top k that has a judgment (any grade, 0 included),
+    divided by k like trec_eval's ``P``-style cut-offs."""
+    return sum(1 for doc in _top_k(ranking, k) if doc in qrels) / k
+
+
+def unjudged_in_top_k(ranking: Ranking, qrels: QueryQrels, k: int) -> list[str]:
+    """The documents of the top k that have no judgment, best first."""
+    return [doc for doc in _top_k(ranking, k) if doc not in qrels]
+
+
+def condensed(ranking: Ranking, qrels: QueryQrels) -> list[str]:
+    """The ranking with unjudged documents removed (Sakai 2007's condensed list): the
+    judged documents below move up into the places they leave."""
+    return [doc for doc in _unique(ranking) if doc in qrels]
 
 
 def overlap_at_k(a: Ranking, b: Ranking, k: int) -> float:
@@ -211,6 +264,7 @@ def evaluate_run(
     k_values: Sequence[int] = DEFAULT_K_VALUES,
     *,
     ignore_identical_ids: bool = True,
+    threshold: int = DEFAULT_THRESHOLD,
 ) -> RunEvaluation:
     """Score a run (query id -> ranking) against qrels (query id -> doc id -> grade).
 
@@ -218,8 +272,10 @@ def evaluate_run(
     judged query missing from the run scores 0 on everything. Queries that are run but
     not judged are ignored. With ``ignore_identical_ids`` a retrieved doc whose id
     equals its query id is dropped first, as BEIR does by default (some BEIR datasets
-    put the queries in the corpus).
+    put the queries in the corpus). ``threshold`` is the lowest grade that counts as
+    relevant for MRR, Recall and Precision (nDCG uses every grade, linearly).
     """
+    threshold = check_threshold(threshold)
     if not qrels:
         raise DatasetError("No judged queries to evaluate: load qrels or judgments first.")
     for k in k_values:
@@ -230,11 +286,15 @@ def evaluate_run(
         if ignore_identical_ids:
             ranking = [doc for doc in ranking if doc != query_id]
         scores: dict[str, float] = {}
+        kept = condensed(ranking, query_qrels)
         for k in k_values:
             scores[f"ndcg@{k}"] = ndcg_at_k(ranking, query_qrels, k)
-            scores[f"mrr@{k}"] = mrr_at_k(ranking, query_qrels, k)
-            scores[f"recall@{k}"] = recall_at_k(ranking, query_qrels, k)
-            scores[f"precision@{k}"] = precision_at_k(ranking, query_qrels, k)
+            scores[f"mrr@{k}"] = mrr_at_k(ranking, query_qrels, k, threshold)
+            scores[f"recall@{k}"] = recall_at_k(ranking, query_qrels, k, threshold)
+            scores[f"precision@{k}"] = precision_at_k(ranking, query_qrels, k, threshold)
+            scores[f"judged@{k}"] = judged_at_k(ranking, query_qrels, k)
+            scores[f"ndcg_cond@{k}"] = ndcg_at_k(kept, query_qrels, k)
+            scores[f"mrr_cond@{k}"] = mrr_at_k(kept, query_qrels, k, threshold)
         per_query[query_id] = scores
     keys = [f"{name}@{k}" for name in METRIC_NAMES for k in k_values]
     mean = {key: sum(s[key] for s in per_query.values()) / len(per_query) for key in keys}

@@ -8,7 +8,9 @@ are evaluated in seconds.
 
 :func:`tune` chooses a setting without ever reporting on the queries it chose on:
 the queries are split into ``folds`` parts (a seeded shuffle); for each part, the
-setting with the best mean nDCG@10 on the *other* parts is applied to it. The held-out
+setting a selection rule (:data:`RULES`; default: the best of a coarse grid) chooses on
+the *other* parts is applied to it. :func:`compare_rules` measures the rules against
+each other over several seeds and fold counts. The held-out
 figures are those per-query results put together, compared with the baseline by a
 paired bootstrap. The recommended setting is the one chosen on all queries (the
 held-out figures estimate how well that choosing procedure does on unseen queries).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ import numpy as np
 from core.data.documents import Dataset, TextStyle
 from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, Reranker
-from core.quality.metrics import QueryQrels, evaluate_run
+from core.quality.metrics import DEFAULT_THRESHOLD, QueryQrels, check_threshold, evaluate_run
 from core.quality.stats import PairedComparison, mean_interval, paired_bootstrap
 from core.search.fusion import FusionMethod
 from core.search.index import build_index
@@ -182,6 +184,10 @@ class Workbench:
 
     Build it with :func:`prepare`. ``runs[stage][qid]`` is the first stage's top
     ``depth`` as (doc id, score); ``ce[qid][doc_id]`` the cross-encoder's logit.
+    ``stage_ms`` is each first stage's measured time per query (query encoding, batched,
+    plus search); ``rerank_ms`` the cross-encoder's measured time per query at each
+    rerank depth (see :func:`measure_rerank_cost`). ``note`` says when the scores were
+    altered on purpose (:func:`sabotage`).
     """
 
     name: str
@@ -195,6 +201,12 @@ class Workbench:
     seconds: dict[str, float] = field(default_factory=dict)
     pairs_scored: int = 0
     pairs_cached: int = 0
+    texts: dict[str, str] = field(default_factory=dict)
+    stage_ms: dict[FirstStage, float] = field(default_factory=dict)
+    rerank_ms: dict[int, float] = field(default_factory=dict)
+    rerank_sample: int = 0
+    threshold: int = DEFAULT_THRESHOLD
+    note: str = ""
     _cache: dict[Config, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -230,6 +242,7 @@ class Workbench:
                 {q: self.qrels[q] for q in self.qids},
                 (10, 100),
                 ignore_identical_ids=self.ignore_identical_ids,
+                threshold=self.threshold,
             )
             self._cache[config] = evaluated.per_query
         return self._cache[config]
@@ -238,6 +251,17 @@ class Workbench:
         """``metric`` per query, in :attr:`qids` order."""
         per_query = self.per_query(config)
         return np.array([per_query[q][metric] for q in self.qids], dtype=np.float64)
+
+    def cost_ms(self, config: Config) -> float | None:
+        """Measured time per query of ``config``: its first stage, plus the cross-encoder
+        at its depth (fusion costs nothing more). None when not measured."""
+        stage = self.stage_ms.get(config.stage)
+        if stage is None:
+            return None
+        if not config.reranked:
+            return stage
+        rerank = self.rerank_ms.get(config.depth)
+        return None if rerank is None else stage + rerank
 
     def result(self, config: Config, *, resamples: int = 2000) -> ConfigResult:
         """Mean metrics of ``config`` over all queries, and its change against its first
@@ -269,11 +293,15 @@ def prepare(
     store: ScoreStore | None = None,
     use_cache: bool = True,
     progress: ProgressFn | None = None,
+    threshold: int = DEFAULT_THRESHOLD,
+    cache_only: bool = False,
 ) -> Workbench:
     """Retrieve every query with every first stage, then score the union of their top
     ``depth`` with ``reranker`` (each pair once; pairs in ``store`` not at all).
 
-    ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders.
+    ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders. With
+    ``cache_only`` nothing is scored: queries with a pair missing from ``store`` are
+    dropped (``note`` says how many), so a partly warmed cache can be used as it is.
     """
     from core.quality.evaluation import retrieve_run, score_run, sorted_query_ids
 
@@ -297,6 +325,8 @@ def prepare(
         depth=depth,
         ignore_identical_ids=ignore_identical_ids,
         reranker=reranker.name if reranker is not None else None,
+        texts=dict(zip(qids, texts, strict=True)),
+        threshold=check_threshold(threshold),
     )
 
     def stage_progress(stage: str) -> Callable[[int, int], None] | None:
@@ -323,7 +353,7 @@ def prepare(
                 ).index
             index = indexes[stage.encoder]
         retriever = make_retriever(kind, dataset, embed, encoder=encoder, index=index, rrf_k=rrf_k)
-        run, _, _ = retrieve_run(
+        run, encode_s, search_s = retrieve_run(
             retriever,
             qids,
             texts,
@@ -332,8 +362,12 @@ def prepare(
             progress=stage_progress(f"retrieve ({stage.label})"),
         )
         bench.runs[stage] = run
+        bench.stage_ms[stage] = 1000.0 * (encode_s + search_s) / max(len(qids), 1)
         bench.seconds[f"retrieve {stage.label}"] = time.perf_counter() - started
 
+    if reranker is not None and cache_only:
+        _keep_cached_queries(bench, reranker, dataset, rerank, rerank_style, store)
+        qids, texts = bench.qids, [bench.texts[q] for q in bench.qids]
     if reranker is not None:
         started = time.perf_counter()
         union = {qid: [d for run in bench.runs.values() for d, _ in run[qid]] for qid in qids}
@@ -352,9 +386,159 @@ def prepare(
     return bench
 
 
+def _keep_cached_queries(
+    bench: Workbench,
+    reranker: Reranker,
+    dataset: Dataset,
+    fields: Sequence[str],
+    style: TextStyle,
+    store: ScoreStore | None,
+) -> None:
+    """Drop the queries whose candidates are not all in ``store`` (``cache_only``)."""
+    from core.data.documents import rerank_text
+    from core.models.base import RerankDoc
+    from core.search.scorestore import missing_pairs
+
+    if store is None:
+        raise SettingsError("cache-only evaluation needs the score cache")
+    keep = []
+    for qid in bench.qids:
+        ids = dict.fromkeys(d for run in bench.runs.values() for d, _ in run[qid])
+        docs = [RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style)) for d in ids]
+        if missing_pairs(reranker, bench.texts[qid], docs, store) == 0:
+            keep.append(qid)
+    dropped = len(bench.qids) - len(keep)
+    if not keep:
+        raise DatasetError("no query has all its cross-encoder scores in the cache yet")
+    bench.qids = keep
+    bench.qrels = {q: bench.qrels[q] for q in keep}
+    bench.texts = {q: bench.texts[q] for q in keep}
+    for stage, run in bench.runs.items():
+        bench.runs[stage] = {q: run[q] for q in keep}
+    if dropped:
+        bench.note = f"cache only: {len(keep)} queries with every pair cached, {dropped} left out"
+
+
 def compare(bench: Workbench, configs: Sequence[Config]) -> list[ConfigResult]:
     """Evaluate each setting on all queries (in-sample; for a table, not for choosing)."""
     return [bench.result(c) for c in configs]
+
+
+# --- choosing a setting ----------------------------------------------------------------
+#
+# A rule sees a table of per-query nDCG@10 (settings x queries), the queries it may
+# look at (a mask), and each setting's cost; it returns the index of the setting it
+# chooses. Cross-validation applies it to the other folds and scores the chosen setting
+# on the held-out fold.
+
+RULES: dict[str, str] = {
+    "best": "the highest mean nDCG@10 (ties: the cheaper)",
+    "one-se": "the cheapest setting within one standard error (paired, per query) of the best",
+    "first-stage": "the best first stage alone, unless the best rerank/fusion setting beats "
+    "it by more than 1.96 standard errors of the paired difference",
+    "coarse": "the best of a coarse grid (every other rerank depth from the deepest, e.g. "
+    "20 and 100 of 10-100; weights 1, 0.7, 0.4)",
+    "nested": "the rule (best, one-se, first-stage, coarse) that does best in an inner "
+    "5-fold cross-validation on the training queries",
+}
+DEFAULT_RULE = "coarse"
+COARSE_WEIGHTS: tuple[float, ...] = (1.0, 0.7, 0.4)
+NOISE_Z = 1.96
+INNER_FOLDS = 5
+_STAGE_ORDER = {"bm25": 0, "dense": 1, "hybrid": 2}
+
+
+def check_rule(rule: str) -> str:
+    """``rule`` if it names a selection rule, else :class:`SettingsError`."""
+    if rule not in RULES:
+        raise SettingsError(f"unknown selection rule '{rule}' (choose: {', '.join(RULES)})")
+    return rule
+
+
+def cost_order(bench: Workbench, configs: Sequence[Config]) -> np.ndarray:
+    """Each setting's rank from cheapest to dearest: measured ms per query where known,
+    then pairs scored (depth), first stage (BM25, dense, hybrid) and purer fusion."""
+    keys = []
+    for i, c in enumerate(configs):
+        ms = bench.cost_ms(c)
+        proxy = (c.depth, _STAGE_ORDER.get(c.stage.retriever, 3), -c.weight, i)
+        keys.append((ms if ms is not None else float("inf"), *proxy))
+    order = sorted(range(len(configs)), key=lambda i: keys[i])
+    ranks = np.empty(len(configs), dtype=np.int64)
+    ranks[order] = np.arange(len(configs))
+    return ranks
+
+
+def _paired_se(table: np.ndarray, mask: np.ndarray, ref: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean difference of each setting to setting ``ref`` and its standard error."""
+    diff = table[:, mask] - table[ref, mask]
+    m = int(mask.sum())
+    if m < 2:  # one query: no spread to measure
+        return diff.mean(axis=1), np.zeros(len(table))
+    return diff.mean(axis=1), diff.std(axis=1, ddof=1) / np.sqrt(m)
+
+
+def choose(
+    rule: str,
+    configs: Sequence[Config],
+    table: np.ndarray,
+    mask: np.ndarray,
+    costs: np.ndarray,
+    *,
+    seed: int = 0,
+) -> int:
+    """Index of the setting ``rule`` chooses, looking only at the queries in ``mask``."""
+    means = table[:, mask].mean(axis=1)
+
+    def best_of(indices: Sequence[int]) -> int:
+        top = max(means[i] for i in indices)
+        return min((i for i in indices if means[i] >= top - 1e-12), key=lambda i: costs[i])
+
+    everything = list(range(len(configs)))
+    if rule == "best":
+        return best_of(everything)
+    if rule == "one-se":
+        best = best_of(everything)
+        delta, se = _paired_se(table, mask, best)
+        near = [i for i in everything if delta[i] >= -se[i] - 1e-12]
+        return min(near, key=lambda i: costs[i])
+    if rule == "first-stage":
+        alone = [i for i in everything if not configs[i].reranked]
+        second = [i for i in everything if configs[i].reranked]
+        if not alone or not second:
+            return best_of(everything)
+        a, r = best_of(alone), best_of(second)
+        delta, se = _paired_se(table, mask, a)
+        return r if delta[r] > NOISE_Z * se[r] else a
+    if rule == "coarse":
+        depths = sorted({c.depth for c in configs if c.reranked}, reverse=True)[::2]
+        coarse = [
+            i
+            for i in everything
+            if not configs[i].reranked
+            or (configs[i].depth in depths and configs[i].weight in COARSE_WEIGHTS)
+        ]
+        return best_of(coarse or everything)
+    if rule == "nested":
+        inner_rules = ("best", "one-se", "first-stage", "coarse")
+        train = np.flatnonzero(mask)
+        folds = min(INNER_FOLDS, len(train))
+        if folds < 2:
+            return best_of(everything)
+        inner = fold_of(len(train), folds, seed + 7919)
+        scores = {}
+        for name in inner_rules:
+            got = np.empty(len(train))
+            for f in range(folds):
+                sub = np.zeros_like(mask)
+                sub[train[inner != f]] = True
+                pick = choose(name, configs, table, sub, costs)
+                got[inner == f] = table[pick, train[inner == f]]
+            scores[name] = float(got.mean())
+        top = max(scores.values())
+        winner = next(name for name in inner_rules if scores[name] >= top - 1e-12)
+        return choose(winner, configs, table, mask, costs)
+    raise SettingsError(f"unknown selection rule '{rule}' (choose: {', '.join(RULES)})")
 
 
 @dataclass(frozen=True)
@@ -366,6 +550,207 @@ class FoldChoice:
     chosen: Config
     train_ndcg: float
     heldout_ndcg: float
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """One rule, cross-validated: each query's held-out nDCG@10 and each fold's choice."""
+
+    rule: str
+    folds: int
+    seed: int
+    heldout: np.ndarray
+    heldout_index: np.ndarray
+    choices: tuple[FoldChoice, ...]
+    recommended: Config
+
+    @property
+    def heldout_ndcg(self) -> float:
+        """Mean held-out nDCG@10."""
+        return float(self.heldout.mean())
+
+    @property
+    def agreement(self) -> int:
+        """How many folds chose the setting the rule chooses on all queries."""
+        return sum(1 for c in self.choices if c.chosen == self.recommended)
+
+
+def cross_validate(
+    bench: Workbench,
+    configs: Sequence[Config],
+    *,
+    rule: str = DEFAULT_RULE,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    table: np.ndarray | None = None,
+    costs: np.ndarray | None = None,
+) -> CrossValidation:
+    """Apply ``rule`` on all folds but one and score its choice on that one, k times."""
+    check_rule(rule)
+    if not configs:
+        raise SettingsError("no settings to choose from")
+    n = len(bench.qids)
+    assignment = fold_of(n, folds, seed)
+    if table is None:
+        table = np.stack([bench.scores(c) for c in configs])
+    if costs is None:
+        costs = cost_order(bench, configs)
+    heldout_index = np.empty(n, dtype=np.int64)
+    choices = []
+    for fold in range(folds):
+        test = assignment == fold
+        pick = choose(rule, configs, table, ~test, costs, seed=seed)
+        heldout_index[test] = pick
+        choices.append(
+            FoldChoice(
+                fold=fold + 1,
+                num_queries=int(test.sum()),
+                chosen=configs[pick],
+                train_ndcg=float(table[pick, ~test].mean()),
+                heldout_ndcg=float(table[pick, test].mean()),
+            )
+        )
+    everything = np.ones(n, dtype=bool)
+    recommended = configs[choose(rule, configs, table, everything, costs, seed=seed)]
+    return CrossValidation(
+        rule=rule,
+        folds=folds,
+        seed=seed,
+        heldout=table[heldout_index, np.arange(n)],
+        heldout_index=heldout_index,
+        choices=tuple(choices),
+        recommended=recommended,
+    )
+
+
+# --- quality against cost ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """One setting's mean nDCG@10 (95% interval, all queries) and measured ms/query,
+    and whether it is within noise of the best setting (its paired interval against the
+    best includes 0)."""
+
+    config: Config
+    ndcg: float
+    low: float
+    high: float
+    ms: float | None
+    within_noise: bool
+    vs_best: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            **self.config.to_dict(),
+            "ndcg@10": self.ndcg,
+            "ndcg@10_ci95": [self.low, self.high],
+            "ms_per_query": self.ms,
+            "within_noise_of_best": self.within_noise,
+            "vs_best": self.vs_best,
+        }
+
+
+def cost_points(
+    bench: Workbench, configs: Sequence[Config], *, resamples: int = 2000
+) -> list[CostPoint]:
+    """Quality (in-sample nDCG@10 with its interval) and measured cost of every setting."""
+    table = np.stack([bench.scores(c) for c in configs])
+    means = table.mean(axis=1)
+    best = int(np.argmax(means))
+    points = []
+    for i, c in enumerate(configs):
+        _, low, high = mean_interval(table[i], resamples=resamples)
+        if i == best:
+            within, delta = True, 0.0
+        else:
+            cmp = paired_bootstrap(table[best], table[i], resamples=resamples)
+            within, delta = cmp.high >= 0.0, cmp.mean_delta
+        points.append(CostPoint(c, float(means[i]), low, high, bench.cost_ms(c), within, delta))
+    return points
+
+
+def best_point(points: Sequence[CostPoint]) -> CostPoint:
+    """The setting with the highest mean nDCG@10."""
+    return max(points, key=lambda p: p.ndcg)
+
+
+def cheapest_within_noise(points: Sequence[CostPoint]) -> CostPoint | None:
+    """The fastest measured setting whose nDCG@10 is within noise of the best."""
+    timed = [p for p in points if p.within_noise and p.ms is not None]
+    return min(timed, key=lambda p: (p.ms, -p.ndcg)) if timed else None
+
+
+def measure_rerank_cost(
+    bench: Workbench,
+    reranker: Reranker,
+    dataset: Dataset,
+    depths: Sequence[int],
+    *,
+    fields: Sequence[str],
+    style: TextStyle = "plain",
+    sample: int = 5,
+    stage: FirstStage | None = None,
+) -> dict[int, float]:
+    """Time the cross-encoder live (no score cache) on the first ``sample`` queries'
+    top ``depth`` candidates of ``stage`` (default: the first prepared), for each
+    depth; store and return the mean ms per query."""
+    from core.data.documents import rerank_text
+    from core.models.base import RerankDoc
+
+    if sample < 1:
+        return {}
+    stage = stage or bench.stages[0]
+    qids = bench.qids[:sample]
+    out: dict[int, float] = {}
+    for depth in sorted(set(depths)):
+        total = 0.0
+        for qid in qids:
+            docs = [
+                RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style))
+                for d, _ in bench.runs[stage][qid][:depth]
+            ]
+            started = time.perf_counter()
+            reranker.rank(bench.texts[qid], docs)
+            total += time.perf_counter() - started
+        out[depth] = 1000.0 * total / len(qids)
+    bench.rerank_ms.update(out)
+    bench.rerank_sample = len(qids)
+    return out
+
+
+# --- a set where the cross-encoder is known to hurt -------------------------------------
+
+SABOTAGE: dict[str, str] = {
+    "negate": "the cross-encoder's scores negated: it prefers what it thinks least relevant",
+    "random": "the cross-encoder's scores replaced by seeded uniform noise",
+}
+
+
+def sabotage(bench: Workbench, how: str, seed: int = 0) -> Workbench:
+    """A copy of ``bench`` whose cross-encoder is made harmful on purpose (an adversarial
+    check of the selection rule): ``"negate"`` flips the sign of every score, ``"random"``
+    replaces them by noise. Runs and judgments are untouched."""
+    if how not in SABOTAGE:
+        raise SettingsError(f"unknown sabotage '{how}' (choose: {', '.join(SABOTAGE)})")
+    rng = np.random.default_rng(seed)
+    ce = {
+        qid: {
+            d: (-v if how == "negate" else float(rng.uniform(-10.0, 10.0))) for d, v in docs.items()
+        }
+        for qid, docs in bench.ce.items()
+    }
+    return replace(
+        bench,
+        ce=ce,
+        reranker=f"{bench.reranker} [{'negated' if how == 'negate' else 'randomised'} on purpose]",
+        note=f"adversarial check: {SABOTAGE[how]}",
+        _cache={},
+    )
+
+
+# --- the report -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -387,11 +772,27 @@ class TuneReport:
     seconds: dict[str, float]
     pairs_scored: int
     pairs_cached: int
+    rule: str = DEFAULT_RULE
+    alone_heldout: float | None = None
+    alone_agreement: int = 0
+    costs: tuple[CostPoint, ...] = ()
+    note: str = ""
+    rerank_sample: int = 0
 
     @property
     def agreement(self) -> int:
         """How many folds chose the recommended setting."""
         return sum(1 for c in self.choices if c.chosen == self.recommended.config)
+
+    @property
+    def best_cost(self) -> CostPoint | None:
+        """The best setting in-sample, with its cost."""
+        return best_point(self.costs) if self.costs else None
+
+    @property
+    def cheapest(self) -> CostPoint | None:
+        """The cheapest setting within noise of the best (see :func:`cheapest_within_noise`)."""
+        return cheapest_within_noise(self.costs)
 
     def best_per_stage(self) -> list[ConfigResult]:
         """For each first stage: alone, best pure rerank and best fusion (in-sample)."""
@@ -410,11 +811,15 @@ class TuneReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the recommendation with held-out figures and interval, each
         fold's choice, and every setting of the grid with its in-sample figures."""
+        cheapest = self.cheapest
         return {
             "dataset": self.dataset,
             "num_queries": self.num_queries,
             "folds": self.folds,
             "seed": self.seed,
+            "rule": self.rule,
+            "rule_text": RULES[self.rule],
+            "note": self.note or None,
             "reranker": self.reranker,
             "recommended": {
                 **self.recommended.config.to_dict(),
@@ -425,6 +830,8 @@ class TuneReport:
                 "in_sample": {m: self.recommended.means[m] for m in TUNE_METRICS},
             },
             "baseline": self.baseline.to_dict(),
+            "first_stage_alone_heldout_ndcg@10": self.alone_heldout,
+            "first_stage_alone_chosen_by_folds": f"{self.alone_agreement}/{self.folds}",
             "folds_detail": [
                 {
                     "fold": c.fold,
@@ -436,6 +843,9 @@ class TuneReport:
                 for c in self.choices
             ],
             "configurations": [r.to_dict() for r in self.grid],
+            "quality_vs_cost": [p.to_dict() for p in self.costs],
+            "cheapest_within_noise_of_best": cheapest.to_dict() if cheapest else None,
+            "rerank_cost_sample_queries": self.rerank_sample,
             "seconds": dict(self.seconds),
             "pairs_scored": self.pairs_scored,
             "pairs_from_cache": self.pairs_cached,
@@ -453,14 +863,6 @@ def fold_of(num_queries: int, folds: int, seed: int) -> np.ndarray:
     return out
 
 
-def _best(configs: Sequence[Config], table: np.ndarray, mask: np.ndarray) -> int:
-    """Index of the config with the best mean over ``mask``; ties go to the cheaper."""
-    means = table[:, mask].mean(axis=1)
-    best = float(means.max())
-    tied = [i for i in range(len(configs)) if means[i] >= best - 1e-12]
-    return min(tied, key=lambda i: (configs[i].cost, i))
-
-
 def tune(
     bench: Workbench,
     configs: Sequence[Config],
@@ -469,41 +871,43 @@ def tune(
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     resamples: int = 10_000,
+    rule: str = DEFAULT_RULE,
+    with_costs: bool = True,
 ) -> TuneReport:
     """Choose a setting by nDCG@10 with k-fold cross-validation over the queries.
 
-    ``baseline`` (usually the default first stage alone) is what the held-out figures
-    are compared with.
+    ``rule`` (see :data:`RULES`) chooses on the training folds; the recommendation is
+    its choice on all queries. ``baseline`` (usually the default first stage alone) is
+    what the held-out figures are compared with; the best first stage alone, chosen by
+    the same cross-validation, is reported beside them.
     """
+    check_rule(rule)
     if not configs:
         raise SettingsError("no settings to choose from")
     started = time.perf_counter()
     n = len(bench.qids)
-    assignment = fold_of(n, folds, seed)
     table = np.stack([bench.scores(c) for c in configs])
-    heldout_index = np.empty(n, dtype=np.int64)
-    choices = []
-    for fold in range(folds):
-        test = assignment == fold
-        pick = _best(configs, table, ~test)
-        heldout_index[test] = pick
-        choices.append(
-            FoldChoice(
-                fold=fold + 1,
-                num_queries=int(test.sum()),
-                chosen=configs[pick],
-                train_ndcg=float(table[pick, ~test].mean()),
-                heldout_ndcg=float(table[pick, test].mean()),
-            )
-        )
+    costs = cost_order(bench, configs)
+    cv = cross_validate(bench, configs, rule=rule, folds=folds, seed=seed, table=table, costs=costs)
     heldout = {}
     for metric in TUNE_METRICS:
-        values = [bench.scores(configs[heldout_index[q]], metric)[q] for q in range(n)]
+        values = [bench.scores(configs[cv.heldout_index[q]], metric)[q] for q in range(n)]
         heldout[metric] = float(np.mean(values))
-    heldout_ndcg = table[heldout_index, np.arange(n)]
-    _, low, high = mean_interval(heldout_ndcg, resamples=resamples, seed=seed)
-    recommended = configs[_best(configs, table, np.ones(n, dtype=bool))]
+    _, low, high = mean_interval(cv.heldout, resamples=resamples, seed=seed)
+    alone = [i for i, c in enumerate(configs) if not c.reranked]
+    alone_cv = None
+    if alone:
+        alone_cv = cross_validate(
+            bench,
+            [configs[i] for i in alone],
+            rule="best",
+            folds=folds,
+            seed=seed,
+            table=table[alone],
+            costs=costs[alone],
+        )
     grid = tuple(bench.result(c) for c in configs)
+    points = tuple(cost_points(bench, configs)) if with_costs else ()
     seconds = dict(bench.seconds)
     seconds["choose"] = time.perf_counter() - started
     return TuneReport(
@@ -511,20 +915,167 @@ def tune(
         num_queries=n,
         folds=folds,
         seed=seed,
-        recommended=bench.result(recommended, resamples=resamples),
+        recommended=bench.result(cv.recommended, resamples=resamples),
         baseline=bench.result(baseline),
         heldout=heldout,
         heldout_ci=(low, high),
         heldout_vs_baseline=paired_bootstrap(
-            bench.scores(baseline), heldout_ndcg, resamples=resamples, seed=seed
+            bench.scores(baseline), cv.heldout, resamples=resamples, seed=seed
         ),
-        choices=tuple(choices),
+        choices=cv.choices,
         grid=grid,
         reranker=bench.reranker,
         seconds=seconds,
         pairs_scored=bench.pairs_scored,
         pairs_cached=bench.pairs_cached,
+        rule=rule,
+        alone_heldout=alone_cv.heldout_ndcg if alone_cv else None,
+        alone_agreement=alone_cv.agreement if alone_cv else 0,
+        costs=points,
+        note=bench.note,
+        rerank_sample=bench.rerank_sample,
     )
+
+
+# --- comparing the rules ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleRun:
+    """One rule on one (folds, seed): held-out nDCG@10, agreement, recommendation."""
+
+    rule: str
+    folds: int
+    seed: int
+    heldout: float
+    agreement: int
+    recommended: Config
+    reranked_share: float
+
+
+@dataclass(frozen=True)
+class RuleComparison:
+    """Every rule over several seeds and fold counts, and the first stages alone."""
+
+    dataset: str
+    num_queries: int
+    runs: tuple[RuleRun, ...]
+    alone: dict[str, float]
+    note: str = ""
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per rule: mean held-out nDCG@10, its range, folds agreeing in total."""
+        out = []
+        for rule in dict.fromkeys(r.rule for r in self.runs):
+            rows = [r for r in self.runs if r.rule == rule]
+            values = [r.heldout for r in rows]
+            out.append(
+                {
+                    "rule": rule,
+                    "mean_heldout_ndcg@10": float(np.mean(values)),
+                    "min": float(np.min(values)),
+                    "max": float(np.max(values)),
+                    "folds_agreeing": sum(r.agreement for r in rows),
+                    "folds_total": sum(r.folds for r in rows),
+                    "recommendations": sorted({r.recommended.label for r in rows}),
+                }
+            )
+        return out
+
+    def winner(self) -> str:
+        """The rule with the best mean held-out nDCG@10 (ties: more folds agreeing)."""
+        rows = self.summary()
+        top = max(rows, key=lambda r: (round(r["mean_heldout_ndcg@10"], 4), r["folds_agreeing"]))
+        return str(top["rule"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "dataset": self.dataset,
+            "num_queries": self.num_queries,
+            "note": self.note or None,
+            "first_stage_alone_ndcg@10": dict(self.alone),
+            "summary": self.summary(),
+            "winner": self.winner(),
+            "runs": [
+                {
+                    "rule": r.rule,
+                    "folds": r.folds,
+                    "seed": r.seed,
+                    "heldout_ndcg@10": r.heldout,
+                    "chosen_by_folds": f"{r.agreement}/{r.folds}",
+                    "recommended": r.recommended.label,
+                    "queries_scored_by_a_reranking_setting": r.reranked_share,
+                }
+                for r in self.runs
+            ],
+        }
+
+
+def compare_rules(
+    bench: Workbench,
+    configs: Sequence[Config],
+    *,
+    rules: Sequence[str] = tuple(RULES),
+    seeds: Sequence[int] = (0, 1, 2),
+    folds: Sequence[int] = (5, 10),
+) -> RuleComparison:
+    """Cross-validate every rule for every (fold count, seed) on the same table."""
+    table = np.stack([bench.scores(c) for c in configs])
+    costs = cost_order(bench, configs)
+    runs = []
+    for rule in rules:
+        for k in folds:
+            for seed in seeds:
+                cv = cross_validate(
+                    bench, configs, rule=rule, folds=k, seed=seed, table=table, costs=costs
+                )
+                reranked = np.array([configs[i].reranked for i in cv.heldout_index])
+                runs.append(
+                    RuleRun(
+                        rule,
+                        k,
+                        seed,
+                        cv.heldout_ndcg,
+                        cv.agreement,
+                        cv.recommended,
+                        float(reranked.mean()),
+                    )
+                )
+    alone = {c.label: float(table[i].mean()) for i, c in enumerate(configs) if not c.reranked}
+    return RuleComparison(bench.name, len(bench.qids), tuple(runs), alone, bench.note)
+
+
+def format_rule_comparison(cmp: RuleComparison) -> str:
+    """The comparison as text: per rule the mean held-out nDCG@10 and folds agreeing,
+    then every run, then the first stages alone for reference."""
+    seeds = sorted({r.seed for r in cmp.runs})
+    folds = sorted({r.folds for r in cmp.runs})
+    lines = [
+        f"selection rules on {cmp.dataset}: {cmp.num_queries} queries, folds "
+        f"{', '.join(map(str, folds))} x seeds {', '.join(map(str, seeds))} "
+        "(held-out nDCG@10: each query scored by the setting chosen without it)",
+    ]
+    if cmp.note:
+        lines.append(f"note: {cmp.note}")
+    header = f"{'rule':<13}{'held-out nDCG@10':>18}{'min':>8}{'max':>8}{'folds agreeing':>17}"
+    lines += ["", header, "-" * len(header)]
+    for row in cmp.summary():
+        lines.append(
+            f"{row['rule']:<13}{row['mean_heldout_ndcg@10']:>18.4f}{row['min']:>8.4f}"
+            f"{row['max']:>8.4f}{row['folds_agreeing']:>10} of {row['folds_total']:<4}"
+        )
+    lines += ["", f"best held-out: {cmp.winner()}", "", "per run:"]
+    for r in cmp.runs:
+        lines.append(
+            f"  {r.rule:<12} k={r.folds:<3} seed {r.seed}: {r.heldout:.4f}  "
+            f"{r.agreement:>2}/{r.folds:<3} folds agree  reranked {r.reranked_share:4.0%} of "
+            f"queries  -> {r.recommended.label}"
+        )
+    lines += ["", "first stages alone (no choice made, so no held-out optimism):"]
+    for label, value in cmp.alone.items():
+        lines.append(f"  {label:<52}{value:.4f}")
+    return "\n".join(lines)
 
 
 def format_results(results: Sequence[ConfigResult], title: str = "") -> str:
@@ -550,24 +1101,37 @@ def format_results(results: Sequence[ConfigResult], title: str = "") -> str:
 
 
 def format_tune(report: TuneReport) -> str:
-    """The recommendation, its held-out figures, each fold's choice, and per first
-    stage the best settings (in-sample)."""
+    """The recommendation, its held-out figures and stability, each fold's choice, per
+    first stage the best settings (in-sample), and quality against cost."""
     rec = report.recommended
     cmp = report.heldout_vs_baseline
     lines = [
         f"tuned on {report.dataset}: {report.num_queries} queries, {report.folds}-fold "
         f"cross-validation (seed {report.seed}), {len(report.grid)} settings, "
         f"reranker {report.reranker or 'none'}",
+        f"rule: {report.rule}: {RULES[report.rule]}",
+    ]
+    if report.note:
+        lines.append(f"note: {report.note}")
+    lines += [
         "",
         f"recommended: {rec.config.label}",
         f"  held-out (each query scored by the setting chosen without it): "
         f"nDCG@10 {report.heldout['ndcg@10']:.4f} "
         f"[95% CI {report.heldout_ci[0]:.4f}, {report.heldout_ci[1]:.4f}], "
         f"MRR@10 {report.heldout['mrr@10']:.4f}, Recall@100 {report.heldout['recall@100']:.4f}",
-        f"  vs baseline {report.baseline.config.label} "
-        f"(nDCG@10 {report.baseline.means['ndcg@10']:.4f}): " + cmp.sentence("The tuned setting"),
-        f"  in-sample (all queries, for reference only): nDCG@10 {rec.means['ndcg@10']:.4f}",
         f"  chosen by {report.agreement} of {report.folds} folds",
+        f"  plain first stage {report.baseline.config.label}: nDCG@10 "
+        f"{report.baseline.means['ndcg@10']:.4f} (nothing chosen, so this is held-out too)",
+    ]
+    if report.alone_heldout is not None:
+        lines.append(
+            f"  best first stage alone, chosen by the same folds: held-out nDCG@10 "
+            f"{report.alone_heldout:.4f} ({report.alone_agreement} of {report.folds} folds agree)"
+        )
+    lines += [
+        "  vs the plain first stage: " + cmp.sentence("The tuned setting"),
+        f"  in-sample (all queries, for reference only): nDCG@10 {rec.means['ndcg@10']:.4f}",
         "",
         "folds:",
     ]
@@ -577,10 +1141,48 @@ def format_tune(report: TuneReport) -> str:
             f"held-out {c.heldout_ndcg:.4f} ({c.num_queries} queries)"
         )
     lines += ["", format_results(report.best_per_stage(), "best per first stage (in-sample):")]
+    if report.costs:
+        lines += ["", format_costs(report)]
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     lines += [
         "",
         f"time: {timing}; cross-encoder pairs: {report.pairs_scored:,} scored, "
         f"{report.pairs_cached:,} from cache",
     ]
+    return "\n".join(lines)
+
+
+def format_costs(report: TuneReport) -> str:
+    """Quality against cost as text: for each first stage and rerank depth, the best
+    weight's nDCG@10 with its interval and the measured ms per query; then the cheapest
+    setting within noise of the best."""
+    best, cheapest = report.best_cost, report.cheapest
+    sample = report.rerank_sample
+    lines = [
+        "quality against cost (nDCG@10 on all queries with 95% CI; ms per query measured "
+        f"here: first stage over all queries, cross-encoder on {sample or 'no'} queries "
+        "per depth; fusion weights at one depth cost the same, the best is shown):",
+        f"{'setting':<52}{'nDCG@10':>9}{'95% CI':>18}{'ms/query':>10}  within noise of best",
+    ]
+    groups: dict[tuple[FirstStage, int], list[CostPoint]] = {}
+    for p in report.costs:
+        groups.setdefault((p.config.stage, p.config.depth), []).append(p)
+    for points in groups.values():
+        p = max(points, key=lambda q: q.ndcg)
+        ms = f"{p.ms:>10.1f}" if p.ms is not None else f"{'-':>10}"
+        mark = "best" if p is best else ("yes" if p.within_noise else "no")
+        weights = f" ({len(points)} weights)" if len(points) > 1 else ""
+        lines.append(
+            f"{p.config.label + weights:<52}{p.ndcg:>9.4f}  [{p.low:.4f}, {p.high:.4f}]{ms}  {mark}"
+        )
+    if best is not None:
+        lines.append(f"best: {best.config.label} (nDCG@10 {best.ndcg:.4f})")
+    if cheapest is not None:
+        lines.append(
+            f"cheapest within noise of the best: {cheapest.config.label}, nDCG@10 "
+            f"{cheapest.ndcg:.4f} ({cheapest.vs_best:+.4f} vs best), {cheapest.ms:.1f} ms/query"
+            + (f" vs {best.ms:.1f} ms for the best" if best and best.ms is not None else "")
+        )
+    else:
+        lines.append("cheapest within noise of the best: not measured (no timings)")
     return "\n".join(lines)

@@ -112,3 +112,15 @@ def cached_scores(
         if store is not None:
             store.put_many(new)
     return out, len(todo)
+
+
+def missing_pairs(
+    reranker: Reranker, query: str, docs: Sequence[RerankDoc], store: ScoreStore
+) -> int:
+    """How many of ``docs`` have no score in ``store`` for ``query`` (all of them for a
+    reranker without a ``cache_key``)."""
+    model_key = reranker_key(reranker)
+    if model_key is None:
+        return len(docs)
+    keys = [pair_key(model_key, query, d.text) for d in docs]
+    return len(keys) - len(store.get_many(keys))

@@ -66,6 +66,15 @@ def test_tune_on_judgments_and_apply_on_the_search_page(
     expect(page.get_by_text("95% CI").first).to_be_visible()
     recommended = page.get_by_test_id("stMarkdown").filter(has_text=" · ").first.inner_text()
     _full_screenshot(page, ARTIFACTS / "evaluate-tune.png")
+    # Quality against measured cost: one chart, the cheapest setting within noise named.
+    expect(page.get_by_role("heading", name="Quality against cost")).to_be_visible()
+    expect(page.get_by_text("Cheapest within noise of the best:")).to_be_visible()
+    chart = page.get_by_test_id("stVegaLiteChart").filter(has=page.locator("canvas, svg")).first
+    expect(chart).to_be_visible()
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(exist_ok=True)
+    chart.screenshot(path=str(ARTIFACTS / "evaluate-quality-vs-cost.png"))
 
     apply = page.get_by_role("button", name="Apply on the Search page")
     wait_for_app_run(page, apply.click)
