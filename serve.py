@@ -74,7 +74,19 @@ def ensure_navigation() -> None:
         import streamlit as st
 
         setattr(manager, PAGES_FLAG, False)
-        st.rerun()
+        if _real_server():
+            st.rerun()
+        # AppTest resets the flag before every run and then runs the current page
+        # directly; a rerun there would drop the widget values of that run (a clicked
+        # button), so it only flips the flag, as a plain page run did before.
+
+
+def _real_server() -> bool:
+    """Whether this runs in a real Streamlit server (not AppTest's mock runtime)."""
+    from streamlit.runtime import Runtime
+
+    instance = Runtime._instance
+    return instance is None or type(instance) is Runtime
 
 
 def warmup_enabled() -> bool:
@@ -82,10 +94,7 @@ def warmup_enabled() -> bool:
     unless ``RERANK_WARMUP=0``."""
     if os.environ.get("RERANK_WARMUP", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    from streamlit.runtime import Runtime
-
-    instance = Runtime._instance
-    return instance is None or type(instance) is Runtime
+    return _real_server()
 
 
 def start_warmup() -> Warmup | None:
