@@ -33,6 +33,51 @@ def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_passage_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    from core.search.passages import AGGREGATES, DEFAULT_MAX_PER_DOC, DEFAULT_MAX_PER_QUERY
+
+    parser.add_argument(
+        "--passages",
+        choices=list(AGGREGATES),
+        default=default,
+        help="how a long text is read: first (what fits of the start), max (best "
+        "passage, MaxP), top2 (mean of the two best); default %(default)s",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="passage length in tokens (default: all that fits beside the query)",
+    )
+    parser.add_argument(
+        "--stride", type=int, default=None, help="tokens between passage starts (default: half)"
+    )
+    parser.add_argument(
+        "--max-passages",
+        type=int,
+        default=DEFAULT_MAX_PER_DOC,
+        help="passages read per document, the first ones (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-query-passages",
+        type=int,
+        default=DEFAULT_MAX_PER_QUERY,
+        help="refuse a query needing more (query, passage) pairs (default %(default)s)",
+    )
+
+
+def _passage_settings(args: argparse.Namespace):
+    from core.search.passages import PassageSettings
+
+    return PassageSettings(
+        aggregate=args.passages,
+        window=args.window,
+        stride=args.stride,
+        max_per_doc=args.max_passages,
+        max_per_query=args.max_query_passages,
+    ).checked()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
@@ -71,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--rrf-k", type=int, default=60, help="hybrid: RRF k (default 60)")
     _add_fusion_arguments(search)
+    _add_passage_arguments(search, "max")
     search.add_argument("--json", action="store_true", help="print JSON with every field")
 
     evaluate = commands.add_parser(
@@ -113,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", type=int, default=None, help="rerank only the top N candidates (default: all)"
     )
     _add_fusion_arguments(evaluate)
+    _add_passage_arguments(evaluate, "first")
     evaluate.add_argument(
         "--tune",
         action="store_true",
@@ -230,6 +277,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.candidates < 1 or args.top < 1:
         raise SettingsError("--candidates and --top must be at least 1")
     check_fusion(args.fusion_weight, args.fusion)
+    passages = _passage_settings(args)
     if args.id_field and args.dataset not in ("movies", "sample"):
         dataset = load_json_dataset(args.dataset, id_field=args.id_field)
     else:
@@ -267,6 +315,7 @@ def _search(args: argparse.Namespace) -> int:
         retriever=retriever,
         fusion_weight=args.fusion_weight,
         fusion=args.fusion,
+        passages=passages,
     )
     result = replace(
         result,
@@ -306,6 +355,13 @@ def format_table(result) -> str:
         f"time: index {t.index * 1000:.0f} ms ({cache}), query {t.query_encode * 1000:.0f} ms, "
         f"search {t.search * 1000:.1f} ms, rerank {t.rerank * 1000:.0f} ms, "
         f"total {t.total * 1000:.0f} ms",
+    ]
+    if result.reranker and result.passage_settings is not None:
+        lines.append(
+            f"passages: {result.passage_settings.label()}   documents read in full: "
+            f"{result.read_in_full}, in part: {result.read_in_part}"
+        )
+    lines += [
         "",
     ]
     first = {"cosine": "cosine", "bm25": "bm25", "rrf": "rrf"}.get(
@@ -321,6 +377,8 @@ def format_table(result) -> str:
             move = c.movement or 0
             badge = "  =" if move == 0 else f"{move:+3d}"
             flag = " [truncated]" if c.truncated else ""
+            if c.passages is not None and c.passages.num_passages > 1:
+                flag += f" [passage {c.passages.best + 1} of {c.passages.num_passages}]"
             score = (
                 f"{c.rerank_score:7.2f} {c.rerank_normalized:6.3f}"
                 if c.rerank_score is not None
@@ -360,6 +418,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from core.search.fusion import check_fusion
 
     check_fusion(args.fusion_weight, args.fusion)
+    _passage_settings(args)
     if args.tune and args.no_rerank:
         raise CoreError("--tune needs the reranker: drop --no-rerank")
     if args.beir:
@@ -432,6 +491,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
             rerank_depth=args.depth,
             fusion_weight=args.fusion_weight,
             fusion=args.fusion,
+            passages=_passage_settings(args),
         ),
     }
     if data.beir is not None:
@@ -488,6 +548,7 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         rrf_k=args.rrf_k,
         store=ScoreStore(),
         progress=progress,
+        passages=_passage_settings(args),
     )
     if args.tune:
         report = tune(

@@ -30,6 +30,7 @@ from core.quality.metrics import QueryQrels, evaluate_run
 from core.quality.stats import PairedComparison, mean_interval, paired_bootstrap
 from core.search.fusion import FusionMethod
 from core.search.index import build_index
+from core.search.passages import PassageSettings
 from core.search.retrievers import DEFAULT_RRF_K, check_retriever_kind, make_retriever
 from core.search.scorestore import ScoreStore
 
@@ -269,9 +270,11 @@ def prepare(
     store: ScoreStore | None = None,
     use_cache: bool = True,
     progress: ProgressFn | None = None,
+    passages: PassageSettings | None = None,
 ) -> Workbench:
     """Retrieve every query with every first stage, then score the union of their top
     ``depth`` with ``reranker`` (each pair once; pairs in ``store`` not at all).
+    ``passages`` reads long documents passage by passage (None: whole, first passage).
 
     ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders.
     """
@@ -347,6 +350,7 @@ def prepare(
             style=rerank_style,
             store=store,
             progress=stage_progress("cross-encoder"),
+            passages=passages,
         )
         bench.seconds["cross-encoder"] = time.perf_counter() - started
     return bench

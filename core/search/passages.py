@@ -395,3 +395,24 @@ def expected_passages(
         for i, t in enumerate(texts)
     )
     return total / len(texts)
+
+
+class StoreScorer:
+    """A passage scorer that reads and fills a :class:`~core.search.scorestore.ScoreStore`
+    (for :func:`rank_passages`'s ``score``); counts pairs scored and found."""
+
+    def __init__(self, reranker: Reranker, store: Any) -> None:
+        self.reranker = reranker
+        self.store = store
+        self.scored = 0
+        self.cached = 0
+
+    def __call__(self, query: str, flat: list[RerankDoc]) -> list[RerankResult]:
+        from core.search.scorestore import cached_scores
+
+        found, computed = cached_scores(self.reranker, query, flat, self.store)
+        self.scored += computed
+        self.cached += len(flat) - computed
+        scores = [found[d.id][0] for d in flat]
+        flags = [found[d.id][1] for d in flat]
+        return results_from_scores(flat, scores, self.reranker.score_kind, None, flags)

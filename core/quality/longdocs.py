@@ -1,0 +1,143 @@
+"""A check of passage reading that cannot be faked: bury the plot past token 512.
+
+Every movie's overview gets the same long, neutral filler put in front of it, so the
+text the reranker reads first is the title and filler, and the plot starts past what a
+512-token cross-encoder can see. Reranking the same candidates three ways then shows
+what passage reading is for:
+
+* the original records (short, read whole): the reference top k;
+* the long records, first passage: the plot is never read, so the order comes from the
+  titles alone and the reference top k is mostly lost;
+* the long records, best passage (MaxP): the window holding the plot decides, and the
+  reference top k comes back.
+
+The candidates are the same ids for all three (retrieved once, from the original
+records), so only the reranker's reading differs. ``python -m core bench --long-docs``
+prints the figure; a test runs it on a few queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from core.data.documents import Dataset, make_dataset, rerank_text
+from core.models.base import Encoder, RerankDoc, Reranker
+from core.models.cross_encoders import reranker_tokenizer
+from core.search.index import build_index
+from core.search.passages import PassageSettings, rank_passages
+
+NEUTRAL_SENTENCES = (
+    "This entry is reproduced from a general catalogue as it was received.",
+    "The catalogue lists records in the order in which they were filed.",
+    "Each record was checked for spelling and layout, not for content.",
+    "Dates, names and numbers appear as they did on the original cards.",
+    "Nothing in this note describes the item itself or says anything about it.",
+    "The note is repeated on every record so that all records look alike.",
+)
+
+
+def neutral_filler(tokens: int, tokenizer: Any) -> str:
+    """Neutral sentences (the same for every record) of at least ``tokens`` tokens."""
+    parts: list[str] = []
+    i = 0
+    while len(tokenizer.encode(" ".join(parts), add_special_tokens=False).ids) < tokens:
+        parts.append(NEUTRAL_SENTENCES[i % len(NEUTRAL_SENTENCES)])
+        i += 1
+    return " ".join(parts)
+
+
+def with_filler(dataset: Dataset, field: str, filler: str) -> Dataset:
+    """A copy of ``dataset`` whose ``field`` starts with ``filler``; same ids and fields."""
+    records = [
+        {**record, "_lid": doc_id, field: f"{filler} {record.get(field) or ''}".strip()}
+        for doc_id, record in zip(dataset.ids, dataset.records, strict=True)
+    ]
+    built = make_dataset(
+        f"{dataset.name}-long",
+        records,
+        id_field="_lid",
+        title_field=dataset.title_field,
+        embed_fields=dataset.default_embed_fields,
+        rerank_fields=dataset.default_rerank_fields,
+        source=f"{dataset.source} with {field} behind a neutral filler",
+    )
+    return built
+
+
+@dataclass(frozen=True)
+class LongDocQuery:
+    """One query of the check: the reference top k and what each reading recovered."""
+
+    query: str
+    reference: tuple[str, ...]
+    first: tuple[str, ...]
+    best: tuple[str, ...]
+    passages: float  # mean passages per long candidate (max reading)
+
+    @property
+    def first_overlap(self) -> int:
+        """Reference top-k ids in the first-passage top k."""
+        return len(set(self.reference) & set(self.first))
+
+    @property
+    def best_overlap(self) -> int:
+        """Reference top-k ids in the best-passage top k."""
+        return len(set(self.reference) & set(self.best))
+
+
+def long_doc_check(
+    dataset: Dataset,
+    queries: Sequence[str],
+    *,
+    encoder: Encoder,
+    reranker: Reranker,
+    candidates: int = 30,
+    k: int = 10,
+    field: str = "overview",
+    filler_tokens: int = 540,
+    settings: PassageSettings | None = None,
+) -> list[LongDocQuery]:
+    """Run the check on ``queries`` (see the module doc); ``settings`` are the passage
+    settings of the best-passage reading (default: max, window fit, stride half)."""
+    settings = replace(settings or PassageSettings(), aggregate="max")
+    fields = dataset.check_fields(dataset.default_rerank_fields, "rerank")
+    filler = neutral_filler(filler_tokens, reranker_tokenizer(reranker))
+    long = with_filler(dataset, field, filler)
+    index = build_index(dataset, encoder, dataset.default_embed_fields).index
+    out = []
+    for query in queries:
+        hits = index.search(encoder.encode([query], kind="query")[0], candidates)
+        ids = [h.id for h in hits]
+        short_docs = [RerankDoc(i, rerank_text(dataset.record(i), fields)) for i in ids]
+        long_docs = [RerankDoc(i, rerank_text(long.record(i), fields)) for i in ids]
+        reference = [r.id for r in reranker.rank(query, short_docs)][:k]
+        first, _ = rank_passages(reranker, query, long_docs, PassageSettings("first"))
+        best, reads = rank_passages(reranker, query, long_docs, settings)
+        out.append(
+            LongDocQuery(
+                query=query,
+                reference=tuple(reference),
+                first=tuple(r.id for r in first[:k]),
+                best=tuple(r.id for r in best[:k]),
+                passages=sum(r.num_passages for r in reads.values()) / max(1, len(reads)),
+            )
+        )
+    return out
+
+
+def format_long_doc_check(rows: Sequence[LongDocQuery], k: int = 10) -> str:
+    """A plain table: per query, reference top-k ids kept by each reading, and totals."""
+    lines = [f"{'query':<48}{'first':>8}{'best':>8}{'passages/doc':>14}"]
+    for r in rows:
+        lines.append(
+            f"{r.query[:46]:<48}{r.first_overlap:>5}/{k:<2}{r.best_overlap:>5}/{k:<2}"
+            f"{r.passages:>14.1f}"
+        )
+    n = max(1, len(rows))
+    lines.append(
+        f"{'mean overlap@' + str(k):<48}{sum(r.first_overlap for r in rows) / n:>8.1f}"
+        f"{sum(r.best_overlap for r in rows) / n:>8.1f}"
+    )
+    return "\n".join(lines)
