@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="use this cache dir instead of a new empty one (warm restarts)"
     )
     coldstart.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--long-docs",
+        type=int,
+        metavar="QUERIES",
+        default=None,
+        help="only the long-document check: movies with the plot buried past token 512",
+    )
     return parser
 
 
@@ -604,8 +611,11 @@ def _evaluate_progress(done: int, total: int, stage: str) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from core.bench.passages import long_docs_main
     from core.bench.run import main as bench_main
 
+    if args.long_docs is not None:
+        return long_docs_main(queries=args.long_docs)
     return bench_main(json_output=args.json, quick=args.quick, scifact=args.scifact)
 
 

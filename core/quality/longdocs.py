@@ -19,7 +19,7 @@ prints the figure; a test runs it on a few queries.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from core.data.documents import Dataset, make_dataset, rerank_text
@@ -68,23 +68,20 @@ def with_filler(dataset: Dataset, field: str, filler: str) -> Dataset:
 
 @dataclass(frozen=True)
 class LongDocQuery:
-    """One query of the check: the reference top k and what each reading recovered."""
+    """One query of the check: the reference top k and each reading's top k.
+
+    ``readings`` maps a label (``"first"``, or a passage setting's label) to its top k
+    ids; ``passages`` the same labels to mean passages scored per candidate.
+    """
 
     query: str
     reference: tuple[str, ...]
-    first: tuple[str, ...]
-    best: tuple[str, ...]
-    passages: float  # mean passages per long candidate (max reading)
+    readings: dict[str, tuple[str, ...]]
+    passages: dict[str, float]
 
-    @property
-    def first_overlap(self) -> int:
-        """Reference top-k ids in the first-passage top k."""
-        return len(set(self.reference) & set(self.first))
-
-    @property
-    def best_overlap(self) -> int:
-        """Reference top-k ids in the best-passage top k."""
-        return len(set(self.reference) & set(self.best))
+    def overlap(self, label: str) -> int:
+        """Reference top-k ids found in the top k of reading ``label``."""
+        return len(set(self.reference) & set(self.readings[label]))
 
 
 def long_doc_check(
@@ -97,11 +94,10 @@ def long_doc_check(
     k: int = 10,
     field: str = "overview",
     filler_tokens: int = 540,
-    settings: PassageSettings | None = None,
+    settings: Sequence[PassageSettings] = (PassageSettings("first"), PassageSettings("max")),
 ) -> list[LongDocQuery]:
-    """Run the check on ``queries`` (see the module doc); ``settings`` are the passage
-    settings of the best-passage reading (default: max, window fit, stride half)."""
-    settings = replace(settings or PassageSettings(), aggregate="max")
+    """Run the check on ``queries`` (see the module doc), reading the long records
+    once per entry of ``settings``."""
     fields = dataset.check_fields(dataset.default_rerank_fields, "rerank")
     filler = neutral_filler(filler_tokens, reranker_tokenizer(reranker))
     long = with_filler(dataset, field, filler)
@@ -113,31 +109,32 @@ def long_doc_check(
         short_docs = [RerankDoc(i, rerank_text(dataset.record(i), fields)) for i in ids]
         long_docs = [RerankDoc(i, rerank_text(long.record(i), fields)) for i in ids]
         reference = [r.id for r in reranker.rank(query, short_docs)][:k]
-        first, _ = rank_passages(reranker, query, long_docs, PassageSettings("first"))
-        best, reads = rank_passages(reranker, query, long_docs, settings)
-        out.append(
-            LongDocQuery(
-                query=query,
-                reference=tuple(reference),
-                first=tuple(r.id for r in first[:k]),
-                best=tuple(r.id for r in best[:k]),
-                passages=sum(r.num_passages for r in reads.values()) / max(1, len(reads)),
-            )
-        )
+        readings: dict[str, tuple[str, ...]] = {}
+        passages: dict[str, float] = {}
+        for setting in settings:
+            label = "first" if setting.aggregate == "first" else setting.label()
+            ranked, reads = rank_passages(reranker, query, long_docs, setting)
+            readings[label] = tuple(r.id for r in ranked[:k])
+            passages[label] = sum(r.num_passages for r in reads.values()) / max(1, len(reads))
+        out.append(LongDocQuery(query, tuple(reference), readings, passages))
     return out
 
 
 def format_long_doc_check(rows: Sequence[LongDocQuery], k: int = 10) -> str:
-    """A plain table: per query, reference top-k ids kept by each reading, and totals."""
-    lines = [f"{'query':<48}{'first':>8}{'best':>8}{'passages/doc':>14}"]
+    """A plain table: per query and reading, how many of the reference top k it kept."""
+    if not rows:
+        return "no queries"
+    labels = list(rows[0].readings)
+    lines = [f"overlap@{k} with the top {k} of the original (short) records"]
+    lines.append(f"{'query':<42}" + "".join(f"{label[:26]:>28}" for label in labels))
     for r in rows:
-        lines.append(
-            f"{r.query[:46]:<48}{r.first_overlap:>5}/{k:<2}{r.best_overlap:>5}/{k:<2}"
-            f"{r.passages:>14.1f}"
-        )
-    n = max(1, len(rows))
+        lines.append(f"{r.query[:40]:<42}" + "".join(f"{r.overlap(x):>25}/{k:<2}" for x in labels))
+    n = len(rows)
     lines.append(
-        f"{'mean overlap@' + str(k):<48}{sum(r.first_overlap for r in rows) / n:>8.1f}"
-        f"{sum(r.best_overlap for r in rows) / n:>8.1f}"
+        f"{'mean':<42}" + "".join(f"{sum(r.overlap(x) for r in rows) / n:>28.1f}" for x in labels)
+    )
+    lines.append(
+        f"{'passages per candidate':<42}"
+        + "".join(f"{sum(r.passages[x] for r in rows) / n:>28.1f}" for x in labels)
     )
     return "\n".join(lines)
