@@ -112,3 +112,12 @@ def test_passages_setting_round_trips_through_the_link() -> None:
     assert "psg" not in SearchSettings(query="q").to_params()  # max is the default
     bad, warnings = SearchSettings.from_params({"psg": "mean"})
     assert bad.passages == "max" and "psg" in warnings[0]
+
+
+def test_excerpt_shows_the_passage_with_context() -> None:
+    text = "alpha " * 100 + "the boiler pressure answer" + " omega" * 100
+    start = text.index("the boiler")
+    html = highlight_html(text, (start, start + 26), "boiler", context=30)
+    assert html.count("alpha") <= 6 and html.count("omega") <= 6
+    assert "… " in html and " …" in html
+    assert '<mark class="decided-passage">the <b class="query-term">boiler</b>' in html

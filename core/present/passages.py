@@ -108,10 +108,32 @@ def highlight_segments(text: str, span: tuple[int, int] | None, query: str) -> l
     return segments
 
 
-def highlight_html(text: str, span: tuple[int, int] | None, query: str) -> str:
+def excerpt_bounds(text: str, span: tuple[int, int], context: int) -> tuple[int, int]:
+    """``span`` widened by about ``context`` characters each side, cut at whitespace."""
+    start = max(0, span[0] - context)
+    end = min(len(text), span[1] + context)
+    if start > 0:
+        space = text.find(" ", start, span[0])
+        start = space + 1 if space != -1 else start
+    if end < len(text):
+        space = text.rfind(" ", span[1], end)
+        end = space if space != -1 else end
+    return start, end
+
+
+def highlight_html(
+    text: str, span: tuple[int, int] | None, query: str, *, context: int | None = None
+) -> str:
     """The text as escaped HTML: the deciding passage in ``<mark>``, query terms in
-    ``<b>``; line breaks kept (``white-space: pre-wrap``)."""
-    parts = []
+    ``<b>``; line breaks kept (``white-space: pre-wrap``). With ``context``, only the
+    passage and about that many characters around it, elided with "…"."""
+    before = after = ""
+    if context is not None and span is not None:
+        a, b = excerpt_bounds(text, span, context)
+        before = "… " if a > 0 else ""
+        after = " …" if b < len(text) else ""
+        text, span = text[a:b], (span[0] - a, span[1] - a)
+    parts = [before]
     in_mark = False
     for seg in highlight_segments(text, span, query):
         if seg.passage and not in_mark:
@@ -124,6 +146,7 @@ def highlight_html(text: str, span: tuple[int, int] | None, query: str) -> str:
         parts.append(f'<b class="query-term">{escaped}</b>' if seg.term else escaped)
     if in_mark:
         parts.append("</mark>")
+    parts.append(after)
     return (
         '<div class="passage-view" style="white-space: pre-wrap; font-family: monospace; '
         'font-size: 0.85em; max-height: 28em; overflow-y: auto">' + "".join(parts) + "</div>"
