@@ -235,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="only the long-document check: movies with the plot buried past token 512",
     )
+    bench.add_argument(
+        "--passages-scifact",
+        type=int,
+        metavar="QUERIES",
+        default=None,
+        help="only SciFact nDCG@10 by first/max/top2 passage on the first QUERIES queries",
+    )
     return parser
 
 
@@ -616,6 +623,10 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.long_docs is not None:
         return long_docs_main(queries=args.long_docs)
+    if args.passages_scifact is not None:
+        from core.bench.passages import passages_scifact_main
+
+        return passages_scifact_main(args.passages_scifact, args.scifact)
     return bench_main(json_output=args.json, quick=args.quick, scifact=args.scifact)
 
 
