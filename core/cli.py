@@ -78,6 +78,13 @@ def _passage_settings(args: argparse.Namespace):
     ).checked()
 
 
+def _evaluate_passages(args: argparse.Namespace):
+    """Passage settings for ``evaluate``; None for ``first``, which then sends every
+    document whole as before (the same pairs, so the same scores and cache entries)."""
+    settings = _passage_settings(args)
+    return None if settings.aggregate == "first" else settings
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
@@ -505,7 +512,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
             rerank_depth=args.depth,
             fusion_weight=args.fusion_weight,
             fusion=args.fusion,
-            passages=_passage_settings(args),
+            passages=_evaluate_passages(args),
         ),
     }
     if data.beir is not None:
@@ -562,7 +569,7 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         rrf_k=args.rrf_k,
         store=ScoreStore(),
         progress=progress,
-        passages=_passage_settings(args),
+        passages=_evaluate_passages(args),
     )
     if args.tune:
         report = tune(
