@@ -329,12 +329,19 @@ def rank_passages(
     plan = plan_passages(
         query, docs, settings, tokenizer=reranker_tokenizer(reranker), max_length=length
     )
-    flat: list[RerankDoc] = []
+    # A passage's id is its document's (one passage) or "<id>#p<k>"; positions if these
+    # collide. Scores are matched back by position, never by id or text.
+    ids: list[str] = []
+    texts: list[str] = []
     owner: list[int] = []
     for i, d in enumerate(plan.docs):
-        for p in d.passages:
-            flat.append(RerankDoc(id=str(len(flat)), text=p.text))
+        for k, p in enumerate(d.passages, start=1):
+            ids.append(d.id if len(d.passages) == 1 else f"{d.id}#p{k}")
+            texts.append(p.text)
             owner.append(i)
+    if len(set(ids)) != len(ids):
+        ids = [str(n) for n in range(len(ids))]
+    flat = [RerankDoc(id=pid, text=text) for pid, text in zip(ids, texts, strict=True)]
     results = (score or reranker.rank)(query, flat)
     flat_scores: list[float | None] = [None] * len(flat)
     flat_truncated = [False] * len(flat)
