@@ -14,6 +14,7 @@ from core.quality.longdocs import (
     neutral_filler,
     with_filler,
 )
+from core.search.passages import PassageSettings
 
 QUERIES = ("astronauts stranded far from earth", "a toy that comes to life")
 
@@ -32,11 +33,19 @@ def test_filler_pushes_the_plot_past_the_first_window(movies) -> None:
 def test_best_passage_recovers_the_top_10_first_passage_does_not(
     movies, minilm, cross_encoder
 ) -> None:
+    # 128-token windows: the window holding the plot is mostly plot (with the default
+    # window, filling all 512 tokens, it is mostly filler: see the README's figure)
+    small = PassageSettings("max", window=128, stride=64, max_per_doc=16)
     rows = long_doc_check(
-        movies, QUERIES, encoder=minilm, reranker=cross_encoder, candidates=30, k=10
+        movies,
+        QUERIES,
+        encoder=minilm,
+        reranker=cross_encoder,
+        candidates=50,
+        k=10,
+        settings=(PassageSettings("first"), small),
     )
     print(format_long_doc_check(rows))
-    first = sum(r.overlap("first") for r in rows)
-    best = sum(r.overlap("max, window fit, stride half") for r in rows)
-    assert best >= 7 * len(rows)  # most of the original top 10 comes back
-    assert best >= first + 2 * len(rows)  # ...and clearly more than the first passage
+    for row in rows:
+        assert row.overlap(small.label()) >= 8  # the original top 10 comes back...
+        assert row.overlap(small.label()) >= row.overlap("first") + 4  # ...first does not
