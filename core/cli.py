@@ -42,6 +42,58 @@ def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_passage_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    from core.search.passages import AGGREGATES, DEFAULT_MAX_PER_DOC, DEFAULT_MAX_PER_QUERY
+
+    parser.add_argument(
+        "--passages",
+        choices=list(AGGREGATES),
+        default=default,
+        help="how a long text is read: first (what fits of the start), max (best "
+        "passage, MaxP), top2 (mean of the two best); default %(default)s",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="passage length in tokens (default: all that fits beside the query)",
+    )
+    parser.add_argument(
+        "--stride", type=int, default=None, help="tokens between passage starts (default: half)"
+    )
+    parser.add_argument(
+        "--max-passages",
+        type=int,
+        default=DEFAULT_MAX_PER_DOC,
+        help="passages read per document, the first ones (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-query-passages",
+        type=int,
+        default=DEFAULT_MAX_PER_QUERY,
+        help="refuse a query needing more (query, passage) pairs (default %(default)s)",
+    )
+
+
+def _passage_settings(args: argparse.Namespace):
+    from core.search.passages import PassageSettings
+
+    return PassageSettings(
+        aggregate=args.passages,
+        window=args.window,
+        stride=args.stride,
+        max_per_doc=args.max_passages,
+        max_per_query=args.max_query_passages,
+    ).checked()
+
+
+def _evaluate_passages(args: argparse.Namespace):
+    """Passage settings for ``evaluate``; None for ``first``, which then sends every
+    document whole as before (the same pairs, so the same scores and cache entries)."""
+    settings = _passage_settings(args)
+    return None if settings.aggregate == "first" else settings
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m core``."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
@@ -80,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--rrf-k", type=int, default=60, help="hybrid: RRF k (default 60)")
     _add_fusion_arguments(search)
+    _add_passage_arguments(search, "max")
     search.add_argument("--json", action="store_true", help="print JSON with every field")
 
     evaluate = commands.add_parser(
@@ -144,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", type=int, default=None, help="rerank only the top N candidates (default: all)"
     )
     _add_fusion_arguments(evaluate)
+    _add_passage_arguments(evaluate, "first")
     evaluate.add_argument(
         "--tune",
         action="store_true",
@@ -251,6 +305,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="use this cache dir instead of a new empty one (warm restarts)"
     )
     coldstart.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--long-docs",
+        type=int,
+        metavar="QUERIES",
+        default=None,
+        help="only the long-document check: movies with the plot buried past token 512",
+    )
+    bench.add_argument(
+        "--passages-scifact",
+        type=int,
+        metavar="QUERIES",
+        default=None,
+        help="only SciFact nDCG@10 by first/max/top2 passage on the first QUERIES queries",
+    )
     return parser
 
 
@@ -300,6 +368,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.candidates < 1 or args.top < 1:
         raise SettingsError("--candidates and --top must be at least 1")
     check_fusion(args.fusion_weight, args.fusion)
+    passages = _passage_settings(args)
     if args.id_field and args.dataset not in ("movies", "sample"):
         dataset = load_json_dataset(args.dataset, id_field=args.id_field)
     else:
@@ -337,6 +406,7 @@ def _search(args: argparse.Namespace) -> int:
         retriever=retriever,
         fusion_weight=args.fusion_weight,
         fusion=args.fusion,
+        passages=passages,
     )
     result = replace(
         result,
@@ -376,6 +446,13 @@ def format_table(result) -> str:
         f"time: index {t.index * 1000:.0f} ms ({cache}), query {t.query_encode * 1000:.0f} ms, "
         f"search {t.search * 1000:.1f} ms, rerank {t.rerank * 1000:.0f} ms, "
         f"total {t.total * 1000:.0f} ms",
+    ]
+    if result.reranker and result.passage_settings is not None:
+        lines.append(
+            f"passages: {result.passage_settings.label()}   documents read in full: "
+            f"{result.read_in_full}, in part: {result.read_in_part}"
+        )
+    lines += [
         "",
     ]
     first = {"cosine": "cosine", "bm25": "bm25", "rrf": "rrf"}.get(
@@ -391,6 +468,8 @@ def format_table(result) -> str:
             move = c.movement or 0
             badge = "  =" if move == 0 else f"{move:+3d}"
             flag = " [truncated]" if c.truncated else ""
+            if c.passages is not None and c.passages.num_passages > 1:
+                flag += f" [passage {c.passages.best + 1} of {c.passages.num_passages}]"
             score = (
                 f"{c.rerank_score:7.2f} {c.rerank_normalized:6.3f}"
                 if c.rerank_score is not None
@@ -441,6 +520,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     args.rule = check_rule(args.rule or DEFAULT_RULE)
     if (args.compare_rules or args.sabotage) and not args.tune:
         raise CoreError("--compare-rules and --sabotage go with --tune")
+    _passage_settings(args)
     if args.tune and args.no_rerank:
         raise CoreError("--tune needs the reranker: drop --no-rerank")
     if args.beir:
@@ -527,6 +607,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
             rerank_depth=args.depth,
             fusion_weight=args.fusion_weight,
             fusion=args.fusion,
+            passages=_evaluate_passages(args),
         ),
     }
     if data.beir is not None:
@@ -589,6 +670,7 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         progress=progress,
         threshold=args.threshold,
         cache_only=args.cache_only,
+        passages=_evaluate_passages(args),
     )
     if args.tune:
         configs = config_grid(stages, max_depth=args.candidates)
@@ -672,8 +754,15 @@ def _evaluate_progress(done: int, total: int, stage: str) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from core.bench.passages import long_docs_main
     from core.bench.run import main as bench_main
 
+    if args.long_docs is not None:
+        return long_docs_main(queries=args.long_docs)
+    if args.passages_scifact is not None:
+        from core.bench.passages import passages_scifact_main
+
+        return passages_scifact_main(args.passages_scifact, args.scifact)
     return bench_main(json_output=args.json, quick=args.quick, scifact=args.scifact)
 
 

@@ -36,6 +36,7 @@ from pages.common import (
     reranker_for,
     together_api_key,
 )
+from pages.passage_panel import passage_estimate
 from pages.upload_panel import quality_report, upload_box
 from serve import ensure_navigation
 
@@ -192,6 +193,8 @@ if settings.reranker != NO_RERANK:
     if reranker is not None and hosted_reranker and state.get("together_fallback"):
         fallback = get_reranker(PACKAGED_CROSS_ENCODER)
 
+if reranker is not None and not hosted_reranker:  # the cost, shown before the run
+    passage_estimate(dataset, settings.rerank_fields, settings.passages, settings.candidates)
 # Reruns caused by the details picker, the score toggle or a download reuse the result
 # instead of scoring every candidate again.
 key = run_key(settings, reranker, fallback)

@@ -33,6 +33,7 @@ from core.present.views import (
 )
 from core.search.index import IndexBuild
 from core.search.pipeline import SearchResult
+from pages.passage_panel import passage_details, reading_caption
 from pages.quality_panels import judge_prompt
 
 
@@ -75,7 +76,9 @@ def summary(result: SearchResult, build: IndexBuild | None) -> None:
         f"{t.search * 1000:.1f} ms · rerank {t.rerank * 1000:.0f} ms",
     )
     st.caption(timings_caption(result, build))
-    if figures and figures.truncated:
+    if result.reranker:
+        reading_caption(result)
+    if figures and figures.truncated and result.passage_settings is None:
         st.warning(
             f"{figures.truncated} candidate text(s) were longer than the reranker's maximum "
             "length and were truncated (see Details).",
@@ -147,9 +150,12 @@ def details(result: SearchResult) -> None:
         st.json(picked.record)
     with d2:
         st.markdown("**Exactly what the reranker read**" if result.reranker else "**Rerank text**")
-        if picked.truncated:
-            st.warning("Truncated: this text exceeded the reranker's maximum length.", icon="✂️")
-        st.code(picked.rerank_text or "(no reranker)", language=None, wrap_lines=True)
+        if picked.passages is not None:
+            passage_details(result, picked)
+        else:
+            if picked.truncated:
+                st.warning("Truncated: this text exceeded the reranker's maximum length.", icon="✂️")
+            st.code(picked.rerank_text or "(no reranker)", language=None, wrap_lines=True)
         st.markdown(detail_scores(result, picked))
 
 

@@ -24,6 +24,7 @@ from core.present.views import (
 from core.search.fusion import FUSION_LABELS, FUSION_METHODS
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.common import BUILTIN_LABELS, together_api_key
+from pages.passage_panel import passage_picker
 
 
 def reset_fields() -> None:
@@ -123,6 +124,7 @@ def stage_settings(dataset: Dataset) -> None:
         disabled=state.reranker_choice == NO_RERANK,
         help="Sent as 'field: value' lines with the query to the cross-encoder.",
     )
+    passage_picker(disabled=state.reranker_choice in (NO_RERANK, "together"))
     st.slider(
         "Cross-encoder weight",
         0.0,

@@ -318,6 +318,7 @@ def test_to_dict_is_json_with_every_field() -> None:
     assert set(first) == {
         "id",
         "title",
+        "passages",
         "record",
         "retrieval_rank",
         "retrieval_score",

@@ -112,6 +112,7 @@ FULL = SearchSettings(
     fusion_weight=0.6,
     fusion="rrf",
     rrf_k=20,
+    passages="top2",
 )
 
 
@@ -160,6 +161,7 @@ def test_params_use_the_short_keys_and_plain_strings() -> None:
         "fw": "0.6",
         "fm": "rrf",
         "rrfk": "20",
+        "psg": "top2",
     }
 
 

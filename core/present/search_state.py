@@ -24,6 +24,7 @@ from core.models.base import (
 from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
 from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
 from core.search.index import VectorIndex
+from core.search.passages import DEFAULT_AGGREGATE, PassageSettings
 from core.search.pipeline import SearchResult, search_with_rerank
 from core.search.retrievers import make_retriever
 
@@ -63,6 +64,7 @@ def widget_values(view: SearchSettings, packaged_encoders: Sequence[str]) -> dic
         "fusion_weight": view.fusion_weight,
         "fusion": view.fusion,
         "rrf_k": view.rrf_k,
+        "passages": view.passages,
         "together_encoder": encoder_model if backend == "together" else DEFAULT_EMBEDDING_MODEL,
         "reranker_choice": choice,
         "st_model": typed_model if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
@@ -133,6 +135,7 @@ def settings_from_widgets(values: Mapping[str, Any], *, upload: bool) -> SearchS
         fusion_weight=round(float(values["fusion_weight"]), 2),
         fusion=values["fusion"],
         rrf_k=int(values["rrf_k"]),
+        passages=values.get("passages", DEFAULT_AGGREGATE),
     )
 
 
@@ -153,8 +156,9 @@ def run_search(
 ) -> SearchResult:
     """Run the search ``settings`` describe: the chosen first stage, then the reranker.
 
-    A hosted reranker is asked for the top-N only, as in the seed flow; without a
-    reranker the final order is the first stage's.
+    A hosted reranker is asked for the top-N only, as in the seed flow, and sent whole
+    documents; a local one reads long documents passage by passage as
+    ``settings.passages`` says. Without a reranker the final order is the first stage's.
     """
     retriever = make_retriever(
         settings.retriever,
@@ -178,4 +182,7 @@ def run_search(
         fusion=settings.fusion,
         rerank_top_n=settings.results if hosted_reranker else None,
         fallback=fallback,
+        passages=PassageSettings(settings.passages)
+        if reranker is not None and not hosted_reranker
+        else None,
     )

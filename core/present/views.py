@@ -22,6 +22,7 @@ from core.models.base import PACKAGED_CROSS_ENCODER
 from core.quality.evaluation import EvaluationReport
 from core.quality.metrics import kendall_tau, overlap_at_k
 from core.search.fusion import FUSION_METHODS
+from core.search.passages import AGGREGATES, DEFAULT_AGGREGATE
 from core.search.pipeline import Candidate, SearchResult
 from core.search.retrievers import RETRIEVER_KINDS, SCORE_LABELS
 
@@ -91,6 +92,7 @@ URL_KEYS = {
     "fusion_weight": "fw",
     "fusion": "fm",
     "rrf_k": "rrfk",
+    "passages": "psg",
 }
 FUSION_WEIGHT_STEP = 0.1
 RRF_K_RANGE = (0, 1000)
@@ -135,6 +137,7 @@ class SearchSettings:
     fusion_weight: float = 1.0
     fusion: str = "linear"
     rrf_k: int = 60
+    passages: str = DEFAULT_AGGREGATE
 
     @property
     def fused(self) -> bool:
@@ -174,7 +177,11 @@ class SearchSettings:
                 default = getattr(cls, name)
                 warnings.append(f"{refusal}; using {default}")
                 del values[name]
-        for name, choices in (("retriever", RETRIEVER_KINDS), ("fusion", FUSION_METHODS)):
+        for name, choices in (
+            ("retriever", RETRIEVER_KINDS),
+            ("fusion", FUSION_METHODS),
+            ("passages", tuple(AGGREGATES)),
+        ):
             raw = get[name]
             if raw is None or not str(raw).strip():
                 continue

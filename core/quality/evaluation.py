@@ -53,6 +53,7 @@ from core.quality.metrics import (
 from core.quality.stats import PairedComparison, paired_bootstrap
 from core.search.fusion import FusionMethod, check_fusion, fused_order
 from core.search.index import build_index
+from core.search.passages import PassageSettings, StoreScorer, rank_passages
 from core.search.pipeline import MAX_CANDIDATES
 from core.search.retrievers import DEFAULT_RRF_K, Retriever, check_retriever_kind, make_retriever
 from core.search.scorestore import ScoreStore, cached_scores
@@ -124,6 +125,8 @@ class EvaluationSettings:
             f"relevant at grade >= {self.relevance_threshold}"
         )
 
+    passages: str | None = None
+
 
 @dataclass(frozen=True)
 class EvaluationTimings:
@@ -137,6 +140,7 @@ class EvaluationTimings:
     num_queries: int
     pairs_scored: int = 0
     pairs_cached: int = 0
+    docs_read_in_part: int = 0
 
     def per_query_ms(self, seconds: float) -> float:
         """``seconds`` spread over the evaluated queries, in milliseconds."""
@@ -171,6 +175,7 @@ class EvaluationTimings:
             "rerank_ms_per_query": self.rerank_ms,
             "pairs_scored": self.pairs_scored,
             "pairs_from_cache": self.pairs_cached,
+            "docs_read_in_part": self.docs_read_in_part,
         }
 
 
@@ -486,7 +491,8 @@ class SecondStage:
 
     ``rerank_depth`` None reranks every candidate; ``fusion_weight`` 1 is pure reranking.
     ``score_store`` keeps cross-encoder scores on disk (None: the default store when
-    ``use_cache`` is on).
+    ``use_cache`` is on). ``passages`` reads long documents passage by passage
+    (:mod:`core.search.passages`); None sends each document whole (first passage).
     """
 
     retriever: str = "dense"
@@ -495,6 +501,7 @@ class SecondStage:
     fusion_weight: float = 1.0
     fusion: FusionMethod = "linear"
     score_store: ScoreStore | None = None
+    passages: PassageSettings | None = None
 
 
 ScoredRun = dict[str, list[tuple[str, float]]]
@@ -536,9 +543,15 @@ def score_run(
     style: TextStyle,
     store: ScoreStore | None,
     progress: Callable[[int, int], None] | None = None,
+    passages: PassageSettings | None = None,
+    read_in_part: list[int] | None = None,
 ) -> tuple[dict[str, dict[str, float]], int, int]:
     """Cross-encoder score of every (query, doc) in ``doc_ids``; and how many pairs the
-    model scored and how many came from ``store``."""
+    model scored and how many came from ``store``.
+
+    With ``passages`` a doc's score is its passages' aggregate (every passage cached in
+    ``store``); ``read_in_part``, if given, gains one count per doc not read in full.
+    """
     scores: dict[str, dict[str, float]] = {}
     scored = cached = 0
     for i, qid in enumerate(qids):
@@ -546,10 +559,21 @@ def score_run(
             RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style))
             for d in dict.fromkeys(doc_ids[qid])
         ]
-        found, computed = cached_scores(reranker, texts[i], docs, store)
-        scores[qid] = {d: s for d, (s, _) in found.items()}
-        scored += computed
-        cached += len(docs) - computed
+        if passages is not None:
+            scorer = StoreScorer(reranker, store)
+            ranked, _ = rank_passages(reranker, texts[i], docs, passages, score=scorer)
+            scores[qid] = {r.id: r.score for r in ranked}
+            scored += scorer.scored
+            cached += scorer.cached
+            if read_in_part is not None:
+                read_in_part.append(sum(1 for r in ranked if r.truncated))
+        else:
+            found, computed = cached_scores(reranker, texts[i], docs, store)
+            scores[qid] = {d: s for d, (s, _) in found.items()}
+            scored += computed
+            cached += len(docs) - computed
+            if read_in_part is not None:
+                read_in_part.append(sum(1 for _, t in found.values() if t))
         if progress is not None:
             progress(i + 1, len(qids))
     return scores, scored, cached
@@ -657,6 +681,7 @@ def _evaluate(
 
     reranked_run: dict[str, list[str]] | None = None
     rerank_seconds, pairs_scored, pairs_cached = 0.0, 0, 0
+    part: list[int] = []
     if reranker is not None:
         store = options.score_store
         if store is None and use_cache:
@@ -672,6 +697,8 @@ def _evaluate(
             style=rerank_style,
             store=store,
             progress=report(STAGE_RERANK),
+            passages=options.passages,
+            read_in_part=part,
         )
         rerank_seconds = time.perf_counter() - t0
         reranked_run = {
@@ -730,6 +757,9 @@ def _evaluate(
             fusion=fusion,
             relevance_threshold=threshold,
             grades=tuple(sorted({g for docs in judged.values() for g in docs.values()})),
+            passages=options.passages.label()
+            if reranker is not None and options.passages is not None
+            else None,
         ),
         base=base_eval.mean,
         reranked=reranked_eval.mean if reranked_eval is not None else None,
@@ -743,6 +773,7 @@ def _evaluate(
             num_queries=total,
             pairs_scored=pairs_scored,
             pairs_cached=pairs_cached,
+            docs_read_in_part=sum(part),
         ),
     )
 
@@ -750,9 +781,10 @@ def _evaluate(
 def second_stage_name(settings: EvaluationSettings) -> str:
     """What the second stage did, e.g. "rerank top 50" or "fusion 0.6 (linear), top 100"."""
     depth = settings.rerank_depth or settings.candidates
+    by = f", passages {settings.passages}" if settings.passages else ""
     if settings.fusion_weight < 1.0:
-        return f"fused w={settings.fusion_weight:g} ({settings.fusion}), top {depth}"
-    return f"rerank top {depth}"
+        return f"fused w={settings.fusion_weight:g} ({settings.fusion}), top {depth}{by}"
+    return f"rerank top {depth}{by}"
 
 
 def format_report(report: EvaluationReport) -> str:
@@ -770,6 +802,7 @@ def format_report(report: EvaluationReport) -> str:
         f"in {t.index:.1f} s"
         + (
             f"   cross-encoder pairs: {t.pairs_scored:,} scored, {t.pairs_cached:,} from cache"
+            f"   documents read in part: {t.docs_read_in_part:,}"
             if s.reranker
             else ""
         ),

@@ -32,6 +32,7 @@ from core.quality.metrics import DEFAULT_THRESHOLD, QueryQrels, check_threshold,
 from core.quality.stats import PairedComparison, mean_interval, paired_bootstrap
 from core.search.fusion import FusionMethod
 from core.search.index import build_index
+from core.search.passages import PassageSettings
 from core.search.retrievers import DEFAULT_RRF_K, check_retriever_kind, make_retriever
 from core.search.scorestore import ScoreStore
 
@@ -295,9 +296,11 @@ def prepare(
     progress: ProgressFn | None = None,
     threshold: int = DEFAULT_THRESHOLD,
     cache_only: bool = False,
+    passages: PassageSettings | None = None,
 ) -> Workbench:
     """Retrieve every query with every first stage, then score the union of their top
     ``depth`` with ``reranker`` (each pair once; pairs in ``store`` not at all).
+    ``passages`` reads long documents passage by passage (None: whole, first passage).
 
     ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders. With
     ``cache_only`` nothing is scored: queries with a pair missing from ``store`` are
@@ -381,6 +384,7 @@ def prepare(
             style=rerank_style,
             store=store,
             progress=stage_progress("cross-encoder"),
+            passages=passages,
         )
         bench.seconds["cross-encoder"] = time.perf_counter() - started
     return bench

@@ -24,6 +24,7 @@ from core.models.base import Encoder, ProgressFn, RerankDoc, Reranker, ScoreKind
 from core.models.registry import load_encoder
 from core.search.fusion import FusionMethod, check_fusion, fused_order
 from core.search.index import VectorIndex, build_index
+from core.search.passages import PassageRead, PassageSettings, rank_passages
 from core.search.retrievers import DenseRetriever, Retriever
 
 MAX_CANDIDATES = 1000
@@ -46,6 +47,12 @@ class Candidate:
     truncated: bool = False
     fused_rank: int | None = None
     fused_score: float | None = None
+    passages: PassageRead | None = None
+
+    @property
+    def num_passages(self) -> int | None:
+        """Passages the reranker scored for this document (None: not read by passage)."""
+        return self.passages.num_passages if self.passages is not None else None
 
     @property
     def final_rank(self) -> int:
@@ -130,6 +137,17 @@ class SearchResult:
     retrieval_score_kind: str = "cosine"
     fusion_weight: float = 1.0
     fusion: str = "linear"
+    passage_settings: PassageSettings | None = None
+
+    @property
+    def read_in_full(self) -> int:
+        """Reranked candidates whose every token the reranker read."""
+        return sum(1 for c in self.candidates if c.rerank_score is not None and not c.truncated)
+
+    @property
+    def read_in_part(self) -> int:
+        """Reranked candidates of which part was never read (truncated, or capped)."""
+        return sum(1 for c in self.candidates if c.rerank_score is not None and c.truncated)
 
     @property
     def fused(self) -> bool:
@@ -169,6 +187,9 @@ class SearchResult:
             "rerank_fields": list(self.rerank_fields),
             "timings": asdict(self.timings),
             "notice": self.notice,
+            "passages": asdict(self.passage_settings) if self.passage_settings else None,
+            "read_in_full": self.read_in_full if self.reranker else None,
+            "read_in_part": self.read_in_part if self.reranker else None,
             "results": [c.to_dict(with_record=with_record) for c in self.reranked],
         }
 
@@ -191,6 +212,7 @@ def search_with_rerank(
     retriever: Retriever | None = None,
     fusion_weight: float = 1.0,
     fusion: FusionMethod = "linear",
+    passages: PassageSettings | None = None,
 ) -> SearchResult:
     """Retrieve ``num_candidates`` with the first stage, then rerank them all.
 
@@ -206,6 +228,11 @@ def search_with_rerank(
     does not return are ranked after those it did, in retrieval order, with no rerank
     score. With ``fallback``, a :class:`~core.errors.RemoteAPIError` from ``reranker``
     makes ``fallback`` rerank instead, and the result's ``notice`` says so.
+
+    ``passages`` reads long texts passage by passage (:mod:`core.search.passages`):
+    every candidate keeps its passages' spans and scores, and its score is their
+    aggregate. Then ``rerank_top_n`` keeps the best n documents after aggregation (the
+    reranker scores every passage). None keeps the one-pair-per-document reading.
     """
     started = time.perf_counter()
     query = (query or "").strip()
@@ -219,6 +246,8 @@ def search_with_rerank(
         raise SettingsError(f"number of results must be at least 1, not {num_results}")
     num_results = min(num_results, num_candidates)
     fusion_weight, fusion = check_fusion(fusion_weight, fusion)
+    if passages is not None:
+        passages = passages.checked()
     embed = dataset.check_fields(embed_fields or dataset.default_embed_fields, "embed")
     rerank = (
         dataset.check_fields(rerank_fields or dataset.default_rerank_fields, "rerank")
@@ -245,10 +274,17 @@ def search_with_rerank(
 
     texts = [rerank_text(dataset.records[h.position], rerank, rerank_style) for h in hits]
     reranked = {}
+    reads: dict[str, PassageRead] = {}
     used, notice = reranker, None
     if reranker is not None and hits:
         docs = [RerankDoc(id=h.id, text=t) for h, t in zip(hits, texts, strict=True)]
-        if fallback is not None:
+        if passages is not None:
+            ranked, reads, used, notice = _rank_by_passages(
+                reranker, fallback, query, docs, passages
+            )
+            if rerank_top_n is not None:
+                ranked = ranked[: max(0, rerank_top_n)]
+        elif fallback is not None:
             from core.models.together import rank_with_fallback
 
             ranked, notice = rank_with_fallback(reranker, fallback, query, docs, rerank_top_n)
@@ -274,6 +310,7 @@ def search_with_rerank(
                 rerank_score=r.score if r else None,
                 rerank_normalized=r.normalized if r else None,
                 truncated=r.truncated if r else False,
+                passages=reads.get(hit.id) if r else None,
             )
         )
     if reranked and len(reranked) < len(candidates):
@@ -305,7 +342,33 @@ def search_with_rerank(
         retrieval_score_kind=retriever.score_kind,
         fusion_weight=fusion_weight,
         fusion=fusion,
+        passage_settings=passages if reranker is not None else None,
     )
+
+
+def _rank_by_passages(reranker, fallback, query, docs, settings):
+    """Rank by passages with ``reranker``; on a hosted failure, with ``fallback``.
+
+    Returns the ranked results, what was read per doc id, the model used and a notice.
+    """
+    if fallback is None:
+        ranked, reads = rank_passages(reranker, query, docs, settings)
+        return ranked, reads, reranker, None
+    from core.models.together import rank_with_fallback
+
+    class Scorer:
+        score_kind = reranker.score_kind
+        notice: str | None = None
+
+        def __call__(self, q: str, flat: list[RerankDoc]):
+            results, self.notice = rank_with_fallback(reranker, fallback, q, flat)
+            if self.notice:
+                self.score_kind = fallback.score_kind
+            return results
+
+    scorer = Scorer()
+    ranked, reads = rank_passages(reranker, query, docs, settings, score=scorer)
+    return ranked, reads, fallback if scorer.notice else reranker, scorer.notice
 
 
 def _fuse(candidates: list[Candidate], weight: float, method: FusionMethod) -> list[Candidate]:

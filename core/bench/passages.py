@@ -1,0 +1,110 @@
+"""Long documents read passage by passage (:mod:`core.search.passages`), measured.
+
+``python -m core bench --long-docs N``: the buried-plot check on movies
+(:mod:`core.quality.longdocs`); ``python -m core bench --passages-scifact N``: SciFact
+nDCG@10 by first passage, best passage and mean of the two best, with the paired
+bootstrap interval and the pairs each reading costs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.bench.common import default_scifact_path
+
+
+def long_docs_main(queries: int = 5, candidates: int = 50) -> int:
+    """``python -m core bench --long-docs``: the buried-plot check of
+    :mod:`core.quality.longdocs` on the first ``queries`` movie example queries."""
+    import time
+
+    from core.data.datasets import load_dataset
+    from core.models.registry import load_encoder, load_reranker
+    from core.present.views import EXAMPLE_QUERIES
+    from core.quality.longdocs import format_long_doc_check, long_doc_check
+    from core.search.passages import PassageSettings
+
+    dataset = load_dataset("movies")
+    started = time.perf_counter()
+    rows = long_doc_check(
+        dataset,
+        list(EXAMPLE_QUERIES["movies"])[:queries],
+        encoder=load_encoder(),
+        reranker=load_reranker(),
+        candidates=candidates,
+        settings=(
+            PassageSettings("first"),
+            PassageSettings("max"),
+            PassageSettings("max", window=128, stride=64, max_per_doc=16),
+        ),
+    )
+    print(f"movies, {len(rows)} queries, {candidates} candidates, plot after ~540 tokens")
+    print(format_long_doc_check(rows))
+    print(f"seconds: {time.perf_counter() - started:.0f}")
+    return 0
+
+
+def passages_scifact_main(
+    queries: int, scifact: str | None = None, readings: Sequence[str] = ("first", "max", "top2")
+) -> int:
+    """``python -m core bench --passages-scifact N``: SciFact nDCG@10 of dense MiniLM +
+    rerank top 100 on the first N test queries, reading each document by each of
+    ``readings``; the change from first passage with its paired bootstrap interval, and
+    the cross-encoder pairs and seconds per query of each (cached pairs cost nothing, so
+    the pairs scored are the cost)."""
+    from core.data.beir import load_beir
+    from core.models.registry import load_encoder, load_reranker
+    from core.quality.evaluation import (
+        PRIMARY_METRIC,
+        SecondStage,
+        beir_to_dataset,
+        evaluate_beir,
+    )
+    from core.quality.stats import paired_bootstrap
+    from core.search.passages import PassageSettings
+
+    path = Path(scifact) if scifact else default_scifact_path()
+    if path is None:
+        print("error: no SciFact folder (set RERANK_SCIFACT_PATH)", file=sys.stderr)
+        return 2
+    beir = load_beir(path)
+    dataset = beir_to_dataset(beir)
+    encoder, reranker = load_encoder(), load_reranker()
+    reports = {}
+    for how in readings:
+        started = time.perf_counter()
+        reports[how] = evaluate_beir(
+            beir,
+            dataset=dataset,
+            encoder=encoder,
+            reranker=reranker,
+            candidates=100,
+            max_queries=queries,
+            options=SecondStage(passages=PassageSettings(how)),
+        )
+        seconds = time.perf_counter() - started
+        t = reports[how].timings
+        print(
+            f"{how:>6}: nDCG@10 {reports[how].reranked[PRIMARY_METRIC]:.4f}   pairs scored "
+            f"{t.pairs_scored:,}, from cache {t.pairs_cached:,} "
+            f"({(t.pairs_scored + t.pairs_cached) / t.num_queries:.1f} pairs/query)   "
+            f"docs read in part {t.docs_read_in_part / t.num_queries:.1f}/query   "
+            f"rerank {t.rerank_ms:.0f} ms/query   ({seconds:.0f} s)",
+            flush=True,
+        )
+    base = reports[readings[0]]
+    print(
+        f"dataset {base.settings.dataset}, {base.settings.num_queries} of "
+        f"{base.settings.total_queries} queries, dense {base.settings.encoder} top 100, "
+        f"reranker {base.settings.reranker}"
+    )
+    print(f"retrieval only: nDCG@10 {base.base[PRIMARY_METRIC]:.4f}")
+    first = [q.reranked[PRIMARY_METRIC] for q in base.queries]
+    for how in readings[1:]:
+        other = [q.reranked[PRIMARY_METRIC] for q in reports[how].queries]
+        cmp = paired_bootstrap(first, other)
+        print(f"{how} vs {readings[0]}: " + cmp.sentence(f"Reading by {how}"))
+    return 0
