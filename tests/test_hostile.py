@@ -285,9 +285,14 @@ def test_results_csv_neutralises_text_and_keeps_negative_scores() -> None:
 
 
 def test_per_query_evaluation_csv_neutralises_query_text() -> None:
-    from core.quality.evaluation import HEADLINE_METRICS, EvaluationReport, QueryEvaluation
+    from core.quality.evaluation import (
+        HEADLINE_METRICS,
+        UNJUDGED_METRICS,
+        EvaluationReport,
+        QueryEvaluation,
+    )
 
-    metrics = dict.fromkeys(HEADLINE_METRICS, 0.5)
+    metrics = dict.fromkeys(HEADLINE_METRICS + UNJUDGED_METRICS, 0.5)
     queries = tuple(
         QueryEvaluation(f"-{i}", text, dict(metrics)) for i, text in enumerate(FORMULAS)
     )
