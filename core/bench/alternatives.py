@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from core.bench.common import BenchSettings, agreement, candidates, stats, timed
+from core.bench.common import BenchSettings, agreement, candidates, ranked, stats, timed
 
 
 def _plain_ort_loop(reranker_dir: Path):
@@ -100,9 +100,9 @@ def bench_rerank_comparison(
     for name, (runner, on) in runners.items():
         times, rankings[name] = [], {}
         for query in on:
-            t, ranked = timed(lambda q=query, r=runner: r(q))
+            t, order = timed(lambda q=query, r=runner: r(q))
             times.append(t)
-            rankings[name][query] = ranked
+            rankings[name][query] = order
         rows[name] = stats(times) | {"queries": len(on)}
     reference = rankings["onnx_int8_unoptimised"]
     for name, row in rows.items():

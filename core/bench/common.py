@@ -74,9 +74,9 @@ class BenchSettings:
 def default_scifact_path() -> Path | None:
     """``RERANK_SCIFACT_PATH``, else the shared copy beside the project, if present."""
     configured = os.environ.get("RERANK_SCIFACT_PATH")
-    candidates = [Path(configured)] if configured else []
-    candidates.append(PROJECT_ROOT.parent / "shared" / "datasets" / "scifact")
-    for path in candidates:
+    paths = [Path(configured)] if configured else []
+    paths.append(PROJECT_ROOT.parent / "shared" / "datasets" / "scifact")
+    for path in paths:
         if (path / "corpus.jsonl").is_file():
             return path
     return None
@@ -124,13 +124,13 @@ def agreement(
     """Top-10 order / set agreement and max |logit difference| against ``reference``."""
     same = same_set = 0
     diff = 0.0
-    for query, ranked in rankings.items():
+    for query, order in rankings.items():
         ref = reference[query]
-        mine, theirs = [i for i, _ in ranked[:10]], [i for i, _ in ref[:10]]
+        mine, theirs = [i for i, _ in order[:10]], [i for i, _ in ref[:10]]
         same += mine == theirs
         same_set += set(mine) == set(theirs)
         ref_scores = dict(ref)
-        diff = max([diff, *(abs(v - ref_scores[i]) for i, v in ranked if i in ref_scores)])
+        diff = max([diff, *(abs(v - ref_scores[i]) for i, v in order if i in ref_scores)])
     n = len(rankings)
     return {
         "top10_same_order": f"{same}/{n}",

@@ -54,14 +54,14 @@ def bench_latency(
     from core.models.registry import load_reranker
     from core.search.pipeline import search_with_rerank
 
-    timed = OnnxCrossEncoder(reranker_dir, cache_size=0)
+    uncached = OnnxCrossEncoder(reranker_dir, cache_size=0)
     cached = load_reranker()
     samples: dict[str, list[float]] = {
         k: [] for k in ("encode", "search", "rerank25", "rerank50", "rerank100", "query")
     }
     samples["rerank50_cache_hit"] = []
     pools = {q: candidates(movies, index, encoder, q, 100) for q in queries}
-    timed.rank(queries[0], pools[queries[0]][:10])  # warm-up
+    uncached.rank(queries[0], pools[queries[0]][:10])  # warm-up
     for _ in range(settings.repeats):
         for query in queries:
             t, vector = timed(lambda q=query: encoder.encode([q], kind="query")[0])
@@ -69,21 +69,21 @@ def bench_latency(
             samples["search"].append(timed(lambda v=vector: index.search(v, 100))[0])
             for k in (25, 50, 100):
                 docs = pools[query][:k]
-                samples[f"rerank{k}"].append(timed(lambda d=docs, q=query: timed.rank(q, d))[0])
+                samples[f"rerank{k}"].append(timed(lambda d=docs, q=query: uncached.rank(q, d))[0])
             docs = pools[query][:50]
             cached.rank(query, docs)
             samples["rerank50_cache_hit"].append(
                 timed(lambda d=docs, q=query: cached.rank(q, d))[0]
             )
             result = search_with_rerank(
-                movies, query, encoder=encoder, reranker=timed, index=index, num_candidates=50
+                movies, query, encoder=encoder, reranker=uncached, index=index, num_candidates=50
             )
             samples["query"].append(result.timings.total)
     out = {name: stats(values) for name, values in samples.items()}
     out["queries"] = len(queries)
     out["repeats"] = settings.repeats
-    out["workers"] = timed.workers
-    out["threads_per_call"] = timed.threads
+    out["workers"] = uncached.workers
+    out["threads_per_call"] = uncached.threads
     return out
 
 

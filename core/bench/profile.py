@@ -74,12 +74,12 @@ def bench_profile(
         "top_ops": [
             {
                 "op": op,
-                "ms": round(ms, 1),
-                "share": round(ms / total, 3),
+                "ms": round(op_ms, 1),
+                "share": round(op_ms / total, 3),
                 "calls": calls[op],
-                "us_per_call": round(ms * 1000 / calls[op], 1),
+                "us_per_call": round(op_ms * 1000 / calls[op], 1),
             }
-            for op, ms in top
+            for op, op_ms in top
         ],
     }
 
