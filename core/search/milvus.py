@@ -215,7 +215,8 @@ def parse_reference(text: str) -> MilvusReference:
 
 
 def _message(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or getattr(exc, "details", lambda: None)() or str(exc)
+    details = getattr(exc, "details", None)
+    text = getattr(exc, "message", None) or (details() if callable(details) else None) or exc
     return " ".join(str(text).split())[:300]
 
 
@@ -229,6 +230,19 @@ _AUTH_WORDS = (
 )
 
 
+def _grpc_codes(exc: BaseException) -> set[Any]:
+    """gRPC status codes anywhere in the exception's cause chain (pymilvus wraps them)."""
+    import grpc
+
+    codes, seen, current = set(), set(), exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, grpc.RpcError) and callable(getattr(current, "code", None)):
+            codes.add(current.code())
+        current = current.__cause__ or current.__context__
+    return codes
+
+
 def translate_error(exc: BaseException, target: MilvusTarget, doing: str) -> MilvusError:
     """A :class:`MilvusError` with a one-line message for a pymilvus/gRPC failure."""
     import grpc
@@ -236,20 +250,18 @@ def translate_error(exc: BaseException, target: MilvusTarget, doing: str) -> Mil
     if isinstance(exc, MilvusError):
         return exc
     code = getattr(exc, "code", None)
-    grpc_code = exc.code() if isinstance(exc, grpc.RpcError) and callable(code) else None
+    codes = _grpc_codes(exc)
     text = _message(exc)
     lowered = text.lower()
-    if grpc_code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) or (
-        code == 1800 or any(w in lowered for w in _AUTH_WORDS)
-    ):
+    refused = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+    if codes & refused or code == 1800 or any(w in lowered for w in _AUTH_WORDS):
         how = "no token was given" if not target.token else "the token was refused"
         return MilvusAuthError(
-            f"Milvus at {target.label} refused the request ({how}: {text}); "
-            f"set {TOKEN_ENV} to user:password or an API key with access"
+            f"Milvus at {target.label} refused the request ({how}); set {TOKEN_ENV} "
+            "to user:password or an API key with access to it"
         )
-    if grpc_code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or (
-        code == 2 or "fail connecting" in lowered or "unavailable" in lowered
-    ):
+    unreachable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+    if codes & unreachable or code == 2 or "fail connecting" in lowered:
         return MilvusUnavailableError(
             f"cannot reach Milvus at {target.label} while {doing} ({text}); "
             f"check the URI ({URI_ENV}) and that the server is running"
