@@ -211,6 +211,14 @@ def parse_reference(text: str) -> MilvusReference:
     )
 
 
+def normalize_reference(text: str) -> str:
+    """A reference as typed (``milvus:`` may be left out) in canonical form."""
+    text = (text or "").strip()
+    if not is_milvus_reference(text):
+        text = REFERENCE_PREFIX + text
+    return str(parse_reference(text))
+
+
 # --- talking to Milvus ------------------------------------------------------------------
 
 
