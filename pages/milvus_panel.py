@@ -20,7 +20,7 @@ def milvus_box() -> str | None:
         text = st.text_input(
             "Collection", key="milvus_input", placeholder="milvus:movies@./movies.db"
         )
-        if not st.button("Open", key="milvus_open", disabled=not text.strip()):
+        if not st.button("Open collection", key="milvus_open", disabled=not text.strip()):
             return None
         try:
             return normalize_reference(text)
