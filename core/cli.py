@@ -455,14 +455,57 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _milvus(args: argparse.Namespace) -> int:
-    from core.models.base import DEFAULT_ENCODER
-    from core.models.registry import load_encoder
-    from core.search.milvus import describe, export_dataset, open_collection, resolve_target
-    from core.search.vectors import read_vector_set, subset
+    from core.search.milvus import describe, open_collection
 
     if args.milvus_command == "info":
         print(json.dumps(describe(open_collection(args.reference)), indent=2, default=str))
         return 0
+    if args.dataset.startswith("collection:"):
+        report = _export_built(args)
+        dataset_name = args.dataset
+    else:
+        report, dataset_name = _export_dataset(args)
+    print(
+        f"exported {report.rows:,} records of {dataset_name} to collection "
+        f"'{report.collection}' at {report.target} in {report.seconds:.1f} s\n"
+        f"vectors: {report.dimension} dimensions by {report.encoder} "
+        f"({report.vectors_from}); index {report.index_type} COSINE; BM25 on the text field"
+    )
+    if report.truncated_texts:
+        print(f"note: {report.truncated_texts} texts were cut at Milvus's 65,535-byte limit")
+    print(f"search it: python -m core search \"...\" --dataset '{report.reference}'")
+    return 0
+
+
+def _export_built(args: argparse.Namespace):
+    """``milvus export --dataset collection:NAME``: a built collection, with its vectors."""
+    from core.models.registry import load_encoder
+    from core.search.milvus import export_built_collection, resolve_target
+
+    try:
+        from core.data.collection import open_collection as open_built
+    except ImportError as exc:  # built collections arrive with the million-documents work
+        raise CoreError("this version cannot read built collections (collection:NAME)") from exc
+    source = open_built(args.dataset)
+    model_id = args.encoder or source.manifest.get("model")
+    return export_built_collection(
+        source,
+        resolve_target(args.uri),
+        args.collection,
+        encoder=load_encoder(model_id),
+        overwrite=args.overwrite,
+        index_type=args.index,
+        progress=_progress if sys.stderr.isatty() else None,
+    )
+
+
+def _export_dataset(args: argparse.Namespace):
+    """``milvus export`` of a dataset (built-in, file, upload, Milvus) or a vector set."""
+    from core.models.base import DEFAULT_ENCODER
+    from core.models.registry import load_encoder
+    from core.search.milvus import export_dataset, resolve_target
+    from core.search.vectors import read_vector_set, subset
+
     dataset = subset(_load_any_dataset(args.dataset, args.id_field), args.limit)
     vectors, vectors_from, model_id = None, "", args.encoder
     if args.vectors:
@@ -497,16 +540,7 @@ def _milvus(args: argparse.Namespace) -> int:
         index_type=args.index,
         progress=_progress if sys.stderr.isatty() else None,
     )
-    print(
-        f"exported {report.rows:,} records of {dataset.name} to collection "
-        f"'{report.collection}' at {report.target} in {report.seconds:.1f} s\n"
-        f"vectors: {report.dimension} dimensions by {report.encoder} "
-        f"({report.vectors_from}); index {report.index_type} COSINE; BM25 on the text field"
-    )
-    if report.truncated_texts:
-        print(f"note: {report.truncated_texts} texts were cut at Milvus's 65,535-byte limit")
-    print(f"search it: python -m core search \"...\" --dataset '{report.reference}'")
-    return 0
+    return report, dataset.name
 
 
 def _progress(done: int, total: int) -> None:

@@ -913,15 +913,10 @@ def export_dataset(
     collection is replaced only with ``overwrite``. Texts longer than Milvus's VARCHAR
     limit are cut at 65,535 bytes and counted in the report.
     """
-    from pymilvus import DataType, Function, FunctionType
-
     from core.search.index import build_index
 
     started = time.perf_counter()
     check_collection_name(collection)
-    index_type = index_type.upper()
-    if index_type not in INDEX_TYPES:
-        raise SettingsError(f"unknown index type {index_type}: choose {', '.join(INDEX_TYPES)}")
     embed = dataset.check_fields(embed_fields or dataset.default_embed_fields, "embed")
     rerank = dataset.check_fields(rerank_fields or dataset.default_rerank_fields, "rerank")
     if vectors is None:
@@ -933,14 +928,112 @@ def export_dataset(
             f"{vectors.shape[0]}x{vectors.shape[1] if vectors.ndim == 2 else '?'} vectors for "
             f"{len(dataset)} records of dimension {encoder.dimension}"
         )
-    records_json = []
-    for doc_id, record in zip(dataset.ids, dataset.records, strict=True):
-        payload = json.dumps(record, ensure_ascii=False, default=str)
-        if len(payload.encode("utf-8")) > MAX_JSON_BYTES:
-            raise SettingsError(
-                f"record {doc_id!r} is larger than Milvus's JSON field limit (64 KiB)"
-            )
-        records_json.append(json.loads(payload))
+    fm = FieldMap(
+        encoder=model_id,
+        title=dataset.title_field,
+        embed_fields=embed,
+        rerank_fields=rerank,
+        dataset=dataset.name,
+    )
+    batches = (
+        (
+            dataset.ids[i : i + batch_size],
+            dataset.records[i : i + batch_size],
+            vectors[i : i + batch_size],
+        )
+        for i in range(0, len(dataset), batch_size)
+    )
+    id_bytes = max(len(i.encode("utf-8")) for i in dataset.ids)
+    return _export(
+        target,
+        collection,
+        fm,
+        encoder.dimension,
+        batches,
+        len(dataset),
+        max_id_bytes=max(64, id_bytes),
+        overwrite=overwrite,
+        index_type=index_type,
+        progress=progress,
+        started=started,
+        vectors_from=vectors_from,
+    )
+
+
+def export_built_collection(
+    source: Any,
+    target: MilvusTarget,
+    collection: str,
+    *,
+    encoder: Encoder,
+    overwrite: bool = False,
+    index_type: str = "FLAT",
+    batch_size: int = 2000,
+    progress: ProgressFn | None = None,
+) -> ExportReport:
+    """Write a built on-disk collection (``collection:NAME``: its ``manifest`` and
+    ``iter_batches``, format ``rerank-collection`` v1) into Milvus with its own vectors,
+    streamed batch by batch. ``encoder`` must be the one that made them (its cache key
+    equals the manifest's ``model_key``)."""
+    started = time.perf_counter()
+    check_collection_name(collection)
+    manifest = source.manifest
+    key = getattr(encoder, "cache_key", encoder.name)
+    if manifest.get("model_key") not in (key, None) or manifest.get("dimension") != (
+        encoder.dimension
+    ):
+        raise MilvusSchemaError(
+            f"collection {manifest.get('name')} was embedded with {manifest.get('model')} "
+            f"({manifest.get('dimension')} dimensions), not {encoder.name}"
+        )
+    fm = FieldMap(
+        encoder=str(manifest.get("model") or encoder.name),
+        title=manifest.get("title_field"),
+        embed_fields=tuple(manifest.get("embed_fields") or ()),
+        rerank_fields=tuple(manifest.get("rerank_fields") or ()),
+        dataset=f"collection:{manifest.get('name')}",
+    )
+    batches = (
+        (ids, records, vectors) for _, ids, records, vectors in source.iter_batches(batch_size)
+    )
+    return _export(
+        target,
+        collection,
+        fm,
+        encoder.dimension,
+        batches,
+        int(manifest.get("count") or len(source)),
+        max_id_bytes=1024,
+        overwrite=overwrite,
+        index_type=index_type,
+        progress=progress,
+        started=started,
+        vectors_from=f"built collection {manifest.get('name')}",
+    )
+
+
+def _export(
+    target: MilvusTarget,
+    collection: str,
+    fm: FieldMap,
+    dimension: int,
+    batches,
+    total: int,
+    *,
+    max_id_bytes: int,
+    overwrite: bool,
+    index_type: str,
+    progress: ProgressFn | None,
+    started: float,
+    vectors_from: str,
+) -> ExportReport:
+    """Create the collection (schema in the module docstring) and insert ``batches`` of
+    ``(ids, records, vectors)``."""
+    from pymilvus import DataType, Function, FunctionType
+
+    index_type = index_type.upper()
+    if index_type not in INDEX_TYPES:
+        raise SettingsError(f"unknown index type {index_type}: choose {', '.join(INDEX_TYPES)}")
     client = connect(target, create=True)
     if _call(target, "listing collections", client.has_collection, collection):
         if not overwrite:
@@ -949,17 +1042,8 @@ def export_dataset(
                 "--overwrite to replace it, or choose another name"
             )
         _call(target, f"dropping '{collection}'", client.drop_collection, collection)
-
-    id_bytes = max(len(i.encode("utf-8")) for i in dataset.ids)
-    fm = FieldMap(
-        encoder=model_id,
-        title=dataset.title_field,
-        embed_fields=embed,
-        rerank_fields=rerank,
-        dataset=dataset.name,
-    )
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field(fm.id, DataType.VARCHAR, is_primary=True, max_length=max(64, id_bytes))
+    schema.add_field(fm.id, DataType.VARCHAR, is_primary=True, max_length=max_id_bytes)
     schema.add_field(
         fm.text,
         DataType.VARCHAR,
@@ -968,7 +1052,7 @@ def export_dataset(
         analyzer_params=bm25_analyzer(),
     )
     schema.add_field(fm.record, DataType.JSON)
-    schema.add_field(fm.vector, DataType.FLOAT_VECTOR, dim=encoder.dimension)
+    schema.add_field(fm.vector, DataType.FLOAT_VECTOR, dim=dimension)
     schema.add_field(fm.sparse, DataType.SPARSE_FLOAT_VECTOR)
     schema.add_function(
         Function(
@@ -1001,41 +1085,45 @@ def export_dataset(
         collection,
         properties={PROPERTY: fm.to_json()},
     )
-    truncated = 0
-    total = len(dataset)
-    for start in range(0, total, batch_size):
+    truncated = done = 0
+    for ids, records, vectors in batches:
         rows = []
-        for i in range(start, min(start + batch_size, total)):
-            text, cut = _truncate_utf8(embed_text(dataset.records[i], embed), MAX_VARCHAR_BYTES)
+        for doc_id, record, vector in zip(ids, records, vectors, strict=True):
+            text, cut = _truncate_utf8(embed_text(record, fm.embed_fields), MAX_VARCHAR_BYTES)
             truncated += cut
+            payload = json.dumps(record, ensure_ascii=False, default=str)
+            if len(payload.encode("utf-8")) > MAX_JSON_BYTES:
+                raise SettingsError(
+                    f"record {doc_id!r} is larger than Milvus's JSON field limit (64 KiB)"
+                )
+            if len(str(doc_id).encode("utf-8")) > max_id_bytes:
+                raise SettingsError(f"id {str(doc_id)[:40]!r}… is longer than {max_id_bytes} bytes")
             rows.append(
                 {
-                    fm.id: dataset.ids[i],
+                    fm.id: str(doc_id),
                     fm.text: text,
-                    fm.record: records_json[i],
-                    fm.vector: vectors[i].tolist(),
+                    fm.record: json.loads(payload),
+                    fm.vector: np.asarray(vector, dtype=np.float32).tolist(),
                 }
             )
         _call(target, f"inserting into '{collection}'", client.insert, collection, rows)
+        done += len(rows)
         if progress is not None:
-            progress(min(start + batch_size, total), total)
+            progress(done, total)
     _call(target, f"flushing '{collection}'", client.flush, collection)
     uri_part = None if target.uri == resolve_target().uri else target.uri
     reference = MilvusReference(collection, uri_part)
     with _COLLECTIONS_LOCK:
-        for key in [
-            k
-            for k in _COLLECTIONS
-            if k[0] == target.uri and k[2].startswith(f"{REFERENCE_PREFIX}{collection}")
-        ]:
-            _COLLECTIONS.pop(key)
+        for key in [k for k in _COLLECTIONS if k[0] == target.uri]:
+            if parse_reference(key[2]).collection == collection:
+                _COLLECTIONS.pop(key)
     return ExportReport(
         collection=collection,
         target=target.label,
         reference=str(reference),
-        rows=total,
-        dimension=encoder.dimension,
-        encoder=model_id,
+        rows=done,
+        dimension=dimension,
+        encoder=fm.encoder,
         index_type=index_type,
         truncated_texts=truncated,
         vectors_from=vectors_from,
