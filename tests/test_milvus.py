@@ -416,3 +416,14 @@ def test_a_lite_server_by_uri_gives_the_same_results_as_the_file(
                 [h.score for h in x.hits], [h.score for h in y.hits], rtol=1e-5
             )
     release(target)
+
+
+def test_the_cli_prints_one_line_for_a_milvus_error(tmp_path, capsys) -> None:
+    from core.cli import main
+
+    assert main(["milvus", "info", f"milvus:movies@{tmp_path / 'gone.db'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no Milvus Lite database at") and "\n" not in err
+    url = f"milvus://127.0.0.1:{free_port()}/movies"
+    assert main(["search", "heist", "--dataset", url, "--no-rerank"]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot reach Milvus at http://127.0.0.1")
