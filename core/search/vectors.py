@@ -201,7 +201,7 @@ def embed_with_ray(
             _EncodeActor,
             fn_constructor_kwargs={"model_id": model_id},
             batch_size=batch_size,
-            concurrency=count,
+            compute=ray.data.ActorPoolStrategy(size=count),
             num_cpus=1,
             batch_format="numpy",
         )
