@@ -322,6 +322,7 @@ def test_a_collection_we_did_not_export_opens_by_mapping_its_fields(tmp_path) ->
 # --- errors ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wrong_encoder_dimension_or_model_is_refused(lite) -> None:
     with pytest.raises(MilvusSchemaError, match="384-dimensional vectors but the encoder"):
         lite.retriever("dense", FakeEncoder(dimension=64))
@@ -329,6 +330,7 @@ def test_wrong_encoder_dimension_or_model_is_refused(lite) -> None:
         lite.retriever("hybrid", FakeEncoder(name="other-model", dimension=384))
 
 
+@pytest.mark.slow
 def test_wrong_metric_missing_collection_and_existing_collection(tmp_path, lite) -> None:
     from pymilvus import DataType, MilvusClient
 
