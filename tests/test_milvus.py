@@ -429,3 +429,36 @@ def test_the_cli_prints_one_line_for_a_milvus_error(tmp_path, capsys) -> None:
     url = f"milvus://127.0.0.1:{free_port()}/movies"
     assert main(["search", "heist", "--dataset", url, "--no-rerank"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot reach Milvus at http://127.0.0.1")
+
+
+def test_a_built_collection_exports_with_its_own_vectors(tmp_path, monkeypatch) -> None:
+    """``milvus export --dataset collection:NAME``: the on-disk collection format
+    (rerank-collection v1) streamed into Milvus, vectors and records by id."""
+    build = pytest.importorskip("core.search.collection_build")
+    open_built = pytest.importorskip("core.data.collection").open_collection
+    from core.data.datasets import SAMPLE_PATH
+    from core.search.milvus import export_built_collection
+
+    monkeypatch.setenv("RERANK_CACHE_DIR", str(tmp_path / "cache"))
+    encoder = FakeEncoder(dimension=32)
+    build.build_collection(SAMPLE_PATH, "notes", encoder=encoder, id_field="id")
+    built = open_built("collection:notes")
+    target = MilvusTarget(str(tmp_path / "notes.db"))
+    try:
+        report = export_built_collection(built, target, "notes", encoder=encoder)
+        assert report.rows == len(built) == 40
+        collection = open_collection(report.reference)
+        data = collection.dataset()
+        first = next(built.iter_batches(40))
+        for doc_id, record in zip(first[1], first[2], strict=True):
+            assert data.record(doc_id) == record
+        query = encoder.encode(["bats in the roof"], kind="query")[0]
+        exact = VectorIndex(first[1], np.asarray(first[3])).search(query, 10)
+        hits = collection.retriever("dense", encoder).retrieve("bats in the roof", 10).hits
+        assert [h.id for h in hits] == [h.id for h in exact]
+        with pytest.raises(MilvusSchemaError, match="was embedded with"):
+            export_built_collection(
+                built, target, "other", encoder=FakeEncoder(name="x", dimension=32)
+            )
+    finally:
+        release(target)
