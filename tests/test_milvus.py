@@ -462,3 +462,15 @@ def test_a_built_collection_exports_with_its_own_vectors(tmp_path, monkeypatch) 
             )
     finally:
         release(target)
+
+
+def test_the_search_page_keeps_a_milvus_link_and_its_collection_encoder() -> None:
+    from core.present.search_state import settings_from_widgets, view_from_link, widget_values
+
+    view, warnings = view_from_link({"dataset": "milvus:movies@./m.db", "q": "heist"})
+    assert view.dataset == "milvus:movies@./m.db" and warnings == []
+    values = widget_values(view, (MINILM,))
+    values["embed_fields"], values["rerank_fields"] = values.pop("pending_fields")
+    settings = settings_from_widgets(values, upload=False, encoder="BAAI/bge-small-en-v1.5")
+    assert settings.encoder == "BAAI/bge-small-en-v1.5"
+    assert settings.to_params()["dataset"] == "milvus:movies@./m.db"
