@@ -396,7 +396,9 @@ def _load_any_dataset(name: str, id_field: str | None = None):
     """movies, sample, a JSON file, a stored upload (``upload-<hex>``) or a Milvus
     collection (``milvus:...``) as a :class:`~core.data.documents.Dataset`."""
     from core.data.datasets import load_dataset, load_json_dataset
-    from core.data.uploads import UploadStore, build_upload_dataset, is_upload_id, parse_upload
+    from core.data.upload_quality import build_upload_dataset
+    from core.data.upload_store import UploadStore, is_upload_id
+    from core.data.uploads import parse_upload
     from core.search.milvus import is_milvus_reference, open_collection
 
     if is_milvus_reference(name):

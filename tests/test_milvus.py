@@ -474,3 +474,20 @@ def test_the_search_page_keeps_a_milvus_link_and_its_collection_encoder() -> Non
     settings = settings_from_widgets(values, upload=False, encoder="BAAI/bge-small-en-v1.5")
     assert settings.encoder == "BAAI/bge-small-en-v1.5"
     assert settings.to_params()["dataset"] == "milvus:movies@./m.db"
+
+
+@pytest.mark.slow
+def test_embed_reads_a_stored_upload_by_its_id(tmp_path, monkeypatch, capsys) -> None:
+    from core.cli import main
+    from core.data.upload_store import UploadStore
+
+    monkeypatch.setenv("RERANK_CACHE_DIR", str(tmp_path))
+    data = b'[{"id": "a", "text": "red apple"}, {"id": "b", "text": "blue whale"}]'
+    upload = UploadStore().put(data, "fruit.json")
+    out = tmp_path / "vec"
+    argv = ["embed", "--dataset", upload, "--encoder", MINILM, "--out", str(out), "--no-cache"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "embedded 2 records" in capsys.readouterr().out
+    from core.search.vectors import read_vector_set
+
+    assert read_vector_set(out).ids == ("a", "b")
