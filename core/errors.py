@@ -56,3 +56,7 @@ class MilvusAuthError(MilvusError):
 class MilvusSchemaError(MilvusError):
     """A collection is missing, lacks a mapped field, or does not match the encoder
     (vector dimension, metric, or the model that made its vectors)."""
+
+
+class BatchEngineError(CoreError):
+    """A batch engine (Ray) could not be started, reached or finish a job."""

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core.data.documents import Dataset
-from core.errors import SettingsError
+from core.errors import BatchEngineError, SettingsError
 from core.models.base import Encoder, ProgressFn
 from core.paths import PROJECT_ROOT, atomic_write, cache_dir
 from core.search.index import embedding_cache_key
@@ -146,7 +146,11 @@ class _EncodeActor:
 
 
 def _init_ray(workers: int | None) -> tuple[bool, int]:
-    """Start or join Ray; returns (started here, worker count)."""
+    """Start or join Ray; returns (started here, worker count).
+
+    Raises :class:`BatchEngineError` when Ray cannot start (a local start is tried twice:
+    on a busy machine its first start can time out) or the cluster cannot be reached.
+    """
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -156,20 +160,42 @@ def _init_ray(workers: int | None) -> tuple[bool, int]:
         return False, workers or max(1, cpus)
     if address:
         core_dir = str(PROJECT_ROOT / "core")
-        ray.init(address=address, runtime_env={"py_modules": [core_dir]}, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env={"py_modules": [core_dir]}, log_to_driver=False)
+        except Exception as exc:
+            raise BatchEngineError(
+                f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({_first_line(exc)})"
+            ) from exc
         cpus = int(ray.cluster_resources().get("CPU", 1))
         return True, workers or max(1, cpus)
     cores = local_cores()
     pythonpath = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
     )
-    ray.init(
-        num_cpus=cores,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "TOKENIZERS_PARALLELISM": "false"}},
-    )
-    return True, workers or cores
+    for attempt in (1, 2):
+        try:
+            ray.init(
+                num_cpus=cores,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={
+                    "env_vars": {"PYTHONPATH": pythonpath, "TOKENIZERS_PARALLELISM": "false"}
+                },
+            )
+            return True, workers or cores
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == 2:
+                raise BatchEngineError(
+                    f"a local Ray could not start ({_first_line(exc)}); the machine may be "
+                    "too busy: try again, or use --engine local"
+                ) from exc
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def embed_with_ray(
