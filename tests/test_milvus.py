@@ -464,9 +464,10 @@ def test_a_built_collection_exports_with_its_own_vectors(tmp_path, monkeypatch) 
         release(target)
 
 
-def test_the_search_page_keeps_a_milvus_link_and_its_collection_encoder() -> None:
+def test_the_search_page_keeps_a_milvus_link_and_its_collection_encoder(monkeypatch) -> None:
     from core.present.search_state import settings_from_widgets, view_from_link, widget_values
 
+    monkeypatch.setenv("RERANK_MILVUS_ALLOWED_URIS", "./m.db, http://milvus.internal:19530")
     view, warnings = view_from_link({"dataset": "milvus:movies@./m.db", "q": "heist"})
     assert view.dataset == "milvus:movies@./m.db" and warnings == []
     values = widget_values(view, (MINILM,))
@@ -491,3 +492,16 @@ def test_embed_reads_a_stored_upload_by_its_id(tmp_path, monkeypatch, capsys) ->
     from core.search.vectors import read_vector_set
 
     assert read_vector_set(out).ids == ("a", "b")
+
+
+def test_a_link_names_only_the_operators_milvus(monkeypatch) -> None:
+    from core.present.search_state import view_from_link
+
+    monkeypatch.delenv("RERANK_MILVUS_ALLOWED_URIS", raising=False)
+    monkeypatch.setenv("RERANK_MILVUS_URI", "http://milvus.internal:19530")
+    for ok in ("milvus:movies", "milvus://milvus.internal:19530/movies"):
+        assert view_from_link({"dataset": ok})[0].dataset == ok
+    for refused in ("milvus:movies@/etc/x.db", "milvus://evil.example:19530/movies"):
+        view, warnings = view_from_link({"dataset": refused})
+        assert view.dataset == "movies"
+        assert any("a link may name only the operator's Milvus" in w for w in warnings)

@@ -24,7 +24,7 @@ from core.models.base import (
 from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
 from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
 from core.search.index import VectorIndex
-from core.search.milvus import is_milvus_reference
+from core.search.milvus import is_milvus_reference, link_refusal
 from core.search.pipeline import SearchResult, search_with_rerank
 from core.search.retrievers import Retriever, make_retriever
 
@@ -39,6 +39,10 @@ def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]
     falls back to movies.
     """
     view, warnings = SearchSettings.from_params(params)
+    refused = is_milvus_reference(view.dataset) and link_refusal(view.dataset)
+    if refused:
+        warnings.append(refused)
+        view = replace(view, dataset="movies")
     known = is_upload_id(view.dataset) or is_milvus_reference(view.dataset)
     if view.dataset not in BUILTIN and not known:
         warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")

@@ -219,6 +219,34 @@ def normalize_reference(text: str) -> str:
     return str(parse_reference(text))
 
 
+ALLOWED_URIS_ENV = "RERANK_MILVUS_ALLOWED_URIS"
+
+
+def link_refusal(reference: str) -> str | None:
+    """Why a share link may not name this Milvus reference (None: it may).
+
+    A link comes from outside the operator's hands, and opening a reference makes the
+    server open a local folder (a Lite path) or connect to a host. A link may name a
+    collection at the operator's Milvus (no URI, or the URI of ``RERANK_MILVUS_URI``) or
+    at a URI listed in ``RERANK_MILVUS_ALLOWED_URIS`` (comma-separated, exact). Typed
+    into the sidebar, any reference may be opened. Decided on the text alone.
+    """
+    try:
+        ref = parse_reference(reference)
+    except SettingsError as exc:
+        return str(exc)
+    if ref.uri is None:
+        return None
+    allowed = {u.strip() for u in os.environ.get(ALLOWED_URIS_ENV, "").split(",") if u.strip()}
+    allowed.add((os.environ.get(URI_ENV) or "").strip())
+    if ref.uri in allowed:
+        return None
+    return (
+        f"a link may name only the operator's Milvus ({URI_ENV}) or a URI listed in "
+        f"{ALLOWED_URIS_ENV}; open {ref.collection} from the sidebar's Milvus box instead"
+    )
+
+
 # --- talking to Milvus ------------------------------------------------------------------
 
 

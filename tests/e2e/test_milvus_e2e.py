@@ -75,11 +75,24 @@ def lite_server(tmp_path_factory, movies, movies_index, minilm):
     stop(process)
 
 
-def test_a_link_to_a_lite_file_searches_it_and_reranks(
+def open_from_sidebar(page: Page, reference: str) -> None:
+    """Type a reference into the sidebar's Milvus box and open it, as a user would."""
+    page.get_by_text("Milvus collection").click()
+    box = page.get_by_label("Collection", exact=True)
+    box.fill(reference)
+    wait_for_app_run(page, lambda: box.press("Enter"))
+    open_button = page.get_by_role("button", name="Open collection", exact=True)
+    wait_for_app_run(page, open_button.click)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_a_lite_file_searches_with_hybrid_and_reranks(
     page: Page, app_server: str, lite_file: Path
 ) -> None:
     reference = f"milvus:movies@{lite_file}"
-    open_app(page, app_server, dataset=reference, q=HEIST, ret="hybrid")
+    open_app(page, app_server, ret="hybrid")
+    open_from_sidebar(page, reference)
+    search(page, HEIST)
     expect(page.get_by_test_id("stException")).to_have_count(0)
     caption = page.get_by_text(f"queries embedded with {MINILM}")
     expect(caption).to_be_visible(timeout=GRID_TIMEOUT_MS)
@@ -102,13 +115,7 @@ def test_a_lite_server_opened_from_the_sidebar_by_uri(
     page: Page, app_server: str, lite_server: str
 ) -> None:
     open_app(page, app_server)
-    page.get_by_text("Milvus collection").click()
-    box = page.get_by_label("Collection", exact=True)
-    box.fill(f"milvus:movies@{lite_server}")
-    wait_for_app_run(page, lambda: box.press("Enter"))
-    open_button = page.get_by_role("button", name="Open collection", exact=True)
-    wait_for_app_run(page, open_button.click)
-    expect(page.get_by_test_id("stException")).to_have_count(0)
+    open_from_sidebar(page, f"milvus:movies@{lite_server}")
     assert url_params(page)["dataset"] == f"milvus:movies@{lite_server}"
     search(page, HEIST)
     expect_grid_rows(table(page, "Reranked order"), 10)
