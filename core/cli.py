@@ -1,4 +1,5 @@
-"""Command line: ``python -m core search "QUERY" [options]``.
+"""Command line: ``python -m core search "QUERY" [options]``; also ``evaluate``, ``bench``,
+``embed`` (corpus vectors, in process or on Ray) and ``milvus export|info``.
 
 Errors a user can cause print one line on stderr (``error: ...``) and exit with 2;
 no traceback.
@@ -101,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="retrieve and rerank one query")
     search.add_argument("query")
     search.add_argument(
-        "--dataset", default="movies", help="movies, sample, or a path to a JSON file"
+        "--dataset",
+        default="movies",
+        help="movies, sample, a JSON file, an upload id, or a Milvus collection "
+        "(milvus:<collection>[@<uri>], see README)",
     )
     search.add_argument("--candidates", type=int, default=50, help="retrieved candidates")
     search.add_argument("--top", type=int, default=10, help="results shown")
@@ -319,7 +323,62 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="only SciFact nDCG@10 by first/max/top2 passage on the first QUERIES queries",
     )
+    _add_scale_commands(commands)
     return parser
+
+
+def _add_scale_commands(commands) -> None:
+    """``embed`` and ``milvus``: corpus vectors on Ray, and Milvus as the first stage."""
+    embed = commands.add_parser(
+        "embed", help="embed a corpus (in process or on Ray Data) into a vector set"
+    )
+    embed.add_argument("--dataset", default="movies", help="movies, sample, a file, an upload")
+    embed.add_argument("--id-field", help="field holding record ids (JSON files)")
+    embed.add_argument("--encoder", default=None, help="bi-encoder model id (default MiniLM)")
+    embed.add_argument("--fields", type=_csv, help="comma-separated fields to embed")
+    embed.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="where to encode"
+    )
+    embed.add_argument("--out", metavar="DIR", help="write vectors.npy, ids.json, manifest.json")
+    embed.add_argument(
+        "--workers", type=int, default=None, help="ray: encoder actors (default: all cores)"
+    )
+    embed.add_argument("--batch-size", type=int, default=64, help="texts per encoder batch")
+    embed.add_argument("--limit", type=int, default=None, help="the first N records only")
+    embed.add_argument(
+        "--verify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-encode N records in process and print the largest difference",
+    )
+    embed.add_argument(
+        "--no-cache", action="store_true", help="do not write the app's embedding cache"
+    )
+
+    milvus = commands.add_parser("milvus", help="Milvus as the first stage: export, info")
+    actions = milvus.add_subparsers(dest="milvus_command", required=True)
+    export = actions.add_parser("export", help="write a dataset into a Milvus collection")
+    export.add_argument("--dataset", default="movies", help="movies, sample, a file, an upload")
+    export.add_argument("--id-field", help="field holding record ids (JSON files)")
+    export.add_argument(
+        "--uri",
+        default=None,
+        help="a Milvus Lite file (./movies.db) or a server (http://host:19530); "
+        "default RERANK_MILVUS_URI, else <cache>/milvus.db",
+    )
+    export.add_argument("--collection", required=True, help="collection name")
+    export.add_argument("--encoder", default=None, help="bi-encoder model id (default MiniLM)")
+    export.add_argument("--embed-fields", type=_csv, help="fields embedded and BM25-indexed")
+    export.add_argument("--rerank-fields", type=_csv, help="default fields the reranker reads")
+    export.add_argument(
+        "--vectors", metavar="DIR", help="a vector set from `embed --out` (skip encoding)"
+    )
+    export.add_argument("--index", default="FLAT", help="vector index: FLAT (exact), HNSW, ...")
+    export.add_argument("--limit", type=int, default=None, help="the first N records only")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing collection")
+    info = actions.add_parser("info", help="describe a collection and its field mapping")
+    info.add_argument("reference", help="milvus:<collection>[@<uri>][?mapping]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,6 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from core.loadtest import coldstart_main
 
             return coldstart_main(args)
+        if args.command == "embed":
+            return _embed(args)
+        if args.command == "milvus":
+            return _milvus(args)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -359,6 +422,7 @@ def _search(args: argparse.Namespace) -> int:
     from core.models.registry import load_encoder, load_reranker
     from core.search.fusion import check_fusion
     from core.search.index import build_index
+    from core.search.milvus import is_milvus_reference
     from core.search.pipeline import search_with_rerank
     from core.search.retrievers import make_retriever
 
@@ -368,6 +432,8 @@ def _search(args: argparse.Namespace) -> int:
     if args.candidates < 1 or args.top < 1:
         raise SettingsError("--candidates and --top must be at least 1")
     check_fusion(args.fusion_weight, args.fusion)
+    if is_milvus_reference(args.dataset):
+        return _search_milvus(args)
     passages = _passage_settings(args)
     if args.id_field and args.dataset not in ("movies", "sample"):
         dataset = load_json_dataset(args.dataset, id_field=args.id_field)
@@ -417,6 +483,10 @@ def _search(args: argparse.Namespace) -> int:
             total=result.timings.total + index_seconds,
         ),
     )
+    return _print_result(args, result)
+
+
+def _print_result(args: argparse.Namespace, result) -> int:
     if result.notice:
         print(f"note: {result.notice}", file=sys.stderr)
     if args.json:
@@ -425,6 +495,194 @@ def _search(args: argparse.Namespace) -> int:
     else:
         print(format_table(result))
     return 0
+
+
+def _search_milvus(args: argparse.Namespace) -> int:
+    """``search --dataset milvus:...``: the first stage runs in the Milvus collection."""
+    from core.models.base import DEFAULT_MAX_LENGTH, DEFAULT_RERANKER
+    from core.models.registry import load_encoder, load_reranker
+    from core.search.milvus import open_collection
+    from core.search.pipeline import search_with_rerank
+
+    collection = open_collection(args.dataset)
+    dataset = collection.dataset()
+    rerank = dataset.check_fields(args.rerank_fields or dataset.default_rerank_fields, "rerank")
+    model_id = args.encoder or collection.fields.encoder
+    encoder = load_encoder(model_id) if args.retriever != "bm25" else None
+    retriever = collection.retriever(args.retriever, encoder, rrf_k=args.rrf_k, model_id=model_id)
+    reranker = None
+    if not args.no_rerank:
+        reranker = load_reranker(
+            args.reranker or DEFAULT_RERANKER, max_length=args.max_length or DEFAULT_MAX_LENGTH
+        )
+    result = search_with_rerank(
+        dataset,
+        args.query,
+        encoder=encoder,
+        reranker=reranker,
+        embed_fields=dataset.default_embed_fields,
+        rerank_fields=rerank,
+        num_candidates=args.candidates,
+        num_results=args.top,
+        rerank_top_n=args.rerank_top_n,
+        retriever=retriever,
+        fusion_weight=args.fusion_weight,
+        fusion=args.fusion,
+    )
+    return _print_result(args, result)
+
+
+def _load_any_dataset(name: str, id_field: str | None = None):
+    """movies, sample, a JSON file, a stored upload (``upload-<hex>``) or a Milvus
+    collection (``milvus:...``) as a :class:`~core.data.documents.Dataset`."""
+    from core.data.datasets import load_dataset, load_json_dataset
+    from core.data.upload_quality import build_upload_dataset
+    from core.data.upload_store import UploadStore, is_upload_id
+    from core.data.uploads import parse_upload
+    from core.search.milvus import is_milvus_reference, open_collection
+
+    if is_milvus_reference(name):
+        return open_collection(name).dataset()
+    if is_upload_id(name):
+        data, filename = UploadStore().get(name)
+        dataset, _ = build_upload_dataset(
+            parse_upload(data, filename), id_field=id_field, name=name
+        )
+        return dataset
+    if id_field and name not in ("movies", "sample"):
+        return load_json_dataset(name, id_field=id_field)
+    return load_dataset(name)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from core.models.base import DEFAULT_ENCODER
+    from core.models.registry import load_encoder
+    from core.search.vectors import compare_with_encoder, embed_corpus, subset
+
+    model_id = args.encoder or DEFAULT_ENCODER
+    dataset = subset(_load_any_dataset(args.dataset, args.id_field), args.limit)
+    fields = dataset.check_fields(args.fields or dataset.default_embed_fields, "embed")
+    encoder = load_encoder(model_id)
+    progress = _progress if sys.stderr.isatty() else None
+    report = embed_corpus(
+        dataset,
+        encoder,
+        model_id,
+        fields,
+        engine=args.engine,
+        out=args.out,
+        use_cache=not args.no_cache,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        progress=progress,
+    )
+    m = report.vector_set.manifest
+    print(
+        f"embedded {m['count']:,} records of {m['dataset']} ({', '.join(m['fields'])}) with "
+        f"{m['encoder']} on {m['engine']} ({m['workers']} worker(s)) in {report.seconds:.1f} s"
+    )
+    if report.out is not None:
+        print(f"vector set: {report.out} (vectors.npy {report.vector_set.vectors.shape})")
+    if report.cache_path is not None:
+        print(f"embedding cache: {report.cache_path}")
+    if args.verify:
+        check = compare_with_encoder(
+            dataset, report.vector_set.vectors, encoder, fields, args.verify
+        )
+        print(
+            f"check against the in-process encoder on {check['rows']} records: "
+            f"max |difference| {check['max_abs_diff']:.2e}, lowest cosine {check['min_cosine']:.6f}"
+        )
+    return 0
+
+
+def _milvus(args: argparse.Namespace) -> int:
+    from core.search.milvus import describe, open_collection
+
+    if args.milvus_command == "info":
+        print(json.dumps(describe(open_collection(args.reference)), indent=2, default=str))
+        return 0
+    if args.dataset.startswith("collection:"):
+        report = _export_built(args)
+        dataset_name = args.dataset
+    else:
+        report, dataset_name = _export_dataset(args)
+    print(
+        f"exported {report.rows:,} records of {dataset_name} to collection "
+        f"'{report.collection}' at {report.target} in {report.seconds:.1f} s\n"
+        f"vectors: {report.dimension} dimensions by {report.encoder} "
+        f"({report.vectors_from}); index {report.index_type} COSINE; BM25 on the text field"
+    )
+    if report.truncated_texts:
+        print(f"note: {report.truncated_texts} texts were cut at Milvus's 65,535-byte limit")
+    print(f"search it: python -m core search \"...\" --dataset '{report.reference}'")
+    return 0
+
+
+def _export_built(args: argparse.Namespace):
+    """``milvus export --dataset collection:NAME``: a built collection, with its vectors."""
+    from core.models.registry import load_encoder
+    from core.search.milvus import export_built_collection, resolve_target
+
+    try:
+        from core.data.collection import open_collection as open_built
+    except ImportError as exc:  # built collections arrive with the million-documents work
+        raise CoreError("this version cannot read built collections (collection:NAME)") from exc
+    source = open_built(args.dataset)
+    model_id = args.encoder or source.manifest.get("model")
+    return export_built_collection(
+        source,
+        resolve_target(args.uri),
+        args.collection,
+        encoder=load_encoder(model_id),
+        overwrite=args.overwrite,
+        index_type=args.index,
+        progress=_progress if sys.stderr.isatty() else None,
+    )
+
+
+def _export_dataset(args: argparse.Namespace):
+    """``milvus export`` of a dataset (built-in, file, upload, Milvus) or a vector set."""
+    from core.models.base import DEFAULT_ENCODER
+    from core.models.registry import load_encoder
+    from core.search.milvus import export_dataset, resolve_target
+    from core.search.vectors import read_vector_set, subset
+
+    dataset = subset(_load_any_dataset(args.dataset, args.id_field), args.limit)
+    vectors, vectors_from, model_id = None, "", args.encoder
+    if args.vectors:
+        vector_set = read_vector_set(args.vectors)
+        if model_id and model_id != vector_set.encoder:
+            raise CoreError(
+                f"the vectors in {args.vectors} were made by {vector_set.encoder}, not {model_id}"
+            )
+        model_id = vector_set.encoder
+        fields = tuple(vector_set.manifest.get("fields") or ())
+        if args.embed_fields and tuple(args.embed_fields) != fields:
+            raise CoreError(
+                f"the vectors in {args.vectors} embed {', '.join(fields)}, "
+                f"not {', '.join(args.embed_fields)}"
+            )
+        args.embed_fields = list(fields)
+        vectors = vector_set.aligned_to(dataset)
+        vectors_from = f"{args.vectors} ({vector_set.manifest.get('engine')})"
+    model_id = model_id or DEFAULT_ENCODER
+    encoder = load_encoder(model_id)
+    report = export_dataset(
+        dataset,
+        resolve_target(args.uri),
+        args.collection,
+        encoder=encoder,
+        model_id=model_id,
+        embed_fields=args.embed_fields,
+        rerank_fields=args.rerank_fields,
+        vectors=vectors,
+        vectors_from=vectors_from,
+        overwrite=args.overwrite,
+        index_type=args.index,
+        progress=_progress if sys.stderr.isatty() else None,
+    )
+    return report, dataset.name
 
 
 def _progress(done: int, total: int) -> None:

@@ -39,3 +39,24 @@ class RemoteAPIError(CoreError):
 
 class SettingsError(CoreError):
     """A search setting is out of range or inconsistent (empty query, bad counts)."""
+
+
+class MilvusError(CoreError):
+    """Milvus (an embedded Milvus Lite file or a server) could not do what was asked."""
+
+
+class MilvusUnavailableError(MilvusError):
+    """A Milvus server cannot be reached, or a Milvus Lite file cannot be opened."""
+
+
+class MilvusAuthError(MilvusError):
+    """A Milvus server refused the token (missing, wrong or without the privilege)."""
+
+
+class MilvusSchemaError(MilvusError):
+    """A collection is missing, lacks a mapped field, or does not match the encoder
+    (vector dimension, metric, or the model that made its vectors)."""
+
+
+class BatchEngineError(CoreError):
+    """A batch engine (Ray) could not be started, reached or finish a job."""

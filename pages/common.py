@@ -18,6 +18,7 @@ from core.models.registry import load_encoder, load_reranker
 from core.models.together import TogetherEncoder, TogetherReranker, resolve_api_key, together_model
 from core.present.views import ROW_IDS
 from core.search.index import IndexBuild, build_index
+from core.search.milvus import MilvusRetriever, cached_collection, is_milvus_reference
 
 
 @st.cache_resource(show_spinner="Loading the bi-encoder…")
@@ -134,6 +135,9 @@ def load_named_dataset(name: str, id_field: str = "", title_field: str = "") -> 
     in any session on this server. For uploads, ``id_field`` and ``title_field``
     override the suggested fields (empty: the suggestion; ``ROW_IDS``: row positions).
     """
+    if is_milvus_reference(name):
+        collection = cached_collection(name)
+        return LoadedDataset(collection.dataset(), f"Milvus: {collection.label}")
     if not is_upload_id(name):
         return LoadedDataset(get_dataset(name), BUILTIN_LABELS.get(name, name))
     data, filename = get_upload_store().get(name)
@@ -145,6 +149,18 @@ def load_named_dataset(name: str, id_field: str = "", title_field: str = "") -> 
         name=name,
     )
     return LoadedDataset(dataset, f"{filename} ({len(dataset):,} records)", report)
+
+
+def milvus_encoder(name: str) -> str:
+    """The model id that made the vectors of the Milvus collection ``name``."""
+    return cached_collection(name).fields.encoder
+
+
+def milvus_retriever(
+    name: str, kind: str, encoder: Encoder | None, rrf_k: int, model_id: str
+) -> MilvusRetriever:
+    """The first stage ``kind`` served by the Milvus collection ``name``."""
+    return cached_collection(name).retriever(kind, encoder, rrf_k=rrf_k, model_id=model_id)
 
 
 BUILTIN_LABELS = {

@@ -25,6 +25,7 @@ from core.present.views import (
     clip_query,
     escape_markdown,
 )
+from core.search.milvus import is_milvus_reference
 from pages import search_results as results
 from pages import search_sidebar as sidebar
 from pages.common import (
@@ -33,9 +34,12 @@ from pages.common import (
     get_index,
     get_reranker,
     load_named_dataset,
+    milvus_encoder,
+    milvus_retriever,
     reranker_for,
     together_api_key,
 )
+from pages.milvus_panel import milvus_box
 from pages.passage_panel import passage_estimate
 from pages.upload_panel import quality_report, upload_box
 from serve import ensure_navigation
@@ -79,9 +83,15 @@ if new_upload:
     state.dataset = new_upload
     state.just_uploaded = new_upload
     sidebar.reset_fields()
+if new_milvus := milvus_box():
+    state.dataset = new_milvus
+    sidebar.reset_fields()
 uploads = state.setdefault("uploads", [])
 if is_upload_id(state.dataset) and state.dataset not in uploads:
     uploads.append(state.dataset)
+in_milvus = is_milvus_reference(state.dataset)
+if in_milvus and state.dataset not in state.setdefault("milvus", []):
+    state.milvus.append(state.dataset)
 id_choice, title_choice = state.get("id_choice", ""), state.get("title_choice", "")
 try:
     loaded = load_named_dataset(state.dataset, id_choice, title_choice)
@@ -128,7 +138,15 @@ state.query, query_cut = clip_query(state.query)
 if query_cut:
     st.warning(f"Query cut: {query_cut}.", icon="✂️")
 # The URL always describes the view, so the address bar is a shareable link.
-settings = state.view = settings_from_widgets(state, upload=loaded.report is not None)
+# A Milvus collection's vectors were made by one model: queries must use it.
+fixed_encoder = milvus_encoder(state.dataset) if in_milvus else None
+if fixed_encoder:
+    st.sidebar.caption(
+        f"Milvus first stage; queries embedded with {escape_markdown(fixed_encoder)}."
+    )
+settings = state.view = settings_from_widgets(
+    state, upload=loaded.report is not None, encoder=fixed_encoder
+)
 if st.query_params.to_dict() != (params := settings.to_params()):
     st.query_params.from_dict(params)
 
@@ -200,7 +218,13 @@ if reranker is not None and not hosted_reranker:  # the cost, shown before the r
 key = run_key(settings, reranker, fallback)
 cached = state.get("last_search")
 try:
-    build = get_index(dataset, encoder, settings.embed_fields) if encoder is not None else None
+    build = milvus = None
+    if in_milvus:
+        milvus = milvus_retriever(
+            settings.dataset, settings.retriever, encoder, settings.rrf_k, settings.encoder
+        )
+    elif encoder is not None:
+        build = get_index(dataset, encoder, settings.embed_fields)
     if cached is not None and cached[0] == key:
         result = cached[1]
     else:
@@ -212,6 +236,7 @@ try:
             reranker=reranker,
             fallback=fallback,
             hosted_reranker=hosted_reranker,
+            retriever=milvus,
         )
 except CoreError as exc:
     st.error(escape_markdown(str(exc)), icon="🚫")

@@ -22,6 +22,7 @@ from core.present.views import (
     escape_markdown,
 )
 from core.search.fusion import FUSION_LABELS, FUSION_METHODS
+from core.search.milvus import is_milvus_reference
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.common import BUILTIN_LABELS, together_api_key
 from pages.passage_panel import passage_picker
@@ -37,12 +38,13 @@ def reset_fields() -> None:
 
 
 def dataset_picker(container) -> None:
-    """The dataset picker: the built-in datasets and this session's uploads."""
+    """The dataset picker: the built-in datasets, this session's uploads and the Milvus
+    collections it opened."""
     state = st.session_state
     labels = {**BUILTIN_LABELS, **state.setdefault("upload_labels", {})}
     container.selectbox(
         "Dataset",
-        [*BUILTIN, *state.uploads],
+        [*BUILTIN, *state.uploads, *state.setdefault("milvus", [])],
         key="dataset",
         format_func=lambda name: labels.get(name, name),
         on_change=reset_fields,
@@ -90,11 +92,14 @@ def stage_settings(dataset: Dataset) -> None:
         key="results",
         help="The top-N compared between the two orders.",
     )
+    in_milvus = is_milvus_reference(state.dataset)
     st.multiselect(
         "Fields to embed / index",
         dataset.fields,
         key="embed_fields",
-        help="Concatenated into the text the bi-encoder embeds and BM25 indexes.",
+        disabled=in_milvus,
+        help="Concatenated into the text the bi-encoder embeds and BM25 indexes."
+        + (" A Milvus collection keeps the fields it was exported with." if in_milvus else ""),
     )
     st.selectbox(
         "Reranker", list(RERANKER_CHOICES), key="reranker_choice", format_func=RERANKER_CHOICES.get

@@ -24,9 +24,10 @@ from core.models.base import (
 from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
 from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
 from core.search.index import VectorIndex
+from core.search.milvus import is_milvus_reference, link_refusal
 from core.search.passages import DEFAULT_AGGREGATE, PassageSettings
 from core.search.pipeline import SearchResult, search_with_rerank
-from core.search.retrievers import make_retriever
+from core.search.retrievers import Retriever, make_retriever
 
 OTHER_ENCODER = "other"
 """The bi-encoder picker's entry for "another model id…" (typed into its own box)."""
@@ -35,10 +36,16 @@ OTHER_ENCODER = "other"
 def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]]:
     """The view a link opens, and a warning per setting of the link that was ignored.
 
-    An unknown dataset (neither built in nor an upload id) falls back to movies.
+    An unknown dataset (neither built in, an upload id nor a ``milvus:`` reference)
+    falls back to movies.
     """
     view, warnings = SearchSettings.from_params(params)
-    if view.dataset not in BUILTIN and not is_upload_id(view.dataset):
+    refused = is_milvus_reference(view.dataset) and link_refusal(view.dataset)
+    if refused:
+        warnings.append(refused)
+        view = replace(view, dataset="movies")
+    known = is_upload_id(view.dataset) or is_milvus_reference(view.dataset)
+    if view.dataset not in BUILTIN and not known:
         warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
         view = replace(view, dataset="movies")
     return view, warnings
@@ -115,10 +122,14 @@ def uses_together(values: Mapping[str, Any]) -> bool:
     return values["reranker_choice"] == "together" or values["encoder_backend"] == "together"
 
 
-def settings_from_widgets(values: Mapping[str, Any], *, upload: bool) -> SearchSettings:
+def settings_from_widgets(
+    values: Mapping[str, Any], *, upload: bool, encoder: str | None = None
+) -> SearchSettings:
     """The view the widgets describe (what the URL then says).
 
     ``upload``: the dataset is an upload, so its id and title field choices count.
+    ``encoder``: a model id that overrides the picker (a Milvus collection's vectors
+    were made by one model, and queries must use it).
     """
     return SearchSettings(
         dataset=values["dataset"],
@@ -127,7 +138,7 @@ def settings_from_widgets(values: Mapping[str, Any], *, upload: bool) -> SearchS
         results=values["results"],
         embed_fields=tuple(values["embed_fields"]),
         rerank_fields=tuple(values["rerank_fields"]),
-        encoder=encoder_id(values),
+        encoder=encoder or encoder_id(values),
         reranker=reranker_id(values),
         id_field=values.get("id_choice", "") if upload else "",
         title_field=values.get("title_choice", "") if upload else "",
@@ -153,21 +164,24 @@ def run_search(
     reranker: Reranker | None,
     fallback: Reranker | None = None,
     hosted_reranker: bool = False,
+    retriever: Retriever | None = None,
 ) -> SearchResult:
     """Run the search ``settings`` describe: the chosen first stage, then the reranker.
 
     A hosted reranker is asked for the top-N only, as in the seed flow, and sent whole
     documents; a local one reads long documents passage by passage as
     ``settings.passages`` says. Without a reranker the final order is the first stage's.
+    ``retriever`` (e.g. a Milvus collection's) replaces the in-process first stage.
     """
-    retriever = make_retriever(
-        settings.retriever,
-        dataset,
-        settings.embed_fields,
-        encoder=encoder,
-        index=index,
-        rrf_k=settings.rrf_k,
-    )
+    if retriever is None:
+        retriever = make_retriever(
+            settings.retriever,
+            dataset,
+            settings.embed_fields,
+            encoder=encoder,
+            index=index,
+            rrf_k=settings.rrf_k,
+        )
     return search_with_rerank(
         dataset,
         settings.query,

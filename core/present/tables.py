@@ -97,11 +97,18 @@ def corpus_note(build: IndexBuild | None) -> str:
 
 def timings_caption(result: SearchResult, build: IndexBuild | None) -> str:
     """The search's timings, stage by stage, and where the corpus index came from."""
+    from core.search.milvus import is_milvus_reference
+
     t = result.timings
+    where = (
+        f"first stage in Milvus ({result.retriever})"
+        if is_milvus_reference(result.dataset)
+        else corpus_note(build)
+    )
     return (
         f"Timings: query encoding **{t.query_encode * 1000:.0f} ms** · search "
         f"**{t.search * 1000:.1f} ms** · rerank **{t.rerank * 1000:.0f} ms** · total "
-        f"**{t.total * 1000:.0f} ms** · {corpus_note(build)}"
+        f"**{t.total * 1000:.0f} ms** · {where}"
     )
 
 

@@ -1,0 +1,37 @@
+"""The sidebar box that opens a Milvus collection as the dataset and first stage."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import CoreError
+from core.present.views import escape_markdown
+from core.search.milvus import normalize_reference
+
+
+def milvus_box() -> str | None:
+    """Offer a Milvus reference; return it (canonical) once one is given and valid."""
+    with st.sidebar.expander("Milvus collection"):
+        st.caption(
+            "Search a collection in Milvus (exported with `python -m core milvus export`): "
+            "`milvus:<collection>@./movies.db` (Milvus Lite file), "
+            "`milvus://host:19530/<collection>` (server), or `milvus:<collection>` "
+            "(the server in RERANK_MILVUS_URI, with RERANK_MILVUS_TOKEN). A share link may "
+            "name only the operator's Milvus or one in RERANK_MILVUS_ALLOWED_URIS."
+        )
+        text = st.text_input(
+            "Collection", key="milvus_input", placeholder="milvus:movies@./movies.db"
+        )
+        if not st.button("Open collection", key="milvus_open", disabled=not text.strip()):
+            return None
+        try:
+            return normalize_reference(text)
+        except CoreError as exc:
+            st.error(escape_markdown(str(exc)), icon="🚫")
+            return None
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()
