@@ -39,3 +39,7 @@ class RemoteAPIError(CoreError):
 
 class SettingsError(CoreError):
     """A search setting is out of range or inconsistent (empty query, bad counts)."""
+
+
+class WalkthroughError(CoreError):
+    """A walkthrough file or link could not be read (malformed, too large, unknown id)."""
