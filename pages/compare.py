@@ -34,8 +34,10 @@ from pages.h2h_panel import (
 state = st.session_state
 
 # --- settings: the link, else the Search page's view; widgets re-seeded from h2h_view ----
-if "h2h_view" not in state or state.pop("h2h_reseed", False):
-    params = st.query_params.to_dict()
+# A link (or the Search page's "compare" link) re-seeds the page; the page's own URL, or
+# none (the sidebar), keeps what the session was doing.
+params = st.query_params.to_dict()
+if "h2h_view" not in state or (params and params != state.get("h2h_params")):
     if "q" in params or "b" in params:
         view, warnings = SearchSettings.from_params(params)
         for warning in warnings:
@@ -112,6 +114,7 @@ settings = with_spec(
 )
 state.h2h_view = (settings, b)
 params = {**settings.to_params(), "a": a.to_string(), "b": b.to_string()}
+state.h2h_params = params
 if st.query_params.to_dict() != params:
     st.query_params.from_dict(params)
 

@@ -15,6 +15,7 @@ from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
 from pages.common import BUILTIN_LABELS, load_named_dataset
+from pages.eval_pair import pair_panel
 from serve import ensure_navigation
 
 ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
@@ -138,6 +139,8 @@ if tune_col.button(
 stored_tune = state.get("eval_tuned")
 if stored_tune is not None and stored_tune[0] == tune_key:
     panels.recommended(stored_tune[1])
+
+pair_panel(labelled, retriever=retriever, encoder_id=encoder_id, candidates=candidates)
 
 # --- the evaluation ---------------------------------------------------------------------
 stored = state.get("eval_report")

@@ -157,13 +157,16 @@ def show_figures(h2h: HeadToHead) -> None:
     )
     cols[2].metric(f"Overlap@{n}", f"{agree.overlap:.0%}", help="Share of the top-N both have.")
     cols[3].metric("Same top result", "yes" if agree.top_same else "no")
-    cols[4].metric("A time", f"{h2h.a.seconds * 1000:.0f} ms")
+    cols[4].metric("A time", f"{h2h.a.seconds * 1000:.0f} ms", help=_time_help(h2h.a))
     cols[5].metric(
         "B time",
         f"{h2h.b.seconds * 1000:.0f} ms",
-        help="Same model as A: its scores were computed once; only the fusion differs."
-        if h2h.b.shared_scores
-        else None,
+        help=(
+            "Same model as A: its scores were computed once; only the fusion differs. "
+            if h2h.b.shared_scores
+            else ""
+        )
+        + (_time_help(h2h.b) or ""),
     )
     r = h2h.a.result
     stage = RETRIEVER_LABELS[r.retriever] + ("" if r.retriever == "bm25" else f" · {r.encoder}")
@@ -183,6 +186,18 @@ def show_figures(h2h: HeadToHead) -> None:
                 "length and were truncated.",
                 icon="✂️",
             )
+
+
+def _time_help(side) -> str | None:
+    if side.spec.is_none:
+        return "No second stage: the first stage's order."
+    pairs = side.result.num_candidates
+    if side.cached_pairs:
+        return (
+            f"{side.cached_pairs} of {pairs} pairs came from the reranker's in-memory score "
+            "cache (scored earlier in this server), so this time is lower than a cold run."
+        )
+    return f"{pairs} pairs scored."
 
 
 def show_tables(h2h: HeadToHead) -> None:
@@ -241,14 +256,20 @@ def show_large(h2h: HeadToHead) -> None:
             st.markdown("\n".join(lines))
 
 
-def show_blind(h2h: HeadToHead, seed: str) -> bool:
-    """Both top-N unlabelled, in the session's left/right order; True when A is left."""
+def show_blind(h2h: HeadToHead, seed: str, revealed: bool = False) -> bool:
+    """Both top-N unlabelled, in the session's left/right order (named once
+    ``revealed``); True when A is left."""
     a_left = a_is_left(seed, h2h.query)
     sides = (h2h.a, h2h.b) if a_left else (h2h.b, h2h.a)
+    names = ("A", "B") if a_left else ("B", "A")
     left, right = st.columns(2)
-    for col, name, side in ((left, "Left list", sides[0]), (right, "Right list", sides[1])):
+    for col, name, side, which in (
+        (left, "Left list", sides[0], names[0]),
+        (right, "Right list", sides[1], names[1]),
+    ):
         with col:
-            st.markdown(f"### {name}")
+            label = f" — {which} · {escape_markdown(side.spec.label)}" if revealed else ""
+            st.markdown(f"### {name}{label}")
             st.markdown(
                 "\n".join(
                     f"{i}. **{escape_markdown(c.title)}**"

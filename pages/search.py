@@ -227,3 +227,9 @@ results.details(result)
 results.judging(settings.dataset, result)
 results.downloads(result)
 st.caption("Share this view: copy the address bar. Every setting is in the link.")
+st.page_link(
+    "pages/compare.py",
+    label="Compare this view with another reranker, head to head",
+    icon=":material/compare_arrows:",
+    query_params=settings.to_params(),
+)

@@ -88,7 +88,7 @@ seed = state.setdefault("blind_seed", secrets.token_hex(8))
 if blind:
     a_label, b_label = h2h.a.spec.label, h2h.b.spec.label
     voter = st.text_input("Your name (optional, for several voters)", key="blind_voter")
-    show_blind(h2h, seed)
+    show_blind(h2h, seed, revealed=bool(state.get("blind_revealed")))
     current = votes.get((voter, h2h.query))
     v1, v2, v3 = st.columns(3)
     for col, choice, text in (
@@ -114,6 +114,7 @@ if blind:
     )
     if st.button("Reveal", key="blind_reveal", disabled=not votes):
         state.blind_revealed = True
+        st.rerun()
     if state.get("blind_revealed") and votes:
         all_votes = list(votes.values())
         result = tally(all_votes, all_votes[0].a, all_votes[0].b)

@@ -145,3 +145,53 @@ def test_blind_vote_and_reveal_with_the_cross_encoder():
     assert vote.winner == ("A" if vote.a_left else "B")
     labels = {str(d.proto.label) for d in at.get("download_button")}
     assert {"Votes (CSV)", "Votes (JSON)", "Pairwise judgments (CSV)"} <= labels
+
+
+JUDGED = {
+    BATS: {"s15": 3, "s33": 0, "s13": 1},
+    "is the silver liquid from a broken thermometer dangerous to breathe": {"s16": 3, "s05": 0},
+    WOOD: {"s09": 3, "s01": 0},
+    PYTHON: {"s30": 3, "s21": 0},
+}
+
+
+@pytest.mark.slow
+def test_evaluate_page_a_vs_b_matches_core():
+    from core.data.datasets import load_dataset
+    from core.models.registry import load_reranker
+    from core.quality.evaluation import evaluate_pair
+    from core.quality.headtohead import parse_spec
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.session_state["judgments"] = {"sample": JUDGED}
+    at.switch_page("pages/evaluate.py").run()
+    at.radio(key="eval_source").set_value("Judgments CSV on a dataset").run()
+    at.selectbox(key="eval_dataset").set_value("sample").run()
+    at.selectbox(key="eval_retriever").set_value("bm25").run()
+    at.slider(key="eval_candidates").set_value(10).run()
+    no_exception(at)
+    assert at.selectbox(key="pa_choice").value == "cross-encoder/ms-marco-MiniLM-L-12-v2"
+    assert at.slider(key="pb_weight").value == 0.5
+    button(at, "Compare A and B").click().run()
+    no_exception(at)
+    figures = metrics(at)
+    ce = load_reranker()
+    direct = evaluate_pair(
+        load_dataset("sample"),
+        {q: q for q in JUDGED},
+        JUDGED,
+        a=parse_spec("local"),
+        b=parse_spec("local@0.5"),
+        reranker_a=ce,
+        reranker_b=ce,
+        encoder=None,
+        retriever="bm25",
+        candidates=10,
+    )
+    c = direct.comparison
+    assert figures["A wins / ties / B wins"] == f"{c.losses} / {c.ties} / {c.wins}"
+    assert figures["95% CI of B − A"] == f"{c.low:+.3f} to {c.high:+.3f}"
+    shown = [*at.success, *at.info]
+    assert any(direct.sentence() == box.value for box in shown), [b.value for b in shown]
+    labels = {str(d.proto.label) for d in at.get("download_button")}
+    assert {"Export A vs B report (HTML)", "Per-query A vs B (CSV)"} <= labels

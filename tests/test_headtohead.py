@@ -72,7 +72,7 @@ def tiny_retriever(tiny, tmp_path_factory):
     return make_retriever("dense", tiny, tiny.default_embed_fields, encoder=encoder, index=index)
 
 
-# --- specs -----------------------------------------------------------------------------------
+# --- specs --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,10 @@ def tiny_retriever(tiny, tmp_path_factory):
         ("local@0.5", RerankSpec(PACKAGED_CROSS_ENCODER, 0.5)),
         ("local@0.3/rrf", RerankSpec(PACKAGED_CROSS_ENCODER, 0.3, "rrf")),
         ("together:Salesforce/Llama-Rank-V1", RerankSpec("together:Salesforce/Llama-Rank-V1")),
-        ("cross-encoder/ms-marco-MiniLM-L-6-v2@1", RerankSpec("cross-encoder/ms-marco-MiniLM-L-6-v2")),
+        (
+            "cross-encoder/ms-marco-MiniLM-L-6-v2@1",
+            RerankSpec("cross-encoder/ms-marco-MiniLM-L-6-v2"),
+        ),
     ],
 )
 def test_specs_parse_and_round_trip(text, spec):
@@ -108,7 +111,7 @@ def test_labels_name_the_fusion():
     assert RerankSpec("none").label == "first stage only"
 
 
-# --- head to head ------------------------------------------------------------------------------
+# --- head to head -------------------------------------------------------------------------
 
 
 def test_head_to_head_compares_the_same_candidates(tiny, tiny_retriever):
@@ -197,7 +200,7 @@ def test_missing_model_is_a_settings_error(tiny, tiny_retriever):
         )
 
 
-# --- A vs B on labelled data --------------------------------------------------------------------
+# --- A vs B on labelled data --------------------------------------------------------------
 
 
 def test_evaluate_pair_verdict_counts_and_disagreements(tiny):
@@ -247,7 +250,7 @@ def test_evaluate_pair_same_order_is_no_difference(tiny):
     assert len(ce.seen) == 1  # one model, scored once
 
 
-# --- blind test ------------------------------------------------------------------------------------
+# --- blind test ---------------------------------------------------------------------------
 
 
 def test_sides_are_seeded_per_session_and_query():
@@ -300,7 +303,7 @@ def test_vote_exports_are_formula_safe_and_convert_to_pairwise():
     assert payload["seed"] == "s" and payload["tally"]["total"] == 2
 
 
-# --- walkthroughs ------------------------------------------------------------------------------------
+# --- walkthroughs -------------------------------------------------------------------------
 
 
 def _walkthrough() -> Walkthrough:
@@ -360,7 +363,7 @@ def test_walkthrough_json_round_trips():
     assert parse_walkthrough(w.to_json()) == w
 
 
-# --- reports -------------------------------------------------------------------------------------------
+# --- reports ------------------------------------------------------------------------------
 
 
 def _offline_safe(page: str) -> None:
@@ -432,7 +435,7 @@ def test_svg_bars_handle_negative_and_constant_values():
     assert svg_bars([("a", 0.0)], "x").count("<rect") == 1
 
 
-# --- the real cross-encoder --------------------------------------------------------------------------
+# --- the real cross-encoder ----------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -366,6 +366,14 @@ def head_to_head_section(h2h: HeadToHead, note: str = "", heading: str = "") -> 
         ),
     ]
     for side, name in ((a, "A"), (b, "B")):
+        if side.cached_pairs and not side.shared_scores:
+            settings.append(
+                (
+                    f"{name} cache",
+                    f"{side.cached_pairs} of {r.num_candidates} pairs came from the reranker's "
+                    "in-memory score cache (its time is lower than a cold run)",
+                )
+            )
         if side.result.notice:
             settings.append((f"{name} notice", side.result.notice))
         truncated = sum(c.truncated for c in side.result.candidates)

@@ -41,6 +41,7 @@ from core.data.csvsafe import LINE_END, spreadsheet_safe_row
 from core.data.documents import Dataset, TextStyle, make_dataset, rerank_text
 from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, RerankDoc, Reranker
+from core.quality.blind import safe_cell
 from core.quality.metrics import DEFAULT_K_VALUES, QueryQrels, evaluate_run
 from core.quality.stats import PairedComparison, paired_bootstrap
 from core.search.fusion import FusionMethod, check_fusion, fused_order
@@ -890,7 +891,7 @@ class PairReport:
         writer = csv.DictWriter(out, fieldnames=list(_PAIR_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in self.rows():
-            writer.writerow(row)
+            writer.writerow({k: safe_cell(v) for k, v in row.items()})
         return out.getvalue()
 
 

@@ -130,13 +130,16 @@ class Side:
     ``result`` is a full :class:`SearchResult` (retrieval order plus this side's ranks
     and scores), so every single-result view works on it. ``seconds`` is this side's
     second-stage time; ``shared_scores`` says the cross-encoder scores were computed
-    once for both sides (same model) and only the fusion differs.
+    once for both sides (same model) and only the fusion differs. ``cached_pairs`` counts
+    pairs the model answered from its in-memory score cache (another session, or an
+    earlier run, scored them), which is why a time can be near 0.
     """
 
     spec: RerankSpec
     result: SearchResult
     seconds: float
     shared_scores: bool = False
+    cached_pairs: int = 0
 
     @property
     def order(self) -> list[str]:
@@ -287,6 +290,7 @@ def _side_dict(side: Side) -> dict[str, Any]:
         "score": side.score_label,
         "seconds": side.seconds,
         "shared_scores": side.shared_scores,
+        "pairs_from_memory_cache": side.cached_pairs,
         "notice": side.result.notice,
         "truncated": sum(c.truncated for c in side.result.candidates),
     }
@@ -329,7 +333,7 @@ def head_to_head(
         else ()
     )
     texts = [rerank_text(c.record, fields, rerank_style) for c in base.candidates]
-    scored: dict[int, tuple[dict[str, Any], float]] = {}
+    scored: dict[int, tuple[dict[str, Any], float, int]] = {}
     sides = []
     for spec, model in ((a, reranker_a), (b, reranker_b)):
         if spec.is_none or model is None:
@@ -338,16 +342,20 @@ def head_to_head(
         shared = id(model) in scored
         if not shared:
             docs = [RerankDoc(id=c.id, text=t) for c, t in zip(base.candidates, texts, strict=True)]
+            cache = getattr(model, "cache", None)
+            hits_before = getattr(cache, "hits", 0)
             started = time.perf_counter()
             ranked = {r.id: r for r in model.rank(base.query, docs)} if docs else {}
-            scored[id(model)] = (ranked, time.perf_counter() - started)
-        ranked, seconds = scored[id(model)]
+            spent = time.perf_counter() - started
+            hits = min(max(getattr(cache, "hits", 0) - hits_before, 0), len(docs))
+            scored[id(model)] = (ranked, spent, hits)
+        ranked, seconds, hits = scored[id(model)]
         started = time.perf_counter()
         result = _apply_side(base, spec, model, ranked, texts, fields)
         seconds += time.perf_counter() - started
         timings = replace(result.timings, rerank=seconds, total=result.timings.total + seconds)
         result = replace(result, timings=timings)
-        sides.append(Side(spec, result, seconds, shared_scores=shared))
+        sides.append(Side(spec, result, seconds, shared_scores=shared, cached_pairs=hits))
     return HeadToHead(base.query, sides[0], sides[1], base.timings.total)
 
 
