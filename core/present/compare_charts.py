@@ -97,8 +97,13 @@ def side_score_chart(side: Side, color: str = "#4a78c2") -> alt.Chart:
         .mark_bar(color=color)
         .encode(
             x=alt.X("score:Q", title=side.score_label),
-            y=alt.Y("label:N", sort=alt.SortField("rank"), title=None),
+            y=alt.Y(
+                "label:N",
+                sort=alt.SortField("rank"),
+                title=None,
+                axis=alt.Axis(labelOverlap=False, labelLimit=220),
+            ),
             tooltip=["label:N", alt.Tooltip("score:Q", format=".3f")],
         )
-        .properties(height=max(120, 22 * len(top)))
+        .properties(height=max(160, 30 * len(top)))
     )
