@@ -195,3 +195,17 @@ def test_evaluate_page_a_vs_b_matches_core():
     assert any(direct.sentence() == box.value for box in shown), [b.value for b in shown]
     labels = {str(d.proto.label) for d in at.get("download_button")}
     assert {"Export A vs B report (HTML)", "Per-query A vs B (CSV)"} <= labels
+
+
+def test_search_page_offers_the_report_and_the_head_to_head_link():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    for key, value in {"dataset": "sample", "q": BATS, "ret": "bm25", "reranker": "none"}.items():
+        at.query_params[key] = value
+    at.run()
+    no_exception(at)
+    labels = {str(d.proto.label) for d in at.get("download_button")}
+    assert "Export report (HTML)" in labels
+    (link,) = [p for p in at.get("page_link") if "head to head" in p.proto.label]
+    assert link.proto.page == "compare"
+    # the link carries the view, so the head to head opens on the same query and stage
+    assert "ret=bm25" in link.proto.query_string and "dataset=sample" in link.proto.query_string
