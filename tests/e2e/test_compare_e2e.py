@@ -84,7 +84,28 @@ def open_offline(browser, path: Path, shot: str) -> Page:
 
 
 def test_head_to_head_and_its_report_offline(app_server: str, page: Page, browser) -> None:
-    open_compare(page, app_server, QUERIES[0])
+    # As a new user: search on movies, follow the link to the head to head, pick B.
+    page.goto(
+        f"{app_server}/?{urlencode({'dataset': 'movies', 'q': QUERIES[0], 'k': '20', 'n': '5'})}"
+    )
+    wait_for_app_run(page)
+    link = page.get_by_role("link", name=re.compile("Compare this view with another reranker"))
+    wait_for_app_run(page, link.click)
+    expect(page.get_by_role("heading", name="Head to head")).to_be_visible()
+    expect(page.get_by_label("Query", exact=True)).to_have_value(QUERIES[0])
+    b_box = page.get_by_test_id("stSelectbox").filter(has_text="B: second stage")
+    b_box.get_by_role("combobox").click()
+    option = page.get_by_role("option", name="Local cross-encoder (MiniLM-L-12, INT8 ONNX)")
+    wait_for_app_run(page, option.click)
+    slider = (
+        page.get_by_test_id("stSlider")
+        .filter(has_text="B: cross-encoder weight")
+        .get_by_role("slider")
+    )
+    for _ in range(5):
+        wait_for_app_run(page, lambda: slider.press("ArrowLeft"))
+    expect(page).to_have_url(re.compile(r"[?&]b=local%400\.5(&|$)"))
+    expect(page.get_by_test_id("stException")).to_have_count(0)
     for label in ("Kendall τ (A vs B)", "RBO (p = 0.9)", "Overlap@5", "A time", "B time"):
         expect(page.get_by_test_id("stMetric").filter(has_text=label)).to_be_visible()
     assert re.fullmatch(r"[+-]\d\.\d\d", metric(page, "Kendall τ (A vs B)"))
