@@ -459,3 +459,30 @@ def test_real_cross_encoder_vs_fused_on_the_sample(cross_encoder):
     logits = [c.rerank_score for c in h2h.a.result.reranked]
     assert logits == sorted(logits, reverse=True)
     assert -1.0 <= h2h.agreement.kendall_tau <= 1.0
+
+
+def test_hosted_reranker_keeps_its_relevance_scale(tiny, tiny_retriever):
+    """Together rerank (through the real SDK, against the loopback fake) vs the first stage."""
+    from core.models.together import TogetherReranker
+    from tests.together_server import FakeTogetherServer
+
+    with FakeTogetherServer(api_key="k") as server:
+        hosted = TogetherReranker(
+            "Salesforce/Llama-Rank-V1", api_key="k", base_url=server.base_url, max_retries=0
+        )
+        h2h = head_to_head(
+            tiny,
+            "bats caves number 3",
+            retriever=tiny_retriever,
+            a=parse_spec("together:Salesforce/Llama-Rank-V1"),
+            b=parse_spec("none"),
+            reranker_a=hosted,
+            reranker_b=None,
+            num_candidates=8,
+            num_results=3,
+        )
+    assert h2h.a.score_label == "relevance" and h2h.b.score_label == "cosine"
+    scores = [c.rerank_score for c in h2h.a.result.reranked]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert {r["id"] for r in h2h.rows()} >= set(h2h.a.order[:3])
+    assert h2h.a.order[0] == "3"  # the only record with every query word
