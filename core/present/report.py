@@ -562,4 +562,4 @@ def walkthrough_report(
         )
     if tally is not None:
         body.append(blind_section(tally, votes))
-    return document(title, "".join(body), "Walkthrough")
+    return document(title, "".join(body), "Walkthrough report")
