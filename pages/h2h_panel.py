@@ -10,6 +10,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from core.errors import CoreError
 from core.models.base import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
 from core.models.together import DEFAULT_RERANK_MODEL
 from core.present.compare_charts import h2h_movement_chart, side_score_chart
@@ -277,3 +278,38 @@ def show_blind(h2h: HeadToHead, seed: str, revealed: bool = False) -> bool:
                 )
             )
     return a_left
+
+
+def search_compare_panel(settings: SearchSettings) -> None:
+    """The Search page's head-to-head: the view's second stage as A against a B picked
+    here, on the same candidates; a link opens it on the Head to head page (shareable,
+    walkthrough steps, report)."""
+    state = st.session_state
+    st.subheader("Head to head")
+    on = st.toggle(
+        "Compare with a second reranker (B) on the same candidates",
+        key="search_h2h_on",
+        help="A is this view's reranker (and fusion); B is picked here.",
+    )
+    if not on:
+        return
+    if "sb_choice" not in state:
+        from core.quality.headtohead import parse_spec
+
+        a = spec_of(settings)
+        seed_picker("sb", parse_spec("local@0.5" if not (a.is_none or a.fused) else "local"))
+    b = spec_picker("sb", "B", st.container())
+    try:
+        h2h = run_head_to_head(settings, b)
+    except CoreError as exc:
+        st.error(str(exc), icon="🚫")
+        return
+    show_figures(h2h)
+    show_tables(h2h)
+    show_charts(h2h)
+    st.page_link(
+        "pages/compare.py",
+        label="Open this head to head (shareable link, walkthrough, report)",
+        icon=":material/compare_arrows:",
+        query_params={**settings.to_params(), "b": b.to_string()},
+    )

@@ -36,6 +36,7 @@ from pages.common import (
     reranker_for,
     together_api_key,
 )
+from pages.h2h_panel import search_compare_panel
 from pages.upload_panel import quality_report, upload_box
 from serve import ensure_navigation
 
@@ -223,6 +224,7 @@ results.summary(result, build)
 results.both_orders(result)
 if result.reranker:
     results.movement_and_scores(result)
+search_compare_panel(settings)
 results.details(result)
 results.judging(settings.dataset, result)
 results.downloads(result)

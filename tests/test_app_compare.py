@@ -209,3 +209,19 @@ def test_search_page_offers_the_report_and_the_head_to_head_link():
     assert link.proto.page == "compare"
     # the link carries the view, so the head to head opens on the same query and stage
     assert "ret=bm25" in link.proto.query_string and "dataset=sample" in link.proto.query_string
+
+
+@pytest.mark.slow
+def test_search_page_head_to_head_panel():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    for key, value in {"dataset": "sample", "q": BATS, "ret": "bm25", "k": "10", "n": "5"}.items():
+        at.query_params[key] = value
+    at.run()
+    at.toggle(key="search_h2h_on").set_value(True).run()
+    no_exception(at)
+    assert at.selectbox(key="sb_choice").value == "cross-encoder/ms-marco-MiniLM-L-12-v2"
+    assert at.slider(key="sb_weight").value == 0.5
+    figures = metrics(at)
+    assert "Kendall τ (A vs B)" in figures and "B time" in figures
+    (link,) = [p for p in at.get("page_link") if "Open this head to head" in p.proto.label]
+    assert "b=local%400.5" in link.proto.query_string or "b=local@0.5" in link.proto.query_string
