@@ -10,7 +10,7 @@ import streamlit as st
 from core.data.datasets import BUILTIN
 from core.errors import CoreError
 from core.present.report import head_to_head_report
-from core.present.views import EXAMPLE_QUERIES, SearchSettings
+from core.present.views import EXAMPLE_QUERIES, SearchSettings, escape_markdown
 from core.present.walkthrough import (
     Walkthrough,
     WalkthroughStore,
@@ -78,7 +78,7 @@ with st.sidebar:
     )
     st.slider("Candidates retrieved", 10, 200, key="h2h_candidates")
     st.slider("Results compared", 1, 50, key="h2h_results")
-    st.caption(f"Bi-encoder: {view.encoder} (change it on the Search page).")
+    st.caption(f"Bi-encoder: {escape_markdown(view.encoder)} (change it on the Search page).")
 
 ca, cb = st.columns(2)
 a = spec_picker("a", "A", ca)
@@ -140,7 +140,10 @@ with st.sidebar:
     if added := state.pop("wt_added", None):
         st.success(f"Step {added} added.", icon="✅")
     for number, step in enumerate(draft.steps, start=1):
-        st.caption(f"{number}. {step.query} — B: {parse_spec(step.b).label}")
+        st.caption(
+            f"{number}. {escape_markdown(step.query)} — B: "
+            f"{escape_markdown(parse_spec(step.b).label)}"
+        )
     if draft.steps:
         st.text_input("Title", value=draft.title, key="wt_title")
         if st.button("Save and share", key="wt_save", type="primary", width="stretch"):

@@ -10,6 +10,7 @@ import streamlit as st
 from core.errors import CoreError
 from core.present.evaluate_state import LabelledSet
 from core.present.report import pair_report_html
+from core.present.views import escape_markdown
 from core.quality.evaluation import PRIMARY_METRIC, evaluate_pair
 from core.search.scorestore import ScoreStore
 from pages.common import get_encoder, reranker_for, together_api_key
@@ -92,7 +93,7 @@ def pair_panel(labelled: LabelledSet, *, retriever: str, encoder_id: str, candid
         m2.metric("95% CI of B − A", f"{c.low:+.3f} to {c.high:+.3f}")
         m3.metric("A wins / ties / B wins", f"{c.losses} / {c.ties} / {c.wins}")
         m4.metric("Time A / B", f"{report.a_seconds:.1f} s / {report.b_seconds:.1f} s")
-        VERDICT_BOX.get(report.verdict, st.info)(report.sentence())
+        VERDICT_BOX.get(report.verdict, st.info)(escape_markdown(report.sentence()))
         st.markdown("**Where A and B disagree most**")
         st.dataframe(
             pd.DataFrame([q.row() for q in report.disagreements(5)]),

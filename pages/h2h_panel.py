@@ -170,7 +170,9 @@ def show_figures(h2h: HeadToHead) -> None:
         + (_time_help(h2h.b) or ""),
     )
     r = h2h.a.result
-    stage = RETRIEVER_LABELS[r.retriever] + ("" if r.retriever == "bm25" else f" · {r.encoder}")
+    stage = RETRIEVER_LABELS[r.retriever] + (
+        "" if r.retriever == "bm25" else f" · {escape_markdown(r.encoder)}"
+    )
     st.caption(
         f"Same {r.num_candidates} candidates for both, from {stage} in "
         f"{h2h.retrieval_seconds * 1000:.0f} ms. A scores: {h2h.a.score_label}; "
@@ -207,7 +209,7 @@ def show_tables(h2h: HeadToHead) -> None:
     ranks = {"a": h2h.a.ranks, "b": h2h.b.ranks}
     for col, key, other, side in ((left, "a", "b", h2h.a), (right, "b", "a", h2h.b)):
         with col:
-            st.subheader(f"{key.upper()} · {side.spec.label}")
+            st.subheader(f"{key.upper()} · {escape_markdown(side.spec.label)}")
             top = side.result.top_final
             move = [ranks[other][c.id] - c.final_rank for c in top]
             st.dataframe(

@@ -159,6 +159,7 @@ JUDGED = {
 def test_evaluate_page_a_vs_b_matches_core():
     from core.data.datasets import load_dataset
     from core.models.registry import load_reranker
+    from core.present.views import escape_markdown
     from core.quality.evaluation import evaluate_pair
     from core.quality.headtohead import parse_spec
 
@@ -192,7 +193,8 @@ def test_evaluate_page_a_vs_b_matches_core():
     assert figures["A wins / ties / B wins"] == f"{c.losses} / {c.ties} / {c.wins}"
     assert figures["95% CI of B − A"] == f"{c.low:+.3f} to {c.high:+.3f}"
     shown = [*at.success, *at.info]
-    assert any(direct.sentence() == box.value for box in shown), [b.value for b in shown]
+    expected = escape_markdown(direct.sentence())
+    assert any(expected == box.value for box in shown), [b.value for b in shown]
     labels = {str(d.proto.label) for d in at.get("download_button")}
     assert {"Export A vs B report (HTML)", "Per-query A vs B (CSV)"} <= labels
 
