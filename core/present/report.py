@@ -27,6 +27,7 @@ from core.search.pipeline import SearchResult
 from core.search.retrievers import RETRIEVER_LABELS
 
 COLORS = {"up": "#1a9850", "down": "#d73027", "same": "#8c8c8c"}
+MAX_BARS = 60
 CSS = """
 :root { color-scheme: light; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -463,7 +464,19 @@ def pair_section(report: PairReport, disagreements: int = 5) -> str:
         ],
         {1, 2, 3, 4, 5},
     )
-    deltas = sorted(((q.qid, q.delta) for q in report.queries), key=lambda x: -x[1])
+    changed = [(q.qid, q.delta) for q in report.queries if abs(q.delta) > 1e-9]
+    shown = sorted(sorted(changed, key=lambda x: -abs(x[1]))[:MAX_BARS], key=lambda x: -x[1])
+    unchanged = len(report.queries) - len(changed)
+    left_out = len(changed) - len(shown)
+    bars_caption = (
+        "One bar per query whose nDCG@10 changed, B minus A; red bars: A was better there. "
+        f"{unchanged} quer{'y' if unchanged == 1 else 'ies'} with no change not drawn"
+        + (
+            f"; {left_out} smaller changes left out (the {MAX_BARS} largest shown)."
+            if left_out
+            else "."
+        )
+    )
     worst = _table(
         ["query id", "query", "A nDCG@10", "B nDCG@10", "B − A", "Kendall τ"],
         [
@@ -507,8 +520,8 @@ def pair_section(report: PairReport, disagreements: int = 5) -> str:
         + means
         + "<h3>Per-query change</h3>"
         + _figure(
-            svg_bars(deltas, "nDCG@10 B − A per query", width=860, color="#1a9850"),
-            "One bar per query, B minus A; red bars: A was better on that query.",
+            svg_bars(shown, "nDCG@10 B − A per query", width=860, color="#1a9850"),
+            bars_caption,
         )
         + "<h3>Where A and B disagree most</h3>"
         + worst
