@@ -96,7 +96,12 @@ def test_compare_prints_verdict_json_and_writes_html(judgments, tmp_path):
     assert payload["a_wins"] + payload["ties"] + payload["b_wins"] == len(JUDGED)
     assert len(payload["queries"]) == len(JUDGED) and payload["disagreements"]
     page = html.read_text(encoding="utf-8")
-    assert page.count("<svg") == 1 and payload["verdict"] in page
+    changed = sum(1 for q in payload["queries"] if q["delta"] != 0)
+    assert payload["verdict"] in page
+    if changed:
+        assert page.count("<svg") == 1 and page.count("<rect") == changed
+    else:
+        assert "No query's nDCG@10 changed between A and B (4 queries)" in page
     text = cli(
         "--judgments",
         str(judgments),

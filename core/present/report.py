@@ -519,9 +519,13 @@ def pair_section(report: PairReport, disagreements: int = 5) -> str:
         f"B {c.wins}.</p>"
         + means
         + "<h3>Per-query change</h3>"
-        + _figure(
-            svg_bars(shown, "nDCG@10 B − A per query", width=860, color="#1a9850"),
-            bars_caption,
+        + (
+            _figure(
+                svg_bars(shown, "nDCG@10 B − A per query", width=860, color="#1a9850"),
+                bars_caption,
+            )
+            if shown
+            else f"<p>No query's nDCG@10 changed between A and B ({unchanged} queries).</p>"
         )
         + "<h3>Where A and B disagree most</h3>"
         + worst
