@@ -30,6 +30,9 @@ from pages.h2h_panel import (
     spec_picker,
     with_spec,
 )
+from serve import ensure_navigation
+
+ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 state = st.session_state
 

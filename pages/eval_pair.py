@@ -117,3 +117,9 @@ def pair_panel(labelled: LabelledSet, *, retriever: str, encoder_id: str, candid
             "text/csv",
             on_click="ignore",
         )
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

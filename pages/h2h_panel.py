@@ -315,3 +315,9 @@ def search_compare_panel(settings: SearchSettings) -> None:
         icon=":material/compare_arrows:",
         query_params={**settings.to_params(), "b": b.to_string()},
     )
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()
