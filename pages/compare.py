@@ -30,9 +30,6 @@ from pages.h2h_panel import (
     spec_picker,
     with_spec,
 )
-from serve import ensure_navigation
-
-ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 state = st.session_state
 
@@ -43,15 +40,15 @@ params = st.query_params.to_dict()
 if "h2h_view" not in state or (params and params != state.get("h2h_params")):
     if "q" in params or "b" in params:
         view, warnings = SearchSettings.from_params(params)
-        for warning in warnings:
-            st.warning(f"Link setting ignored: {warning}", icon="⚠️")
     else:
-        view = state.get("view") or SearchSettings()
+        view, warnings = state.get("view") or SearchSettings(), []
     try:
         b = parse_spec(params.get("b", "")) if params.get("b") else RerankSpec("none")
     except CoreError as exc:
-        st.warning(f"Link setting ignored: {exc}", icon="⚠️")
+        warnings.append(str(exc))
         b = RerankSpec("none")
+    # Shown until the view changes (a rerun must not lose them).
+    state.h2h_warnings, state.h2h_seed_params = warnings, None
     state.h2h_view = (view, b)
     for key in ("h2h_query", "h2h_dataset"):
         state.pop(key, None)
@@ -67,6 +64,8 @@ if "h2h_query" not in state:
     seed_picker("b", b_spec)
 
 st.title("Head to head")
+for warning in state.get("h2h_warnings", []):
+    st.warning(f"Link setting ignored: {warning}", icon="⚠️")
 st.caption(
     "Two second stages on exactly the same candidates: which order is better for this "
     "query? Each side keeps its own score scale; the time of each is measured."
@@ -118,6 +117,10 @@ settings = with_spec(
 state.h2h_view = (settings, b)
 params = {**settings.to_params(), "a": a.to_string(), "b": b.to_string()}
 state.h2h_params = params
+if state.get("h2h_seed_params") is None:
+    state.h2h_seed_params = params
+elif params != state.h2h_seed_params:
+    state.h2h_warnings = []
 if st.query_params.to_dict() != params:
     st.query_params.from_dict(params)
 
@@ -212,3 +215,10 @@ st.download_button(
     "timings and your note. Opens offline and prints well.",
 )
 st.caption("Share this comparison: copy the address bar. A, B and the query are in the link.")
+
+
+# Last, not first: a rerun before the script has drawn would drop a pressed button.
+if __name__ == "__main__":  # a deep link on a fresh plain server (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

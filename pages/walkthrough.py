@@ -14,9 +14,6 @@ from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkth
 from core.quality.blind import make_vote, pairwise_csv, tally, votes_csv, votes_json
 from core.quality.headtohead import parse_spec
 from pages.h2h_panel import run_head_to_head, show_blind, show_charts, show_figures, show_large
-from serve import ensure_navigation
-
-ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 
 state = st.session_state
 
@@ -207,3 +204,10 @@ st.download_button(
     on_click="ignore",
     key="wt_export",
 )
+
+
+# Last, not first: a rerun before the script has drawn would drop a pressed button.
+if __name__ == "__main__":  # a deep link on a fresh plain server (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()
