@@ -22,11 +22,29 @@ navigation = st.navigation(
             url_path="diagnostics",
         ),
         st.Page(
+            "pages/compare.py",
+            title="Head to head",
+            icon=":material/compare_arrows:",
+            url_path="compare",
+        ),
+        st.Page(
+            "pages/walkthrough.py",
+            title="Walkthrough",
+            icon=":material/slideshow:",
+            url_path="walkthrough",
+        ),
+        st.Page(
             "pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"
         ),
         st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about"),
     ]
 )
+# A shared walkthrough link is the app's root with ?walkthrough=<id>: it opens the
+# Walkthrough page (a root link also works on a server no session has visited yet).
+if navigation.url_path == "" and st.query_params.get("walkthrough"):
+    st.switch_page(
+        "pages/walkthrough.py", query_params={"walkthrough": st.query_params["walkthrough"]}
+    )
 if navigation.title in WAITING_PAGES:
     show_warmup(warmup)
 navigation.run()

@@ -249,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="--tune: queries on which the cross-encoder is timed live per depth (default "
         "5; 0: no timing)",
     )
+    evaluate.add_argument(
+        "--compare",
+        metavar="A,B",
+        help="two second stages head to head on the same candidates, e.g. local,local@0.5 "
+        "(spec: none | local | MODEL_ID | together:MODEL, optionally @WEIGHT[/rrf] to fuse)",
+    )
+    evaluate.add_argument(
+        "--html", metavar="FILE", help="--compare: also write a self-contained HTML report"
+    )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument(
         "--per-query-out",
@@ -826,8 +835,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         stages = default_stages(encoder_ids[0], second)
     else:
         stages = stages_for(args.retriever or ["dense"], encoder_ids)
+    if args.compare:
+        from core.quality.headtohead import parse_pair
+
+        pair = parse_pair(args.compare)  # a malformed spec fails before any model loads
+        if args.tune or len(stages) != 1:
+            raise CoreError("--compare takes one first stage (one --retriever and --encoder)")
+        if args.no_rerank or args.reranker:
+            raise CoreError("--compare names both second stages: drop --reranker/--no-rerank")
     needed = dict.fromkeys(s.encoder for s in stages if s.retriever != "bm25")
     encoders = {model_id: load_encoder(model_id) for model_id in needed}
+    if args.compare:
+        return _compare_pair(args, data, stages[0], encoders, pair)
     reranker = None
     if not args.no_rerank:
         reranker = load_reranker(
@@ -1003,6 +1022,63 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
             f"{bench.pairs_cached:,} from cache; "
             + ", ".join(f"{k} {v:.1f} s" for k, v in bench.seconds.items())
         )
+    return 0
+
+
+def _compare_pair(args, data: _Labelled, stage, encoders, pair) -> int:
+    """``evaluate --compare A,B``: both second stages on the same candidates, with the
+    paired interval, the verdict and the queries where they disagree most."""
+    from pathlib import Path
+
+    from core.models.base import DEFAULT_MAX_LENGTH
+    from core.models.registry import load_reranker
+    from core.present.report import pair_report_html
+    from core.quality.evaluation import evaluate_pair, format_pair_report
+    from core.search.scorestore import ScoreStore
+
+    models = {}
+    for spec in pair:
+        if not spec.is_none and spec.reranker not in models:
+            models[spec.reranker] = load_reranker(
+                spec.reranker, max_length=args.max_length or DEFAULT_MAX_LENGTH
+            )
+    a, b = pair
+    report = evaluate_pair(
+        data.dataset,
+        data.queries,
+        data.qrels,
+        a=a,
+        b=b,
+        reranker_a=models.get(a.reranker),
+        reranker_b=models.get(b.reranker),
+        encoder=encoders.get(stage.encoder),
+        retriever=stage.retriever,
+        rrf_k=args.rrf_k,
+        candidates=args.candidates,
+        embed_fields=data.embed_fields,
+        rerank_fields=data.rerank_fields,
+        rerank_style=data.style,
+        max_queries=args.max_queries,
+        ignore_identical_ids=data.ignore_ids,
+        name=data.dataset.name,
+        split=data.beir.split if data.beir is not None else None,
+        store=ScoreStore(),
+        progress=None if not sys.stderr.isatty() else _evaluate_progress,
+    )
+    if args.html:
+        target = Path(args.html).expanduser()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(pair_report_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise CoreError(f"cannot write the HTML report to {target}: {exc.strerror}") from exc
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        print(format_pair_report(report))
+    if args.html:
+        print(f"HTML report: {args.html}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

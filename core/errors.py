@@ -60,3 +60,7 @@ class MilvusSchemaError(MilvusError):
 
 class BatchEngineError(CoreError):
     """A batch engine (Ray) could not be started, reached or finish a job."""
+
+
+class WalkthroughError(CoreError):
+    """A walkthrough file or link could not be read (malformed, too large, unknown id)."""

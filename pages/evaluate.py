@@ -16,6 +16,7 @@ from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
 from pages import quality_panels as quality
 from pages.common import BUILTIN_LABELS, load_named_dataset
+from pages.eval_pair import pair_panel
 from serve import ensure_navigation
 
 ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
@@ -136,6 +137,8 @@ stored_tune = state.get("eval_tuned")
 if stored_tune is not None and stored_tune[0] == tune_key:
     panels.recommended(stored_tune[1])
     quality.tune_panel(stored_tune[1])
+
+pair_panel(labelled, retriever=retriever, encoder_id=encoder_id, candidates=candidates)
 
 # --- the evaluation ---------------------------------------------------------------------
 stored = state.get("eval_report")

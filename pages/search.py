@@ -39,6 +39,7 @@ from pages.common import (
     reranker_for,
     together_api_key,
 )
+from pages.h2h_panel import search_compare_panel
 from pages.milvus_panel import milvus_box
 from pages.passage_panel import passage_estimate
 from pages.upload_panel import quality_report, upload_box
@@ -251,7 +252,14 @@ results.summary(result, build)
 results.both_orders(result)
 if result.reranker:
     results.movement_and_scores(result)
+search_compare_panel(settings)
 results.details(result)
 results.judging(settings.dataset, result)
 results.downloads(result)
 st.caption("Share this view: copy the address bar. Every setting is in the link.")
+st.page_link(
+    "pages/compare.py",
+    label="Compare this view with another reranker, head to head",
+    icon=":material/compare_arrows:",
+    query_params=settings.to_params(),
+)

@@ -12,6 +12,7 @@ import streamlit as st
 from core.data.beir import dump_judgments_csv, load_judgments_csv
 from core.errors import CoreError
 from core.present.charts import movement_chart, score_chart
+from core.present.report import search_report
 from core.present.tables import (
     detail_scores,
     final_heading,
@@ -236,8 +237,9 @@ def _judged_figures(result: SearchResult, ratings: dict[str, int]) -> None:
 
 
 def downloads(result: SearchResult) -> None:
-    """Download every candidate of this search as CSV or JSON."""
-    e1, e2, _ = st.columns([1, 1, 4])
+    """Download every candidate of this search as CSV or JSON, or the view as an HTML
+    report."""
+    e1, e2, e3, _ = st.columns([1, 1, 1, 3])
     e1.download_button(
         "Download CSV", export_csv(result), "rerank-results.csv", "text/csv", on_click="ignore"
     )
@@ -247,6 +249,15 @@ def downloads(result: SearchResult) -> None:
         "rerank-results.json",
         "application/json",
         on_click="ignore",
+    )
+    e3.download_button(
+        "Export report (HTML)",
+        search_report(result),
+        "search-report.html",
+        "text/html",
+        on_click="ignore",
+        help="One self-contained file: settings, both orders, movement and score charts, "
+        "timings. Opens offline and prints well.",
     )
 
 

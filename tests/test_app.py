@@ -178,7 +178,12 @@ def test_details_and_download_buttons(bats_app) -> None:
     assert len(pick.options) == 5
     assert pick.value.startswith("1. ") and "Batman" in pick.value
     buttons = {b.label: b for b in bats_app.download_button}
-    assert set(buttons) == {"Download CSV", "Download JSON", "Export judgments (CSV)"}
+    assert set(buttons) == {
+        "Download CSV",
+        "Download JSON",
+        "Export judgments (CSV)",
+        "Export report (HTML)",
+    }
     assert all(not b.disabled for b in buttons.values())
     assert buttons["Download CSV"].proto.url.endswith(".csv")
     assert buttons["Download JSON"].proto.url.endswith(".json")

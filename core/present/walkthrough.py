@@ -1,0 +1,205 @@
+"""Walkthroughs: an ordered list of steps a presenter steps through, saved by content.
+
+A :class:`Step` is one view: the Search page's settings as their URL parameters (query
+included), the B side of the head-to-head as a spec string
+(:func:`core.quality.headtohead.parse_spec`), and an optional note. A
+:class:`Walkthrough` is a title and its steps; its JSON form is the export/import
+format and what the server stores.
+
+:class:`WalkthroughStore` keeps walkthroughs like uploads: ``<root>/<sha256>.json``,
+named by the sha256 of the canonical JSON and written atomically, so the same
+walkthrough always gets the same id and one link (``?walkthrough=<16 hex>``) opens it for
+anyone on the same server. Files are re-hashed when read; a damaged one is never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import CoreError, WalkthroughError
+from core.paths import atomic_write, cache_dir
+from core.present.views import SearchSettings
+from core.quality.headtohead import parse_spec
+
+FORMAT = "rerank-walkthrough/1"
+MAX_STEPS = 100
+MAX_NOTE_CHARS = 4_000
+MAX_BYTES = 1_000_000
+ID_LENGTH = 16
+_ID = re.compile(r"^[0-9a-f]{16}\Z")
+_FILE = re.compile(r"^([0-9a-f]{64})\.json\Z")
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: settings (Search page URL parameters), B's spec, and a note."""
+
+    params: dict[str, str]
+    b: str = "none"
+    note: str = ""
+
+    @property
+    def settings(self) -> SearchSettings:
+        """The step's settings (invalid values fall back to defaults, as links do)."""
+        return SearchSettings.from_params(self.params)[0]
+
+    @property
+    def query(self) -> str:
+        """The step's query."""
+        return self.settings.query
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"params": dict(sorted(self.params.items())), "b": self.b, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    """A titled, ordered list of steps."""
+
+    title: str = "Walkthrough"
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the format tag."""
+        return {
+            "format": FORMAT,
+            "title": self.title,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no extra spaces): the stored and hashed form."""
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, indent=1)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of :meth:`to_json`."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def id(self) -> str:
+        """The short id in links: the digest's first 16 hex digits."""
+        return self.digest[:ID_LENGTH]
+
+    def add(self, step: Step) -> Walkthrough:
+        """A copy with ``step`` appended (:class:`WalkthroughError` past the step limit)."""
+        if len(self.steps) >= MAX_STEPS:
+            raise WalkthroughError(f"a walkthrough holds at most {MAX_STEPS} steps")
+        return Walkthrough(self.title, (*self.steps, step))
+
+    def remove(self, index: int) -> Walkthrough:
+        """A copy without step ``index`` (0-based)."""
+        return Walkthrough(self.title, self.steps[:index] + self.steps[index + 1 :])
+
+    def move(self, index: int, offset: int) -> Walkthrough:
+        """A copy with step ``index`` moved by ``offset`` (clamped to the ends)."""
+        steps = list(self.steps)
+        target = min(max(index + offset, 0), len(steps) - 1)
+        steps.insert(target, steps.pop(index))
+        return Walkthrough(self.title, tuple(steps))
+
+
+def step_from_view(settings: SearchSettings, b: str, note: str = "") -> Step:
+    """A step built from the current view (its URL parameters) and B's spec."""
+    parse_spec(b)  # reject a malformed spec now, not when presenting
+    return Step(settings.to_params(), b, note[:MAX_NOTE_CHARS])
+
+
+def parse_walkthrough(data: bytes | str) -> Walkthrough:
+    """Read a walkthrough from its JSON; :class:`WalkthroughError` with one clear line."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_BYTES:
+            raise WalkthroughError(f"walkthrough file is over {MAX_BYTES // 1000} kB")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WalkthroughError("walkthrough file is not UTF-8 text") from None
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise WalkthroughError(f"walkthrough file is not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise WalkthroughError(f"not a walkthrough: expected an object with format {FORMAT!r}")
+    title = raw.get("title", "Walkthrough")
+    steps = raw.get("steps")
+    if not isinstance(title, str) or not isinstance(steps, list):
+        raise WalkthroughError("walkthrough needs a text 'title' and a list of 'steps'")
+    if not steps:
+        raise WalkthroughError("walkthrough has no steps")
+    if len(steps) > MAX_STEPS:
+        raise WalkthroughError(f"walkthrough has {len(steps)} steps; at most {MAX_STEPS}")
+    out = []
+    for number, step in enumerate(steps, start=1):
+        if not isinstance(step, dict):
+            raise WalkthroughError(f"step {number} is not an object")
+        params, b, note = step.get("params"), step.get("b", "none"), step.get("note", "")
+        if not isinstance(params, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+        ):
+            raise WalkthroughError(f"step {number}: 'params' must map text to text")
+        if not isinstance(b, str) or not isinstance(note, str):
+            raise WalkthroughError(f"step {number}: 'b' and 'note' must be text")
+        if len(note) > MAX_NOTE_CHARS:
+            raise WalkthroughError(f"step {number}: note is over {MAX_NOTE_CHARS} characters")
+        try:
+            parse_spec(b)
+        except CoreError as exc:
+            raise WalkthroughError(f"step {number}: {exc}") from None
+        if not SearchSettings.from_params(params)[0].query:
+            raise WalkthroughError(f"step {number} has no query (parameter 'q')")
+        out.append(Step(dict(params), b, note))
+    return Walkthrough(title.strip()[:200] or "Walkthrough", tuple(out))
+
+
+def is_walkthrough_id(value: object) -> bool:
+    """True for a well-formed link id (16 lowercase hex digits)."""
+    return isinstance(value, str) and bool(_ID.match(value))
+
+
+class WalkthroughStore:
+    """Walkthroughs on the server under ``<root>/<sha256>.json`` (default
+    ``<cache dir>/walkthroughs``), addressed by content."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_dir() / "walkthroughs"
+
+    def put(self, walkthrough: Walkthrough) -> str:
+        """Store ``walkthrough`` (idempotent); return its link id."""
+        if not walkthrough.steps:
+            raise WalkthroughError("add at least one step before saving")
+        text = walkthrough.to_json().encode()
+        target = self.root / f"{walkthrough.digest}.json"
+        with _LOCK:
+            if not target.is_file():
+                atomic_write(target, text)
+        return walkthrough.id
+
+    def get(self, walkthrough_id: str) -> Walkthrough:
+        """The walkthrough with link id ``walkthrough_id``; :class:`WalkthroughError` if the
+        id is malformed (checked before any file is touched) or not on this server."""
+        if not is_walkthrough_id(walkthrough_id):
+            shown = re.sub(r"[\x00-\x1f\x7f]", " ", str(walkthrough_id))[:40]
+            raise WalkthroughError(
+                f"{shown!r} is not a walkthrough id (16 hex digits, from a shared link)"
+            )
+        if self.root.is_dir():
+            for path in sorted(self.root.glob(f"{walkthrough_id}*.json")):
+                match = _FILE.match(path.name)
+                if not match:
+                    continue
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                if hashlib.sha256(data).hexdigest() != match.group(1):
+                    continue  # damaged on disk: never serve it
+                return parse_walkthrough(data)
+        raise WalkthroughError(f"walkthrough {walkthrough_id} is not on this server")

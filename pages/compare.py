@@ -1,0 +1,224 @@
+"""Head to head page: two second stages on the same candidates, a one-click walkthrough
+step from the current view, and a self-contained HTML report."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from core.data.datasets import BUILTIN
+from core.errors import CoreError
+from core.present.report import head_to_head_report
+from core.present.views import EXAMPLE_QUERIES, SearchSettings, escape_markdown
+from core.present.walkthrough import (
+    Walkthrough,
+    WalkthroughStore,
+    parse_walkthrough,
+    step_from_view,
+)
+from core.quality.headtohead import RerankSpec, parse_spec
+from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
+from pages.common import BUILTIN_LABELS
+from pages.h2h_panel import (
+    run_head_to_head,
+    seed_picker,
+    show_charts,
+    show_figures,
+    show_tables,
+    spec_of,
+    spec_picker,
+    with_spec,
+)
+
+state = st.session_state
+
+# --- settings: the link, else the Search page's view; widgets re-seeded from h2h_view ----
+# A link (or the Search page's "compare" link) re-seeds the page; the page's own URL, or
+# none (the sidebar), keeps what the session was doing.
+params = st.query_params.to_dict()
+if "h2h_view" not in state or (params and params != state.get("h2h_params")):
+    if "q" in params or "b" in params:
+        view, warnings = SearchSettings.from_params(params)
+    else:
+        view, warnings = state.get("view") or SearchSettings(), []
+    try:
+        b = parse_spec(params.get("b", "")) if params.get("b") else RerankSpec("none")
+    except CoreError as exc:
+        warnings.append(str(exc))
+        b = RerankSpec("none")
+    # Shown until the view changes (a rerun must not lose them).
+    state.h2h_warnings, state.h2h_seed_params = warnings, None
+    state.h2h_view = (view, b)
+    for key in ("h2h_query", "h2h_dataset"):
+        state.pop(key, None)
+view, b_spec = state.h2h_view
+datasets = [*BUILTIN, *state.get("uploads", [])]
+if "h2h_query" not in state:
+    state.h2h_query = view.query
+    state.h2h_dataset = view.dataset if view.dataset in datasets else "movies"
+    state.h2h_retriever = view.retriever
+    state.h2h_candidates = view.candidates
+    state.h2h_results = view.results
+    seed_picker("a", spec_of(view))
+    seed_picker("b", b_spec)
+
+st.title("Head to head")
+for warning in state.get("h2h_warnings", []):
+    st.warning(f"Link setting ignored: {warning}", icon="⚠️")
+st.caption(
+    "Two second stages on exactly the same candidates: which order is better for this "
+    "query? Each side keeps its own score scale; the time of each is measured."
+)
+
+with st.sidebar:
+    st.header("First stage")
+    labels = {**BUILTIN_LABELS, **state.get("upload_labels", {})}
+    st.selectbox("Dataset", datasets, key="h2h_dataset", format_func=lambda n: labels.get(n, n))
+    st.selectbox(
+        "First stage", list(RETRIEVER_KINDS), key="h2h_retriever", format_func=RETRIEVER_LABELS.get
+    )
+    st.slider("Candidates retrieved", 10, 200, key="h2h_candidates")
+    st.slider("Results compared", 1, 50, key="h2h_results")
+    st.caption(f"Bi-encoder: {escape_markdown(view.encoder)} (change it on the Search page).")
+
+ca, cb = st.columns(2)
+a = spec_picker("a", "A", ca)
+b = spec_picker("b", "B", cb)
+st.text_input("Query", key="h2h_query", placeholder="Describe what you are looking for…")
+examples = EXAMPLE_QUERIES.get(state.h2h_dataset, ())
+if examples:
+    cols = st.columns(len(examples))
+    for col, text in zip(cols, examples, strict=True):
+        col.button(
+            text,
+            on_click=lambda t=text: state.update(h2h_query=t),
+            width="stretch",
+            type="tertiary",
+            key=f"h2h_example_{text}",
+        )
+
+dataset_changed = state.h2h_dataset != view.dataset
+settings = with_spec(
+    replace(
+        view,
+        dataset=state.h2h_dataset,
+        query=state.h2h_query.strip(),
+        retriever=state.h2h_retriever,
+        candidates=int(state.h2h_candidates),
+        results=int(state.h2h_results),
+        embed_fields=() if dataset_changed else view.embed_fields,
+        rerank_fields=() if dataset_changed else view.rerank_fields,
+        id_field="" if dataset_changed else view.id_field,
+        title_field="" if dataset_changed else view.title_field,
+    ),
+    a,
+)
+state.h2h_view = (settings, b)
+params = {**settings.to_params(), "a": a.to_string(), "b": b.to_string()}
+state.h2h_params = params
+if state.get("h2h_seed_params") is None:
+    state.h2h_seed_params = params
+elif params != state.h2h_seed_params:
+    state.h2h_warnings = []
+if st.query_params.to_dict() != params:
+    st.query_params.from_dict(params)
+
+# --- walkthrough builder (sidebar) --------------------------------------------------------
+draft: Walkthrough = state.setdefault("wt_draft", Walkthrough())
+with st.sidebar:
+    st.header("Walkthrough")
+    st.text_area("Note for this step (optional)", key="wt_note", height=80)
+    if st.button(
+        "Add this view as a step",
+        key="wt_add",
+        disabled=not settings.query,
+        help="The query, first stage, A, B and your note become the next step.",
+        width="stretch",
+    ):
+        try:
+            state.wt_draft = draft = draft.add(
+                step_from_view(settings, b.to_string(), state.get("wt_note", ""))
+            )
+            state.wt_added = len(draft.steps)
+        except CoreError as exc:
+            st.error(str(exc), icon="🚫")
+    if added := state.pop("wt_added", None):
+        st.success(f"Step {added} added.", icon="✅")
+    for number, step in enumerate(draft.steps, start=1):
+        st.caption(
+            f"{number}. {escape_markdown(step.query)} — B: "
+            f"{escape_markdown(parse_spec(step.b).label)}"
+        )
+    if draft.steps:
+        st.text_input("Title", value=draft.title, key="wt_title")
+        if st.button("Save and share", key="wt_save", type="primary", width="stretch"):
+            state.wt_draft = draft = Walkthrough(
+                (state.get("wt_title") or "Walkthrough").strip() or "Walkthrough", draft.steps
+            )
+            try:
+                state.wt_saved = WalkthroughStore().put(draft)
+            except (CoreError, OSError) as exc:
+                st.error(f"Could not save the walkthrough: {exc}", icon="🚫")
+        if saved := state.get("wt_saved"):
+            st.caption("Open it anywhere on this server:")
+            st.code(f"/?walkthrough={saved}", language=None)
+            st.page_link(
+                "pages/walkthrough.py",
+                label="Present it",
+                icon=":material/slideshow:",
+                query_params={"walkthrough": saved},
+            )
+        st.download_button(
+            "Export walkthrough (JSON)",
+            draft.to_json(),
+            "walkthrough.json",
+            "application/json",
+            on_click="ignore",
+            width="stretch",
+        )
+        if st.button("Clear steps", key="wt_clear", width="stretch"):
+            state.wt_draft = Walkthrough()
+            state.pop("wt_saved", None)
+            st.rerun()
+    imported = st.file_uploader("Import walkthrough (JSON)", type=["json"], key="wt_import")
+    if imported is not None and state.get("wt_imported") != imported.file_id:
+        try:
+            state.wt_draft = parse_walkthrough(imported.getvalue())
+            state.wt_imported = imported.file_id
+            state.pop("wt_saved", None)
+            st.rerun()
+        except CoreError as exc:
+            st.error(str(exc), icon="🚫")
+
+# --- run ----------------------------------------------------------------------------------
+if not settings.query:
+    st.info("Type a query or pick an example to compare A and B on it.")
+    st.stop()
+try:
+    h2h = run_head_to_head(settings, b)
+except CoreError as exc:
+    st.error(str(exc), icon="🚫")
+    st.stop()
+
+show_figures(h2h)
+show_tables(h2h)
+show_charts(h2h)
+st.download_button(
+    "Export report (HTML)",
+    head_to_head_report(h2h, state.get("wt_note", "")),
+    "head-to-head.html",
+    "text/html",
+    on_click="ignore",
+    key="h2h_report",
+    help="One self-contained file: settings, both lists, movement and score charts, "
+    "timings and your note. Opens offline and prints well.",
+)
+st.caption("Share this comparison: copy the address bar. A, B and the query are in the link.")
+
+
+# Last, not first: a rerun before the script has drawn would drop a pressed button.
+if __name__ == "__main__":  # a deep link on a fresh plain server (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()

@@ -1,0 +1,323 @@
+"""Streamlit glue for head-to-heads, shared by the Head to head and Walkthrough pages:
+the A/B spec picker, running a head-to-head from a view's settings (models, datasets and
+indexes come from the shared caches), and drawing it (labelled, or blind)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import CoreError
+from core.models.base import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.models.together import DEFAULT_RERANK_MODEL
+from core.present.compare_charts import h2h_movement_chart, side_score_chart
+from core.present.views import SearchSettings, escape_markdown
+from core.quality.blind import a_is_left
+from core.quality.headtohead import HeadToHead, RerankSpec, head_to_head
+from core.search.retrievers import RETRIEVER_LABELS, make_retriever
+from pages.common import encoder_for, get_index, load_named_dataset, reranker_for, together_api_key
+
+MODEL_CHOICES = {
+    PACKAGED_CROSS_ENCODER: "Local cross-encoder (MiniLM-L-12, INT8 ONNX)",
+    "sentence-transformers": "sentence-transformers CrossEncoder (model id)",
+    "together": "Together rerank (hosted)",
+    "none": "None: first-stage order",
+}
+CACHE_SIZE = 24
+
+
+def seed_picker(prefix: str, spec: RerankSpec) -> None:
+    """Put ``spec`` into the picker's widget state (keys ``<prefix>_choice`` ...)."""
+    state = st.session_state
+    if spec.is_none:
+        choice, model = "none", ""
+    elif spec.reranker == PACKAGED_CROSS_ENCODER:
+        choice, model = PACKAGED_CROSS_ENCODER, ""
+    elif spec.reranker.startswith("together:"):
+        choice, model = "together", spec.reranker.removeprefix("together:")
+    else:
+        choice, model = "sentence-transformers", spec.reranker
+    state[f"{prefix}_choice"] = choice
+    state[f"{prefix}_model"] = model
+    state[f"{prefix}_weight"] = float(spec.fusion_weight)
+
+
+def spec_picker(prefix: str, title: str, container) -> RerankSpec:
+    """A reranker choice, a model id where needed and a cross-encoder weight; the spec."""
+    state = st.session_state
+    with container:
+        choice = st.selectbox(
+            f"{title}: second stage",
+            list(MODEL_CHOICES),
+            key=f"{prefix}_choice",
+            format_func=MODEL_CHOICES.get,
+        )
+        if choice in ("sentence-transformers", "together"):
+            st.text_input(
+                f"{title}: model id",
+                key=f"{prefix}_model",
+                placeholder=SEED_CROSS_ENCODER if choice != "together" else DEFAULT_RERANK_MODEL,
+                help="Any sentence-transformers cross-encoder id (needs the Hugging Face hub "
+                "unless cached here), or a Together rerank model.",
+            )
+        st.slider(
+            f"{title}: cross-encoder weight",
+            0.0,
+            1.0,
+            step=0.1,
+            key=f"{prefix}_weight",
+            disabled=choice == "none",
+            help="1 = order by the reranker alone; below 1 the order blends in the first "
+            "stage's score (weight × minmax(reranker) + (1 − weight) × minmax(first stage)).",
+        )
+    model = (state.get(f"{prefix}_model") or "").strip()
+    if choice == "none":
+        return RerankSpec("none")
+    if choice == "together":
+        reranker = "together:" + (model or DEFAULT_RERANK_MODEL)
+    elif choice == "sentence-transformers":
+        reranker = model or SEED_CROSS_ENCODER
+    else:
+        reranker = PACKAGED_CROSS_ENCODER
+    return RerankSpec(reranker, round(float(state[f"{prefix}_weight"]), 2), "linear")
+
+
+def spec_of(settings: SearchSettings) -> RerankSpec:
+    """The A side a Search view describes: its reranker and fusion."""
+    return RerankSpec(settings.reranker, settings.fusion_weight, settings.fusion)
+
+
+def with_spec(settings: SearchSettings, spec: RerankSpec) -> SearchSettings:
+    """``settings`` with its second stage set to ``spec`` (the A side)."""
+    return replace(
+        settings, reranker=spec.reranker, fusion_weight=spec.fusion_weight, fusion=spec.fusion
+    )
+
+
+def run_head_to_head(settings: SearchSettings, b: RerankSpec) -> HeadToHead:
+    """A (the view's second stage) vs ``b`` on the view's candidates; kept per session
+    so reruns (votes, next/previous) never score again. Raises CoreError."""
+    state = st.session_state
+    cache: OrderedDict = state.setdefault("h2h_cache", OrderedDict())
+    key = (settings, b)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    loaded = load_named_dataset(settings.dataset, settings.id_field, settings.title_field)
+    dataset = loaded.dataset
+    checked, _ = settings.with_dataset_fields(dataset.fields)
+    embed = checked.embed_fields or dataset.default_embed_fields
+    api_key = together_api_key()
+    encoder = index = None
+    if settings.retriever != "bm25":
+        encoder = encoder_for(settings.encoder, api_key)
+        index = get_index(dataset, encoder, tuple(embed)).index
+    retriever = make_retriever(
+        settings.retriever, dataset, embed, encoder=encoder, index=index, rrf_k=settings.rrf_k
+    )
+    a = spec_of(settings)
+    models = {
+        spec.reranker: reranker_for(spec.reranker, api_key) for spec in (a, b) if not spec.is_none
+    }
+    with st.spinner("Scoring the candidates with A and B…"):
+        result = head_to_head(
+            dataset,
+            settings.query,
+            retriever=retriever,
+            a=a,
+            b=b,
+            reranker_a=models.get(a.reranker),
+            reranker_b=models.get(b.reranker),
+            rerank_fields=checked.rerank_fields or None,
+            num_candidates=settings.candidates,
+            num_results=settings.results,
+        )
+    cache[key] = result
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return result
+
+
+def show_figures(h2h: HeadToHead) -> None:
+    """Agreement and timings as metrics."""
+    agree = h2h.agreement
+    n = h2h.num_results
+    cols = st.columns(6)
+    cols[0].metric(
+        "Kendall τ (A vs B)",
+        f"{agree.kendall_tau:+.2f}",
+        help="Agreement of the two orders over all candidates: 1 identical, −1 reversed.",
+    )
+    cols[1].metric(
+        "RBO (p = 0.9)",
+        f"{agree.rbo:.2f}",
+        help="Rank-biased overlap: top-heavy agreement, 1 identical, 0 disjoint.",
+    )
+    cols[2].metric(f"Overlap@{n}", f"{agree.overlap:.0%}", help="Share of the top-N both have.")
+    cols[3].metric("Same top result", "yes" if agree.top_same else "no")
+    cols[4].metric("A time", f"{h2h.a.seconds * 1000:.0f} ms", help=_time_help(h2h.a))
+    cols[5].metric(
+        "B time",
+        f"{h2h.b.seconds * 1000:.0f} ms",
+        help=(
+            "Same model as A: its scores were computed once; only the fusion differs. "
+            if h2h.b.shared_scores
+            else ""
+        )
+        + (_time_help(h2h.b) or ""),
+    )
+    r = h2h.a.result
+    stage = RETRIEVER_LABELS[r.retriever] + (
+        "" if r.retriever == "bm25" else f" · {escape_markdown(r.encoder)}"
+    )
+    st.caption(
+        f"Same {r.num_candidates} candidates for both, from {stage} in "
+        f"{h2h.retrieval_seconds * 1000:.0f} ms. A scores: {h2h.a.score_label}; "
+        f"B scores: {h2h.b.score_label} (each on its own scale)."
+        + (" B reuses A's cross-encoder scores." if h2h.b.shared_scores else "")
+    )
+    for name, side in (("A", h2h.a), ("B", h2h.b)):
+        if side.result.notice:
+            st.warning(f"{name}: {side.result.notice}", icon="⚠️")
+        truncated = sum(c.truncated for c in side.result.candidates)
+        if truncated:
+            st.warning(
+                f"{name}: {truncated} candidate text(s) exceeded the reranker's maximum "
+                "length and were truncated.",
+                icon="✂️",
+            )
+
+
+def _time_help(side) -> str | None:
+    if side.spec.is_none:
+        return "No second stage: the first stage's order."
+    pairs = side.result.num_candidates
+    if side.cached_pairs:
+        return (
+            f"{side.cached_pairs} of {pairs} pairs came from the reranker's in-memory score "
+            "cache (scored earlier in this server), so this time is lower than a cold run."
+        )
+    return f"{pairs} pairs scored."
+
+
+def show_tables(h2h: HeadToHead) -> None:
+    """A's and B's top-N side by side, each with its own score and the other's rank."""
+    left, right = st.columns(2)
+    ranks = {"a": h2h.a.ranks, "b": h2h.b.ranks}
+    for col, key, other, side in ((left, "a", "b", h2h.a), (right, "b", "a", h2h.b)):
+        with col:
+            st.subheader(f"{key.upper()} · {escape_markdown(side.spec.label)}")
+            top = side.result.top_final
+            move = [ranks[other][c.id] - c.final_rank for c in top]
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "#": [c.final_rank for c in top],
+                        "title": [c.title for c in top],
+                        side.score_label: [side.score(c) for c in top],
+                        f"{other.upper()} #": [ranks[other][c.id] for c in top],
+                        "vs other": [
+                            f"▲ {m}" if m > 0 else f"▼ {-m}" if m < 0 else "=" for m in move
+                        ],
+                    }
+                ),
+                hide_index=True,
+                column_config={side.score_label: st.column_config.NumberColumn(format="%.3f")},
+                key=f"h2h_table_{key}",
+            )
+
+
+def show_charts(h2h: HeadToHead) -> None:
+    """Movement from A to B, then each side's scores on its own axis."""
+    st.subheader("Movement from A to B")
+    st.caption(
+        "Each line is one item, from its rank under A (left) to its rank under B (right); "
+        "green: B ranks it higher. Dashed: in only one of the two top-N."
+    )
+    st.altair_chart(h2h_movement_chart(h2h), width="stretch")
+    c1, c2 = st.columns(2)
+    c1.caption(f"A: {h2h.a.score_label}")
+    c1.altair_chart(side_score_chart(h2h.a), width="stretch")
+    c2.caption(f"B: {h2h.b.score_label}")
+    c2.altair_chart(side_score_chart(h2h.b, "#7b4ab8"), width="stretch")
+
+
+def show_large(h2h: HeadToHead) -> None:
+    """The presenter's view: both top-N as large numbered lists, labelled A and B."""
+    left, right = st.columns(2)
+    for col, name, side in ((left, "A", h2h.a), (right, "B", h2h.b)):
+        with col:
+            st.markdown(f"### {name} · {escape_markdown(side.spec.label)}")
+            lines = []
+            for c in side.result.top_final:
+                score = side.score(c)
+                tail = f" · {side.score_label} {score:.2f}" if score is not None else ""
+                lines.append(f"{c.final_rank}. **{escape_markdown(c.title)}**{tail}")
+            st.markdown("\n".join(lines))
+
+
+def show_blind(h2h: HeadToHead, seed: str, revealed: bool = False) -> bool:
+    """Both top-N unlabelled, in the session's left/right order (named once
+    ``revealed``); True when A is left."""
+    a_left = a_is_left(seed, h2h.query)
+    sides = (h2h.a, h2h.b) if a_left else (h2h.b, h2h.a)
+    names = ("A", "B") if a_left else ("B", "A")
+    left, right = st.columns(2)
+    for col, name, side, which in (
+        (left, "Left list", sides[0], names[0]),
+        (right, "Right list", sides[1], names[1]),
+    ):
+        with col:
+            label = f" — {which} · {escape_markdown(side.spec.label)}" if revealed else ""
+            st.markdown(f"### {name}{label}")
+            st.markdown(
+                "\n".join(
+                    f"{i}. **{escape_markdown(c.title)}**"
+                    for i, c in enumerate(side.result.top_final, start=1)
+                )
+            )
+    return a_left
+
+
+def search_compare_panel(settings: SearchSettings) -> None:
+    """The Search page's head-to-head: the view's second stage as A against a B picked
+    here, on the same candidates; a link opens it on the Head to head page (shareable,
+    walkthrough steps, report)."""
+    state = st.session_state
+    st.subheader("Head to head")
+    on = st.toggle(
+        "Compare with a second reranker (B) on the same candidates",
+        key="search_h2h_on",
+        help="A is this view's reranker (and fusion); B is picked here.",
+    )
+    if not on:
+        return
+    if "sb_choice" not in state:
+        from core.quality.headtohead import parse_spec
+
+        a = spec_of(settings)
+        seed_picker("sb", parse_spec("local@0.5" if not (a.is_none or a.fused) else "local"))
+    b = spec_picker("sb", "B", st.container())
+    try:
+        h2h = run_head_to_head(settings, b)
+    except CoreError as exc:
+        st.error(str(exc), icon="🚫")
+        return
+    show_figures(h2h)
+    show_tables(h2h)
+    show_charts(h2h)
+    st.page_link(
+        "pages/compare.py",
+        label="Open this head to head (shareable link, walkthrough, report)",
+        icon=":material/compare_arrows:",
+        query_params={**settings.to_params(), "b": b.to_string()},
+    )
+
+
+if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
+    from serve import ensure_navigation
+
+    ensure_navigation()
