@@ -113,8 +113,7 @@ def iter_json_array(handle: io.TextIOBase, source: str = "input") -> Iterator[An
         if ch == "]":
             return
         raise DatasetError(
-            f"{source}: invalid JSON near byte {reader.offset}: expected ',' or ']' "
-            "between records"
+            f"{source}: invalid JSON near byte {reader.offset}: expected ',' or ']' between records"
         )
 
 
