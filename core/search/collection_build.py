@@ -70,6 +70,8 @@ BM25_CHUNK = 20_000
 TARGET_RECALL = 0.97
 NPROBES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 RECALL_QUERIES = 200
+TRAIN_PER_LIST = 30
+KMEANS_ITERATIONS = 12
 BM25_K1, BM25_B = 1.5, 0.75
 STAGES = ("ingest", "hash", "encode", "ann", "bm25", "manifest")
 _ID_CANDIDATES = ("id", "_id", "doc_id", "docid")
@@ -499,8 +501,9 @@ def _encode(folder, db, count, fields, encoder: Encoder, state: _State, say) -> 
 
 # --- 4. ann ----------------------------------------------------------------------------
 def nlist_for(count: int) -> int:
-    """IVF lists: about 4·sqrt(N) rounded to a power of two (faiss' usual advice)."""
-    return int(2 ** round(math.log2(max(16.0, 4 * math.sqrt(count)))))
+    """IVF lists: about 2·sqrt(N) rounded to a power of two (faiss advises 1-16·sqrt(N);
+    fewer lists train and fill faster on 2 cores, and rescoring keeps recall)."""
+    return int(2 ** round(math.log2(max(16.0, 2 * math.sqrt(count)))))
 
 
 def _ann(folder: Path, count: int, threshold: int, say) -> dict[str, Any]:
@@ -512,13 +515,14 @@ def _ann(folder: Path, count: int, threshold: int, say) -> dict[str, Any]:
     dim = vectors.shape[1]
     nlist = nlist_for(count)
     rng = np.random.default_rng(0)
-    train_n = min(count, nlist * 40)
+    train_n = min(count, nlist * TRAIN_PER_LIST)
     sample = np.sort(rng.choice(count, size=train_n, replace=False))
     say("ann: train", 0, 1)
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFScalarQuantizer(
         quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
+    index.cp.niter = KMEANS_ITERATIONS
     index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
     say("ann: train", 1, 1)
     block = 50_000
