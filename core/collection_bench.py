@@ -34,6 +34,7 @@ import re
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,24 +135,29 @@ class DerivedEncoder:
     stand-in for the real encoder at a scale this machine cannot encode, never a model.
     """
 
-    def __init__(self, sentence_vectors: dict[str, np.ndarray], base_name: str) -> None:
-        self.vectors = sentence_vectors
-        self.dimension = len(next(iter(sentence_vectors.values())))
+    def __init__(self, sentences: Sequence[str], vectors: np.ndarray, base_name: str) -> None:
+        self.rows = {s: i for i, s in enumerate(sentences)}
+        self.matrix = np.asarray(vectors, dtype=np.float64)
+        self.dimension = int(self.matrix.shape[1])
         self.name = f"derived from {base_name} (sentence mean + noise)"
         self.cache_key = f"derived:{base_name}:sigma={NOISE_SIGMA}"
         self.backend = "derived"
 
     def encode(self, texts, *, kind="document", progress=None) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        """Derived vectors of ``texts`` (noise seeded by the texts: deterministic)."""
+        rows, owner = [], []
         for i, text in enumerate(texts):
-            parts = split_sentences(text)
-            try:
-                mean = np.mean([self.vectors[s] for s in parts], axis=0)
-            except KeyError as exc:
-                raise CoreError(f"derived encoder: unknown sentence {exc.args[0][:60]!r}") from exc
-            seed = int.from_bytes(text.encode()[-8:].rjust(8, b"\0"), "little") ^ len(text)
-            noise = np.random.default_rng(seed).normal(0.0, NOISE_SIGMA, self.dimension)
-            out[i] = mean / max(np.linalg.norm(mean), 1e-12) + noise
+            for sentence in split_sentences(text):
+                row = self.rows.get(sentence)
+                if row is None:
+                    raise CoreError(f"derived encoder: unknown sentence {sentence[:60]!r}")
+                rows.append(row)
+                owner.append(i)
+        sums = np.zeros((len(texts), self.dimension), dtype=np.float64)
+        np.add.at(sums, np.asarray(owner, dtype=np.int64), self.matrix[np.asarray(rows)])
+        seed = zlib.crc32("\x1e".join(texts).encode())
+        noise = np.random.default_rng(seed).normal(0.0, NOISE_SIGMA, sums.shape)
+        out = normalize_rows(sums) + noise
         if progress is not None:
             progress(len(texts), len(texts))
         return normalize_rows(out)
@@ -171,6 +177,22 @@ def _real_queries(scifact: Path | None, limit: int) -> list[str]:
         beir = load_beir(scifact)
         queries.extend(beir.queries[q] for q in sorted(beir.queries))
     return queries[:limit]
+
+
+def _tuning_queries(scifact: Path | None, limit: int) -> list[str]:
+    """Real queries not used for measuring: SciFact queries outside the test split."""
+    if scifact is None:
+        return list(split_sentences("A heist. A toy. Space."))
+    from core.data.beir import load_beir
+
+    test = set(load_beir(scifact).queries)
+    out = []
+    with (scifact / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if str(row["_id"]) not in test and row.get("text"):
+                out.append(row["text"])
+    return out[:limit]
 
 
 def _stats(samples: Sequence[float]) -> dict[str, float]:
@@ -219,7 +241,7 @@ def main(args) -> int:
         report["sentence_encoding_s"] = round(time.perf_counter() - t, 1)
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, vectors)
-    derived = DerivedEncoder(dict(zip(sentences, vectors, strict=True)), encoder.name)
+    derived = DerivedEncoder(sentences, vectors, encoder.name)
 
     # Real encoding rate and fidelity of the derived vectors, on a sample.
     sample = list(generate(pool, args.sample, seed=SEED + 7))
@@ -254,6 +276,9 @@ def main(args) -> int:
                         log(f"generated {i + 1:,}")
             os.replace(tmp, jsonl)
             report["generate_jsonl_s"] = round(time.perf_counter() - t, 1)
+        tune = _tuning_queries(scifact, 200)
+        log(f"encoding {len(tune)} other real queries (SciFact train) to choose nprobe")
+        tune_vectors = encoder.encode(tune, kind="query")
         build = build_collection(
             jsonl,
             args.name,
@@ -263,6 +288,10 @@ def main(args) -> int:
             title_field="title",
             restart=args.rebuild,
             progress=print_progress(),
+            recall_queries=(
+                f"{len(tune)} real SciFact train queries (the test queries measure it below)",
+                tune_vectors,
+            ),
         )
         report["build"] = {
             "seconds": {k: round(v, 1) for k, v in build.seconds.items()},

@@ -92,6 +92,7 @@ class BuildReport:
     index_kind: str
     recall_at_100: float | None
     nprobe: int | None
+    recall_queries: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     resumed: dict[str, int] = field(default_factory=dict)
     disk_bytes: dict[str, int] = field(default_factory=dict)
@@ -103,7 +104,7 @@ class BuildReport:
             "exact (below the ANN threshold)"
             if self.index_kind == "exact"
             else f"faiss IVF-SQ8, nprobe {self.nprobe}, recall@100 vs exact "
-            f"{self.recall_at_100:.3f} (sample documents as queries)"
+            f"{self.recall_at_100:.3f} ({self.recall_queries})"
         )
         lines = [
             f"collection '{self.name}': {self.count:,} records, {self.dimension}-d vectors, "
@@ -164,12 +165,16 @@ def build_collection(
     exact_threshold: int = EXACT_THRESHOLD,
     progress: BuildProgress | None = None,
     records: Callable[[], Iterator[dict[str, Any]]] | None = None,
+    recall_queries: tuple[str, np.ndarray] | None = None,
 ) -> BuildReport:
     """Build collection ``name`` from the file ``source`` (see the module docstring).
 
     An unfinished build of the same file with the same options resumes where it stopped;
     ``restart`` discards any earlier build (finished or not). ``records`` replaces the
     file reader (tests, generated corpora); ``source`` then only names the input.
+    ``recall_queries`` (a description and unit query vectors) are the queries on which
+    ``nprobe`` is chosen and recall measured; by default the titles (else first words)
+    of 200 sample records, encoded with ``encoder`` as queries.
     """
     folder = collection_path(name)
     src = Path(source).expanduser()
@@ -241,7 +246,9 @@ def build_collection(
         db.close()
     if not state.done("ann"):
         t0 = time.perf_counter()
-        state.data["index"] = _ann(folder, count, int(exact_threshold), say)
+        if recall_queries is None and count >= exact_threshold:
+            recall_queries = _sample_queries(folder, count, encoder, resolved)
+        state.data["index"] = _ann(folder, count, int(exact_threshold), say, recall_queries)
         state.finish("ann", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
@@ -291,6 +298,7 @@ def build_collection(
         index_kind=manifest["index"]["kind"],
         recall_at_100=manifest["index"].get("recall_at_100"),
         nprobe=manifest["index"].get("nprobe"),
+        recall_queries=manifest["index"].get("recall_queries"),
         seconds=dict(state.data["timings"]),
         resumed=dict(state.data.get("resumed", {})),
         disk_bytes=disk_usage(folder),
@@ -506,7 +514,34 @@ def nlist_for(count: int) -> int:
     return int(2 ** round(math.log2(max(16.0, 2 * math.sqrt(count)))))
 
 
-def _ann(folder: Path, count: int, threshold: int, say) -> dict[str, Any]:
+def _sample_queries(folder: Path, count: int, encoder: Encoder, resolved) -> tuple[str, np.ndarray]:
+    """Query-like texts from sample records (a title, else the first 12 words of the
+    embed text), encoded as queries: short texts far from any one document, as real
+    queries are (a document's own vector would overstate recall)."""
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.choice(count, size=min(RECALL_QUERIES, count), replace=False))
+    db = sqlite3.connect(folder / RECORDS)
+    try:
+        texts = []
+        for pos in rows.tolist():
+            record = json.loads(
+                db.execute("SELECT record FROM records WHERE pos = ?", (pos,)).fetchone()[0]
+            )
+            title = value_to_text(record.get(resolved["title_field"] or "")) if record else ""
+            words = embed_text(record, resolved["embed_fields"]).split()[:12]
+            texts.append(title if len(title.split()) >= 3 else " ".join(words))
+    finally:
+        db.close()
+    texts = [t for t in texts if t] or ["query"]
+    return (
+        f"{len(texts)} sample records' titles or first 12 words, encoded as queries",
+        encoder.encode(texts, kind="query"),
+    )
+
+
+def _ann(
+    folder: Path, count: int, threshold: int, say, recall_queries: tuple[str, np.ndarray] | None
+) -> dict[str, Any]:
     if count < threshold:
         return {"kind": "exact", "threshold": threshold}
     import faiss
@@ -538,8 +573,10 @@ def _ann(folder: Path, count: int, threshold: int, say) -> dict[str, Any]:
     # nprobe: the smallest reaching TARGET_RECALL, measured through the serving path.
     from core.search.collection_index import open_faiss_index
 
-    queries_at = np.sort(rng.choice(count, size=min(RECALL_QUERIES, count), replace=False))
-    queries = np.asarray(vectors[queries_at], dtype=np.float32)
+    if recall_queries is None:
+        at = np.sort(rng.choice(count, size=min(RECALL_QUERIES, count), replace=False))
+        recall_queries = ("sample documents' own vectors", np.asarray(vectors[at]))
+    described, queries = recall_queries[0], np.asarray(recall_queries[1], dtype=np.float32)
     say("ann: recall", 0, len(NPROBES))
     exact = exact_search_many(vectors, queries, 100)
     curve = {}
@@ -563,7 +600,7 @@ def _ann(folder: Path, count: int, threshold: int, say) -> dict[str, Any]:
         "rescore": RESCORE_FACTOR,
         "recall_at_100": curve[chosen],
         "recall_curve": curve,
-        "recall_queries": f"{len(queries)} sample documents' own vectors",
+        "recall_queries": described,
         "threshold": threshold,
         "trained_on": int(train_n),
     }
