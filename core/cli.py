@@ -275,6 +275,8 @@ def _search(args: argparse.Namespace) -> int:
     if result.notice:
         print(f"note: {result.notice}", file=sys.stderr)
     if getattr(dataset, "approximate", False) and args.retriever != "bm25":
+        from core.present.views import approximate_note
+
         print(f"note: {approximate_note(dataset)}", file=sys.stderr)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
@@ -282,18 +284,6 @@ def _search(args: argparse.Namespace) -> int:
     else:
         print(format_table(result))
     return 0
-
-
-def approximate_note(collection) -> str:
-    """One line saying that dense search is approximate, with its measured recall."""
-    index = collection.manifest.get("index") or {}
-    recall = index.get("recall_at_100")
-    measured = f"recall@100 {recall:.3f} against exact search" if recall is not None else ""
-    return (
-        f"dense search on collection '{collection.collection_name}' is approximate "
-        f"(faiss {index.get('factory', 'IVF-SQ8')}, nprobe {index.get('nprobe')}; {measured}, "
-        f"measured at build time on {index.get('recall_queries', 'sample queries')})"
-    )
 
 
 def _collection(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
 from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
-from pages.common import BUILTIN_LABELS, load_named_dataset
+from pages.common import BUILTIN_LABELS, collection_labels, load_named_dataset
 
 st.title("Does reranking help?")
 st.caption(
@@ -79,12 +79,10 @@ if source.startswith("SciFact"):
     )
     labelled = LabelledSet.from_beir(source, beir, dataset, max_queries)
 else:
-    name = c2.selectbox(
-        "Dataset",
-        [*BUILTIN_LABELS, *state.get("uploads", [])],
-        key="eval_dataset",
-        format_func=lambda n: {**BUILTIN_LABELS, **state.get("upload_labels", {})}.get(n, n),
-    )
+    choices = [*BUILTIN_LABELS, *collection_labels(), *state.get("uploads", [])]
+    labels = {n: n for n in choices} | BUILTIN_LABELS | collection_labels()
+    labels |= state.get("upload_labels", {})
+    name = c2.selectbox("Dataset", choices, key="eval_dataset", format_func=lambda n: labels[n])
     upload = st.file_uploader(
         "Judgments CSV (columns: query, doc_id, rating 0–3)", type=["csv"], key="eval_csv"
     )

@@ -17,7 +17,7 @@ from core.present.search_state import (
     view_from_link,
     widget_values,
 )
-from core.present.views import EXAMPLE_QUERIES, NO_RERANK
+from core.present.views import EXAMPLE_QUERIES, NO_RERANK, approximate_note
 from pages import search_results as results
 from pages import search_sidebar as sidebar
 from pages.common import (
@@ -197,6 +197,8 @@ for notice in [*notices, *([result.notice] if result.notice else [])]:
 
 # --- results ----------------------------------------------------------------------------
 results.summary(result, build)
+if getattr(dataset, "approximate", False) and result.retriever != "bm25":
+    st.info(approximate_note(dataset), icon="ℹ️")
 results.both_orders(result)
 if result.reranker:
     results.movement_and_scores(result)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from core.data.collection import is_collection_id
 from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
 from core.data.upload_store import is_upload_id
@@ -34,10 +35,12 @@ OTHER_ENCODER = "other"
 def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]]:
     """The view a link opens, and a warning per setting of the link that was ignored.
 
-    An unknown dataset (neither built in nor an upload id) falls back to movies.
+    An unknown dataset (neither built in, an upload id nor ``collection:NAME``) falls back
+    to movies; a collection that is not built says so when it is opened.
     """
     view, warnings = SearchSettings.from_params(params)
-    if view.dataset not in BUILTIN and not is_upload_id(view.dataset):
+    known = view.dataset in BUILTIN or is_upload_id(view.dataset)
+    if not (known or is_collection_id(view.dataset)):
         warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
         view = replace(view, dataset="movies")
     return view, warnings

@@ -94,10 +94,15 @@ def corpus_note(build: IndexBuild | None) -> str:
 def timings_caption(result: SearchResult, build: IndexBuild | None) -> str:
     """The search's timings, stage by stage, and where the corpus index came from."""
     t = result.timings
+    where = (
+        "collection on disk, memory-mapped"
+        if result.dataset.startswith("collection:")
+        else corpus_note(build)
+    )
     return (
         f"Timings: query encoding **{t.query_encode * 1000:.0f} ms** · search "
         f"**{t.search * 1000:.1f} ms** · rerank **{t.rerank * 1000:.0f} ms** · total "
-        f"**{t.total * 1000:.0f} ms** · {corpus_note(build)}"
+        f"**{t.total * 1000:.0f} ms** · {where}"
     )
 
 
