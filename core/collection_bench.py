@@ -333,7 +333,8 @@ def main(args) -> int:
         raise CoreError(f"serving benchmark failed: {serve.stderr.strip()[-800:]}")
     report["serving"] = json.loads(serve.stdout.strip().splitlines()[-1])
     if args.compare_ann:
-        report["ann_comparison"] = compare_ann(args.name, qvec, args.compare_ann)
+        vectors = open_collection(args.name).vectors
+        report["ann_comparison"] = compare_ann(vectors, qvec, args.compare_ann)
     report["load_avg_end"] = _load()
     report["targets"] = _targets(report)
     if args.json:
@@ -455,7 +456,7 @@ def serve(name: str, query_file: str, rerank_queries: int) -> None:
     print(json.dumps(out))
 
 
-def compare_ann(name: str, qvec: np.ndarray, n: int) -> dict[str, Any]:
+def compare_ann(vectors: np.ndarray, qvec: np.ndarray, n: int) -> dict[str, Any]:
     """faiss IVF-SQ8 (+ exact rescoring) against usearch HNSW (i8) on the first ``n``
     vectors: build seconds, p50 search ms and recall@100 against exact, same queries."""
     import faiss
@@ -464,7 +465,7 @@ def compare_ann(name: str, qvec: np.ndarray, n: int) -> dict[str, Any]:
     from core.search.collection_build import nlist_for
     from core.search.collection_index import DiskVectorIndex, exact_search_many, recall_at
 
-    vectors = np.ascontiguousarray(open_collection(name).vectors[:n], dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors[:n], dtype=np.float32)
     exact = exact_search_many(vectors, qvec, 100)
     out: dict[str, Any] = {"vectors": n, "queries": len(qvec)}
     t = time.perf_counter()
