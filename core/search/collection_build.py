@@ -28,10 +28,13 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,18 +241,27 @@ def build_collection(
             t0 = time.perf_counter()
             _encode(folder, db, count, resolved["embed_fields"], encoder, state, say)
             state.finish("encode", time.perf_counter() - t0)
-        if not state.done("bm25"):
-            t0 = time.perf_counter()
-            _bm25(folder, db, count, resolved["embed_fields"], state, say)
-            state.finish("bm25", time.perf_counter() - t0)
+        # The ANN index (faiss, GIL released) is built on a thread while BM25 tokenizes.
+        ann_thread = None
+        if not state.done("ann"):
+            if recall_queries is None and count >= exact_threshold:
+                recall_queries = _sample_queries(folder, count, encoder, resolved)
+            ann_thread = _Stage(
+                lambda: _ann(folder, count, int(exact_threshold), say, recall_queries)
+            )
+        try:
+            if not state.done("bm25"):
+                t0 = time.perf_counter()
+                _bm25(folder, db, count, resolved["embed_fields"], state, say)
+                state.finish("bm25", time.perf_counter() - t0)
+        finally:
+            if ann_thread is not None:
+                ann_thread.join()
+        if ann_thread is not None:
+            state.data["index"] = ann_thread.result()
+            state.finish("ann", ann_thread.seconds)
     finally:
         db.close()
-    if not state.done("ann"):
-        t0 = time.perf_counter()
-        if recall_queries is None and count >= exact_threshold:
-            recall_queries = _sample_queries(folder, count, encoder, resolved)
-        state.data["index"] = _ann(folder, count, int(exact_threshold), say, recall_queries)
-        state.finish("ann", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     vectors = np.load(folder / VECTORS, mmap_mode="r")
@@ -303,6 +315,31 @@ def build_collection(
         resumed=dict(state.data.get("resumed", {})),
         disk_bytes=disk_usage(folder),
     )
+
+
+class _Stage(threading.Thread):
+    """A build stage run on its own thread; :meth:`result` re-raises its error."""
+
+    def __init__(self, fn) -> None:
+        super().__init__(daemon=True, name="collection-build-stage")
+        self.fn = fn
+        self.value = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.start()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+        self.seconds = time.perf_counter() - t0
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def disk_usage(folder: Path) -> dict[str, int]:
@@ -614,7 +651,7 @@ def _bm25(folder: Path, db, count: int, fields, state: _State, say) -> None:
     ``tf / (tf + k1 (1 - b + b dl / avgdl))``, so the saved index answers exactly as
     ``bm25s.BM25(method="lucene").index(...)`` would over the same tokens.
     """
-    from core.search.retrievers import _tokenize
+    from core.search.retrievers import _stemmer
 
     work = folder / "build" / "bm25"
     work.mkdir(parents=True, exist_ok=True)
@@ -623,32 +660,56 @@ def _bm25(folder: Path, db, count: int, fields, state: _State, say) -> None:
     start = int(state.data.get("bm25_chunks_done", 0)) * BM25_CHUNK
     if start:
         state.data.setdefault("resumed", {})["bm25"] = start
+    tokenizer = _Tokenizer(_stemmer(), vocab)
     for chunk_no, begin in enumerate(range(start, count, BM25_CHUNK), start=start // BM25_CHUNK):
         stop = min(begin + BM25_CHUNK, count)
-        tokens = _tokenize(_embed_texts(db, begin, stop, fields), return_ids=False)
-        docs, terms, tfs, lengths = [], [], [], np.zeros(stop - begin, dtype=np.int32)
-        for row, doc_tokens in enumerate(tokens):
-            lengths[row] = len(doc_tokens)
-            counts: dict[int, int] = {}
-            for token in doc_tokens:
-                tid = vocab.setdefault(token, len(vocab))
-                counts[tid] = counts.get(tid, 0) + 1
-            docs.extend([begin + row] * len(counts))
-            terms.extend(counts)
-            tfs.extend(counts.values())
-        np.savez(
-            work / f"chunk-{chunk_no:05d}.npz",
-            doc=np.asarray(docs, dtype=np.int32),
-            term=np.asarray(terms, dtype=np.int32),
-            tf=np.asarray(tfs, dtype=np.float32),
-            length=lengths,
-        )
+        docs, terms, tfs, lengths = tokenizer.counts(_embed_texts(db, begin, stop, fields), begin)
+        np.savez(work / f"chunk-{chunk_no:05d}.npz", doc=docs, term=terms, tf=tfs, length=lengths)
         atomic_write(vocab_path, json.dumps(vocab, ensure_ascii=False).encode())
         state.data["bm25_chunks_done"] = chunk_no + 1
         state.save()
         say("bm25: tokenize", stop, count)
     _write_bm25(folder / BM25_DIR, work, count, vocab, say)
     state.data["bm25_vocab"] = len(vocab)
+
+
+class _Tokenizer:
+    """bm25s' tokenizer (``bm25s.tokenize`` with ``stopwords="en"`` and a stemmer), made
+    fast for a corpus: lower-case, ``(?u)\\b\\w\\w+\\b`` words, English stop words
+    dropped, then each distinct word stemmed once (PyStemmer) and mapped to a term id.
+    The same tokens as bm25s (a test compares the scores), ~20x faster here."""
+
+    def __init__(self, stemmer, vocab: dict[str, int]) -> None:
+        from bm25s.tokenization import _infer_stopwords
+
+        self.stemmer = stemmer
+        self.vocab = vocab
+        self.stop = frozenset(_infer_stopwords("en"))
+        self.word_ids: dict[str, int] = {}
+        self.split = re.compile(r"(?u)\b\w\w+\b").findall
+
+    def counts(self, texts: Sequence[str], first_row: int):
+        """``(doc, term, tf, length)`` arrays for ``texts`` (rows from ``first_row``)."""
+        stop, word_ids = self.stop, self.word_ids
+        words = [[w for w in self.split(t.lower()) if w not in stop] for t in texts]
+        new = list({w for doc in words for w in doc if w not in word_ids})
+        for word, stem in zip(new, self.stemmer.stemWords(new), strict=True):
+            word_ids[word] = self.vocab.setdefault(stem, len(self.vocab))
+        docs, terms, tfs = [], [], []
+        lengths = np.zeros(len(texts), dtype=np.int32)
+        for row, doc in enumerate(words):
+            lengths[row] = len(doc)
+            tally = Counter(word_ids[w] for w in doc)
+            docs.append(np.full(len(tally), first_row + row, dtype=np.int32))
+            terms.append(np.fromiter(tally.keys(), dtype=np.int32, count=len(tally)))
+            tfs.append(np.fromiter(tally.values(), dtype=np.float32, count=len(tally)))
+        empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return (
+            np.concatenate(docs) if docs else empty_i,
+            np.concatenate(terms) if terms else empty_i,
+            np.concatenate(tfs) if tfs else empty_f,
+            lengths,
+        )
 
 
 def _write_bm25(out: Path, work: Path, count: int, vocab: dict[str, int], say) -> None:
