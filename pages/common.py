@@ -162,6 +162,11 @@ def _load_named_dataset(name: str, id_field: str = "", title_field: str = "") ->
     return LoadedDataset(dataset, f"{filename} ({len(dataset):,} records)", report)
 
 
+# Clearing the cache of datasets clears it for built-in datasets and uploads (collections
+# are opened, and reopened after a rebuild, by core.data.collection.open_collection).
+load_named_dataset.clear = _load_named_dataset.clear  # type: ignore[attr-defined]
+
+
 BUILTIN_LABELS = {
     "movies": "Movies (1,000 films, Together cookbook)",
     "sample": "Sample (40 field-guide notes)",
