@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--dataset",
         default="movies",
-        help="movies, sample, a JSON file, an upload id, or a Milvus collection "
-        "(milvus:<collection>[@<uri>], see README)",
+        help="movies, sample, collection:NAME (a built collection), a JSON file, an upload "
+        "id, or a Milvus collection (milvus:<collection>[@<uri>], see README)",
     )
     search.add_argument("--candidates", type=int, default=50, help="retrieved candidates")
     search.add_argument("--top", type=int, default=10, help="results shown")
@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-query CSV (default: <cache dir>/eval/<name>-<timestamp>.csv)",
     )
 
+    _add_collection_commands(commands)
+
     bench = commands.add_parser(
         "bench", help="measure encoding, query latency and rerank speed on this machine"
     )
@@ -390,6 +392,48 @@ def _add_scale_commands(commands) -> None:
     info.add_argument("reference", help="milvus:<collection>[@<uri>][?mapping]")
 
 
+def _add_collection_commands(commands) -> None:
+    collection = commands.add_parser(
+        "collection", help="build, list and benchmark collections (large corpora on disk)"
+    )
+    sub = collection.add_subparsers(dest="collection_command", required=True)
+    build = sub.add_parser(
+        "build", help="build a collection from a JSON, JSONL, CSV/TSV or Parquet file"
+    )
+    build.add_argument("path", help="the file (read as a stream)")
+    build.add_argument("--name", required=True, help="collection name (letters, digits, ._-)")
+    build.add_argument("--embed-fields", type=_csv, help="fields to embed and BM25-index")
+    build.add_argument("--rerank-fields", type=_csv, help="default fields the reranker reads")
+    build.add_argument("--id-field", help="field holding unique ids (default: id/_id, else rows)")
+    build.add_argument("--title-field", help="field shown as the title")
+    build.add_argument("--encoder", default=None, help="bi-encoder model id (default MiniLM)")
+    build.add_argument(
+        "--restart", action="store_true", help="discard an earlier build (finished or not)"
+    )
+    build.add_argument(
+        "--exact-threshold",
+        type=int,
+        default=None,
+        help="approximate (faiss IVF-SQ8) index from this many records (default 50,000)",
+    )
+    sub.add_parser("list", help="list built collections")
+    info = sub.add_parser("info", help="print a collection's manifest")
+    info.add_argument("name")
+    bench = sub.add_parser(
+        "bench", help="build and query a 1,000,000-document collection (see its --help)"
+    )
+    bench.add_argument("--docs", type=int, default=1_000_000, help="documents (default 1M)")
+    bench.add_argument("--name", default="bench-1m", help="collection name")
+    bench.add_argument("--sample", type=int, default=200, help="docs encoded for real")
+    bench.add_argument("--pool", type=int, default=500, help="source documents per kind")
+    bench.add_argument("--queries", type=int, default=300, help="real queries (SciFact+movies)")
+    bench.add_argument("--rerank-queries", type=int, default=8, help="queries reranked (50)")
+    bench.add_argument("--rebuild", action="store_true", help="rebuild even if built")
+    bench.add_argument("--compare-ann", type=int, default=0, help="N: faiss vs usearch on N")
+    bench.add_argument("--scifact", metavar="PATH", help="BEIR SciFact folder")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     args = build_parser().parse_args(argv)
@@ -415,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _embed(args)
         if args.command == "milvus":
             return _milvus(args)
+        if args.command == "collection":
+            return _collection(args)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -450,7 +496,9 @@ def _search(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset)
     embed = dataset.check_fields(args.embed_fields or dataset.default_embed_fields, "embed")
     rerank = dataset.check_fields(args.rerank_fields or dataset.default_rerank_fields, "rerank")
-    encoder = load_encoder(args.encoder or DEFAULT_ENCODER) if args.retriever != "bm25" else None
+    built_with = getattr(dataset, "manifest", {}).get("model")  # a collection's encoder
+    encoder_id = args.encoder or built_with or DEFAULT_ENCODER
+    encoder = load_encoder(encoder_id) if args.retriever != "bm25" else None
     reranker = None
     if not args.no_rerank:
         reranker = load_reranker(
@@ -498,6 +546,10 @@ def _search(args: argparse.Namespace) -> int:
 def _print_result(args: argparse.Namespace, result) -> int:
     if result.notice:
         print(f"note: {result.notice}", file=sys.stderr)
+    if getattr(dataset, "approximate", False) and args.retriever != "bm25":
+        from core.present.views import approximate_note
+
+        print(f"note: {approximate_note(dataset)}", file=sys.stderr)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
         print()
@@ -694,6 +746,46 @@ def _export_dataset(args: argparse.Namespace):
     return report, dataset.name
 
 
+def _collection(args: argparse.Namespace) -> int:
+    from core.data.collection import list_collections, open_collection
+
+    if args.collection_command == "list":
+        found = list_collections()
+        if not found:
+            print("no collections built yet: python -m core collection build FILE --name NAME")
+        for info in found:
+            print(f"{info.dataset_id:<32} {info.label}   model: {info.model}")
+        return 0
+    if args.collection_command == "info":
+        print(json.dumps(open_collection(args.name).manifest, indent=2))
+        return 0
+    if args.collection_command == "bench":
+        from core.collection_bench import main as bench_main
+
+        return bench_main(args)
+    from core.models.base import DEFAULT_ENCODER
+    from core.models.registry import load_encoder
+    from core.search.collection_build import build_collection, print_progress
+    from core.search.collection_index import EXACT_THRESHOLD
+
+    encoder = load_encoder(args.encoder or DEFAULT_ENCODER)
+    report = build_collection(
+        args.path,
+        args.name,
+        encoder=encoder,
+        embed_fields=args.embed_fields,
+        rerank_fields=args.rerank_fields,
+        id_field=args.id_field,
+        title_field=args.title_field,
+        restart=args.restart,
+        exact_threshold=args.exact_threshold or EXACT_THRESHOLD,
+        progress=print_progress(),
+    )
+    print(report.summary())
+    print(f"search it: python -m core search QUERY --dataset collection:{report.name}")
+    return 0
+
+
 def _progress(done: int, total: int) -> None:
     print(f"\rencoding corpus {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
@@ -704,6 +796,8 @@ def format_table(result) -> str:
     cache = {True: "cached", False: "encoded", None: "prebuilt"}[t.index_from_cache]
     if result.retriever == "bm25":
         cache = "BM25, in memory"
+    if result.dataset.startswith("collection:"):
+        cache = "collection on disk, memory-mapped"
     lines = [
         f"query: {result.query!r}   dataset: {result.dataset}   "
         f"candidates: {result.num_candidates}   top: {result.num_results}",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from core.data.collection import Collection, is_collection_id, list_collections, open_collection
 from core.data.datasets import load_dataset
 from core.data.documents import Dataset
 from core.data.upload_quality import ROW_POSITION, QualityReport, build_upload_dataset
@@ -116,7 +117,7 @@ def _index_cache() -> _IndexCache:
 class LoadedDataset:
     """A dataset ready to search, with what the UI says about it."""
 
-    dataset: Dataset
+    dataset: Dataset | Collection
     label: str
     report: QualityReport | None = None
 
@@ -127,8 +128,22 @@ def get_upload_store() -> UploadStore:
     return UploadStore()
 
 
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
+def collection_labels() -> dict[str, str]:
+    """Built collections (``collection:NAME`` -> label); read afresh, it is a few files."""
+    return {info.dataset_id: info.label for info in list_collections()}
+
+
 def load_named_dataset(name: str, id_field: str = "", title_field: str = "") -> LoadedDataset:
+    """A built-in dataset, a built collection (``collection:NAME``, opened lazily, shared
+    by every session) or a stored upload: see :func:`_load_named_dataset`."""
+    if is_collection_id(name):
+        collection = open_collection(name)
+        return LoadedDataset(collection, collection_labels().get(name, name))
+    return _load_named_dataset(name, id_field, title_field)
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
+def _load_named_dataset(name: str, id_field: str = "", title_field: str = "") -> LoadedDataset:
     """A built-in dataset (``movies``, ``sample``) or a stored upload (``upload-<hex>``).
 
     Uploads are rebuilt from their exact stored bytes, so a shared link naming one works
@@ -161,6 +176,11 @@ def milvus_retriever(
 ) -> MilvusRetriever:
     """The first stage ``kind`` served by the Milvus collection ``name``."""
     return cached_collection(name).retriever(kind, encoder, rrf_k=rrf_k, model_id=model_id)
+
+
+# Clearing the cache of datasets clears it for built-in datasets and uploads (collections
+# are opened, and reopened after a rebuild, by core.data.collection.open_collection).
+load_named_dataset.clear = _load_named_dataset.clear  # type: ignore[attr-defined]
 
 
 BUILTIN_LABELS = {

@@ -15,7 +15,7 @@ from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
 from pages import quality_panels as quality
-from pages.common import BUILTIN_LABELS, load_named_dataset
+from pages.common import BUILTIN_LABELS, collection_labels, load_named_dataset
 from pages.eval_pair import pair_panel
 from serve import ensure_navigation
 
@@ -86,12 +86,10 @@ if source.startswith("SciFact"):
     )
     labelled = LabelledSet.from_beir(source, beir, dataset, max_queries)
 else:
-    name = c2.selectbox(
-        "Dataset",
-        [*BUILTIN_LABELS, *state.get("uploads", [])],
-        key="eval_dataset",
-        format_func=lambda n: {**BUILTIN_LABELS, **state.get("upload_labels", {})}.get(n, n),
-    )
+    choices = [*BUILTIN_LABELS, *collection_labels(), *state.get("uploads", [])]
+    labels = {n: n for n in choices} | BUILTIN_LABELS | collection_labels()
+    labels |= state.get("upload_labels", {})
+    name = c2.selectbox("Dataset", choices, key="eval_dataset", format_func=lambda n: labels[n])
     try:
         dataset = load_named_dataset(name).dataset
     except CoreError as exc:

@@ -22,6 +22,7 @@ from core.present.views import (
     EXAMPLE_QUERIES,
     MAX_QUERY_CHARS,
     NO_RERANK,
+    approximate_note,
     clip_query,
     escape_markdown,
 )
@@ -249,6 +250,8 @@ for notice in [*notices, *([result.notice] if result.notice else [])]:
 
 # --- results ----------------------------------------------------------------------------
 results.summary(result, build)
+if getattr(dataset, "approximate", False) and result.retriever != "bm25":
+    st.info(approximate_note(dataset), icon="ℹ️")
 results.both_orders(result)
 if result.reranker:
     results.movement_and_scores(result)

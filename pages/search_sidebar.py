@@ -24,7 +24,7 @@ from core.present.views import (
 from core.search.fusion import FUSION_LABELS, FUSION_METHODS
 from core.search.milvus import is_milvus_reference
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
-from pages.common import BUILTIN_LABELS, together_api_key
+from pages.common import BUILTIN_LABELS, collection_labels, together_api_key
 from pages.passage_panel import passage_picker
 
 
@@ -38,13 +38,15 @@ def reset_fields() -> None:
 
 
 def dataset_picker(container) -> None:
-    """The dataset picker: the built-in datasets, this session's uploads and the Milvus
-    collections it opened."""
+    """The dataset picker: the built-in datasets, built collections, this session's
+    uploads and the Milvus collections it opened."""
     state = st.session_state
-    labels = {**BUILTIN_LABELS, **state.setdefault("upload_labels", {})}
+    collections = collection_labels()
+    labels = {**BUILTIN_LABELS, **collections, **state.setdefault("upload_labels", {})}
+    choices = [*BUILTIN, *collections, *state.uploads, *state.setdefault("milvus", [])]
     container.selectbox(
         "Dataset",
-        [*BUILTIN, *state.uploads, *state.setdefault("milvus", [])],
+        choices if state.dataset in choices else [*choices, state.dataset],
         key="dataset",
         format_func=lambda name: labels.get(name, name),
         on_change=reset_fields,

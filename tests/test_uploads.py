@@ -344,7 +344,8 @@ def test_record_limit_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RERANK_MAX_UPLOAD_RECORDS", "2")
     message = _error(tmp_path, "many.json", _json(MOVIES_LIKE))
     assert message == (
-        "many.json has 3 records; uploads are limited to 2 (RERANK_MAX_UPLOAD_RECORDS)"
+        "many.json has 3 records; uploads are limited to 2 (RERANK_MAX_UPLOAD_RECORDS); "
+        "for more, build a collection: python -m core collection build FILE --name NAME"
     )
     monkeypatch.delenv("RERANK_MAX_UPLOAD_RECORDS")
     assert max_upload_records() == 100_000

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from core.data.collection import Collection, is_collection_id, open_collection
 from core.data.documents import Dataset, make_dataset
 from core.errors import DatasetError, DatasetUnavailableError
 from core.paths import PROJECT_ROOT, atomic_write, cache_dir
@@ -142,8 +143,11 @@ def load_sample() -> Dataset:
     )
 
 
-def load_dataset(name_or_path: str) -> Dataset:
-    """``"movies"``, ``"sample"`` or a path to a JSON file."""
+def load_dataset(name_or_path: str) -> Dataset | Collection:
+    """``"movies"``, ``"sample"``, ``"collection:NAME"`` (a built collection, opened
+    lazily) or a path to a JSON file."""
+    if is_collection_id(name_or_path):
+        return open_collection(name_or_path)
     if name_or_path == "movies":
         return load_movies()
     if name_or_path == "sample":

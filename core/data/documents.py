@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from core.errors import DatasetError, FieldError
 
@@ -74,6 +74,51 @@ def rerank_text(
     return "\n".join(f"{name}: {text}" for name, text in pairs)
 
 
+@runtime_checkable
+class Corpus(Protocol):
+    """What the search pipeline, evaluation and views read from a corpus.
+
+    Both the in-memory :class:`Dataset` and an on-disk
+    :class:`core.data.collection.Collection` offer it. ``ids`` and ``records`` are
+    sequences by row position (a collection's are lazy: index them, do not copy them);
+    prefer :meth:`record` / :meth:`records_for` by id.
+    """
+
+    name: str
+    ids: Sequence[str]
+    records: Sequence[dict[str, Any]]
+    fields: tuple[str, ...]
+    id_field: str | None
+    title_field: str | None
+    default_embed_fields: tuple[str, ...]
+    default_rerank_fields: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int: ...
+
+    @property
+    def content_hash(self) -> str: ...
+
+    def position(self, doc_id: str) -> int: ...
+
+    def record(self, doc_id: str) -> dict[str, Any]: ...
+
+    def has_id(self, doc_id: str) -> bool: ...
+
+    def records_for(self, doc_ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    def title(self, doc_id: str) -> str: ...
+
+    def check_fields(self, fields: Iterable[str], role: str) -> tuple[str, ...]: ...
+
+    def texts(
+        self,
+        fields: Sequence[str],
+        kind: Literal["embed", "rerank"] = "embed",
+        style: TextStyle = "fields",
+    ) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class Dataset:
     """An immutable, id-addressed collection of records.
@@ -103,6 +148,14 @@ class Dataset:
     def record(self, doc_id: str) -> dict[str, Any]:
         """The record with id ``doc_id``."""
         return self.records[self._positions[doc_id]]
+
+    def has_id(self, doc_id: str) -> bool:
+        """Whether a record has id ``doc_id``."""
+        return doc_id in self._positions
+
+    def records_for(self, doc_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Records of ``doc_ids``, in that order."""
+        return [self.records[self._positions[d]] for d in doc_ids]
 
     def title(self, doc_id: str) -> str:
         """A short display title for a record (its title field, else its id)."""

@@ -388,7 +388,8 @@ def _check_count(count: int, name: str, limit: int) -> None:
     if count > limit:
         raise UploadError(
             f"{name} has {count:,} records; uploads are limited to "
-            f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS)"
+            f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS); for more, build a collection: "
+            f"python -m core collection build FILE --name NAME"
         )
 
 
@@ -514,7 +515,8 @@ def _parse_jsonl(text: str, name: str, limit: int | None) -> list[dict[str, Any]
         if limit is not None and len(records) > limit:
             raise UploadError(
                 f"{name} has more than {limit:,} records; uploads are limited to "
-                f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS)"
+                f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS); for more, build a collection: "
+                f"python -m core collection build FILE --name NAME"
             )
     return records
 
@@ -546,7 +548,8 @@ def _parse_csv(
             if len(records) > limit:
                 raise UploadError(
                     f"{name} has more than {limit:,} records; uploads are limited to "
-                    f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS)"
+                    f"{limit:,} (RERANK_MAX_UPLOAD_RECORDS); for more, build a collection: "
+                    f"python -m core collection build FILE --name NAME"
                 )
     except csv.Error as exc:
         raise UploadError(f"{name} is not valid CSV at line {reader.line_num}: {exc}") from None

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from core.data.collection import is_collection_id
 from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
 from core.data.upload_store import is_upload_id
@@ -36,16 +37,22 @@ OTHER_ENCODER = "other"
 def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]]:
     """The view a link opens, and a warning per setting of the link that was ignored.
 
-    An unknown dataset (neither built in, an upload id nor a ``milvus:`` reference)
-    falls back to movies.
+    An unknown dataset (neither built in, an upload id, ``collection:NAME`` nor a
+    ``milvus:`` reference) falls back to movies; a collection that is not built says so
+    when it is opened.
     """
     view, warnings = SearchSettings.from_params(params)
     refused = is_milvus_reference(view.dataset) and link_refusal(view.dataset)
     if refused:
         warnings.append(refused)
         view = replace(view, dataset="movies")
-    known = is_upload_id(view.dataset) or is_milvus_reference(view.dataset)
-    if view.dataset not in BUILTIN and not known:
+    known = (
+        view.dataset in BUILTIN
+        or is_upload_id(view.dataset)
+        or is_milvus_reference(view.dataset)
+        or is_collection_id(view.dataset)
+    )
+    if not known:
         warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
         view = replace(view, dataset="movies")
     return view, warnings

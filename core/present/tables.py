@@ -103,6 +103,8 @@ def timings_caption(result: SearchResult, build: IndexBuild | None) -> str:
     where = (
         f"first stage in Milvus ({result.retriever})"
         if is_milvus_reference(result.dataset)
+        else "collection on disk, memory-mapped"
+        if result.dataset.startswith("collection:")
         else corpus_note(build)
     )
     return (

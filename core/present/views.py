@@ -450,3 +450,21 @@ def unjudged_summary(report: EvaluationReport) -> dict[str, dict[str, float]]:
     if report.reranked is not None:
         runs["after second stage"] = report.reranked
     return {name: {k: means[k] for k in keys} for name, means in runs.items()}
+
+
+def approximate_note(collection) -> str:
+    """One line saying that dense search on ``collection`` is approximate, with the
+    recall@100 measured against exact search when it was built."""
+    index = collection.manifest.get("index") or {}
+    recall = index.get("recall_at_100")
+    measured = (
+        f"recall@100 {recall:.3f} against exact search, measured at build time on "
+        f"{index.get('recall_queries', 'sample queries')}"
+        if recall is not None
+        else "recall not measured"
+    )
+    return (
+        f"Dense search on collection '{collection.collection_name}' "
+        f"({len(collection):,} records) is approximate: faiss {index.get('factory', 'IVF-SQ8')}"
+        f", nprobe {index.get('nprobe')}, candidates rescored with exact cosine; {measured}."
+    )

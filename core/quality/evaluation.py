@@ -456,8 +456,7 @@ def evaluate_judgments(
     if not judgments_by_query_text:
         raise DatasetError("No judgments to evaluate: load a judgments CSV first.")
     judged = {doc_id for docs in judgments_by_query_text.values() for doc_id in docs}
-    known = set(dataset.ids)
-    if judged and not judged & known:
+    if judged and not any(dataset.has_id(doc_id) for doc_id in judged):
         raise DatasetError(
             f"None of the {len(judged)} judged doc ids exist in dataset '{dataset.name}'"
             f" (first: '{sorted(judged)[0]}'); were the judgments made on another dataset?"

@@ -16,25 +16,21 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.data.collection import Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder, ProgressFn
 from core.paths import atomic_write, cache_dir
+from core.search.hits import Hit, top_k
+
+if TYPE_CHECKING:
+    from core.search.collection_index import DiskVectorIndex
 
 # Bump when embed_text() changes, so old cache files are not reused.
 TEXT_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved document: its id, row position, 1-based rank and cosine score."""
-
-    id: str
-    position: int
-    rank: int
-    score: float
 
 
 class VectorIndex:
@@ -61,18 +57,7 @@ class VectorIndex:
         if k == 0:
             return []
         scores = self.vectors @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        if k < n:
-            winners = np.argpartition(-scores, k - 1)[:k]
-            # argpartition may pick any of several rows tied at the k-th score; take the
-            # earliest ones so results do not depend on its internals.
-            kth = scores[winners].min()
-            above = np.flatnonzero(scores > kth)
-            tied = np.flatnonzero(scores == kth)[: k - len(above)]
-            winners = np.concatenate([above, tied])
-        else:
-            winners = np.arange(n)
-        winners = np.sort(winners)
-        order = winners[np.argsort(-scores[winners], kind="stable")]
+        order = top_k(scores, k)
         return [
             Hit(id=self.ids[i], position=int(i), rank=r, score=float(scores[i]))
             for r, i in enumerate(order, start=1)
@@ -106,7 +91,7 @@ def _key_lock(key: str) -> threading.Lock:
 class IndexBuild:
     """A built index and how it was obtained (``from_cache``) and how long it took."""
 
-    index: VectorIndex
+    index: VectorIndex | DiskVectorIndex
     from_cache: bool
     seconds: float
     cache_path: Path | None
@@ -125,6 +110,11 @@ def build_index(
 
     started = time.perf_counter()
     fields = dataset.check_fields(fields, "embed")
+    if isinstance(dataset, Collection):  # built on disk: open its index, never re-encode
+        from core.search.collection_index import collection_vector_index
+
+        index = collection_vector_index(dataset, encoder, fields)
+        return IndexBuild(index, True, time.perf_counter() - started, dataset.folder)
     key = embedding_cache_key(getattr(encoder, "cache_key", encoder.name), dataset, fields)
     path = cache_dir() / "embeddings" / f"{key}.npy" if use_cache else None
     with _key_lock(key):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.data.documents import Dataset, TextStyle, rerank_text
+from core.data.documents import Corpus, TextStyle, rerank_text
 from core.errors import SettingsError
 from core.models.base import Encoder, ProgressFn, RerankDoc, Reranker, ScoreKind
 from core.models.registry import load_encoder
@@ -195,7 +195,7 @@ class SearchResult:
 
 
 def search_with_rerank(
-    dataset: Dataset,
+    dataset: Corpus,
     query: str,
     *,
     encoder: Encoder | None = None,
@@ -272,7 +272,8 @@ def search_with_rerank(
     t1 = t0 + retrieval.encode_seconds
     t2 = time.perf_counter()
 
-    texts = [rerank_text(dataset.records[h.position], rerank, rerank_style) for h in hits]
+    records = dataset.records_for([h.id for h in hits])  # a collection: one look-up
+    texts = [rerank_text(r, rerank, rerank_style) for r in records]
     reranked = {}
     reads: dict[str, PassageRead] = {}
     used, notice = reranker, None
@@ -295,13 +296,13 @@ def search_with_rerank(
     t3 = time.perf_counter()
 
     candidates = []
-    for hit, text in zip(hits, texts, strict=True):
+    for hit, text, record in zip(hits, texts, records, strict=True):
         r = reranked.get(hit.id)
         candidates.append(
             Candidate(
                 id=hit.id,
                 title=dataset.title(hit.id),
-                record=dataset.records[hit.position],
+                record=record,
                 retrieval_rank=hit.rank,
                 retrieval_score=hit.score,
                 rerank_text=text,

@@ -23,10 +23,12 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from core.data.collection import BM25_DIR, Collection
 from core.data.documents import Dataset
 from core.errors import SettingsError
 from core.models.base import Encoder
-from core.search.index import Hit, VectorIndex
+from core.search.hits import Hit, top_k
+from core.search.index import VectorIndex
 
 RetrieverKind = Literal["dense", "bm25", "hybrid"]
 RetrievalScoreKind = Literal["cosine", "bm25", "rrf"]
@@ -128,7 +130,8 @@ def _tokenize(texts: Sequence[str], *, return_ids: bool):
 
 class BM25Index:
     """BM25 over ``fields`` of a dataset, built in memory with ``bm25s`` (about 1 s for
-    5,000 abstracts on this 2-core machine, so it is rebuilt rather than cached on disk)."""
+    5,000 abstracts on this 2-core machine, so it is rebuilt rather than cached on disk),
+    or a collection's saved index loaded memory-mapped (:meth:`load`)."""
 
     kind: RetrieverKind = "bm25"
     score_kind: RetrievalScoreKind = "bm25"
@@ -144,6 +147,20 @@ class BM25Index:
         self._retriever.index(tokens, show_progress=False)
         self._vocab = self._retriever.vocab_dict
         self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, folder, ids: Sequence[str], fields: Sequence[str]) -> BM25Index:
+        """A saved ``bm25s`` index (``bm25s.BM25.load(folder, mmap=True)``) over documents
+        whose ids are ``ids`` (row order; a lazy sequence with ``take`` is fine)."""
+        import bm25s
+
+        self = cls.__new__(cls)
+        self.fields = tuple(fields)
+        self.ids = ids
+        self._retriever = bm25s.BM25.load(str(folder), mmap=True)
+        self._vocab = self._retriever.vocab_dict
+        self._lock = threading.Lock()
+        return self
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -162,16 +179,24 @@ class BM25Index:
         scores = self.scores(query)
         matched = np.flatnonzero(scores > 0)
         # Stable: equal scores keep corpus order.
-        order = matched[np.argsort(-scores[matched], kind="stable")][: max(0, k)]
+        order = top_k(scores[matched], k, matched)
+        ids = take_ids(self.ids, order)
         hits = [
-            Hit(id=self.ids[i], position=int(i), rank=r, score=float(scores[i]))
-            for r, i in enumerate(order, start=1)
+            Hit(id=doc_id, position=int(i), rank=r, score=float(scores[i]))
+            for r, (doc_id, i) in enumerate(zip(ids, order, strict=True), start=1)
         ]
         return Retrieval(hits, 0.0, time.perf_counter() - t0)
 
     def retrieve_many(self, queries: Sequence[str], k: int) -> list[Retrieval]:
         """:meth:`retrieve` for each query."""
         return [self.retrieve(q, k) for q in queries]
+
+
+def take_ids(ids: Sequence[str], positions) -> list[str]:
+    """The ids at row ``positions``: one look-up for a collection's lazy ids."""
+    take = getattr(ids, "take", None)
+    positions = [int(i) for i in positions]
+    return take(positions) if take is not None else [ids[i] for i in positions]
 
 
 def rrf_fuse(lists: Sequence[Sequence[Hit]], k: int, rrf_k: int = DEFAULT_RRF_K) -> list[Hit]:
@@ -244,6 +269,8 @@ BM25_CACHE_SIZE = 4
 
 def bm25_index(dataset: Dataset, fields: Sequence[str]) -> BM25Index:
     """A :class:`BM25Index`, reused per process for the same content and fields."""
+    if isinstance(dataset, Collection):  # saved on disk: loaded memory-mapped, once
+        return collection_bm25_index(dataset, dataset.check_fields(fields, "embed"))
     key = (dataset.content_hash, tuple(dataset.check_fields(fields, "embed")))
     with _BM25_LOCK:
         if key in _BM25_CACHE:
@@ -279,3 +306,17 @@ def make_retriever(
     if kind == "dense":
         return dense
     return HybridRetriever(dense, bm25_index(dataset, fields), rrf_k=rrf_k)
+
+
+def collection_bm25_index(collection: Collection, fields: Sequence[str]):
+    """The collection's BM25 index, loaded memory-mapped once per collection object."""
+    built = tuple(collection.manifest["embed_fields"])
+    if tuple(fields) != built:
+        raise SettingsError(
+            f"collection '{collection.collection_name}' has BM25 over the fields "
+            f"{', '.join(built)}; choose exactly those (or rebuild it with other --embed-fields)"
+        )
+    return collection.resource(
+        "bm25",
+        lambda: BM25Index.load(collection.folder / BM25_DIR, collection.ids, built),
+    )

@@ -1,0 +1,806 @@
+"""Build a collection on disk from a file, in stages, resumable after an interruption.
+
+:func:`build_collection` writes the format described in :mod:`core.data.collection`:
+
+1. **ingest** — stream the file (:func:`core.data.streams.iter_records`) into
+   ``records.sqlite``, committing every :data:`INGEST_CHUNK` records; a resumed build
+   skips the rows already stored.
+2. **hash** — the content hash, one sequential pass over the stored rows.
+3. **encode** — embed every record's embed text with the encoder into ``vectors.npy``
+   (a float32 memmap), :data:`ENCODE_CHUNK` rows per checkpoint; the encoder runs each
+   document alone on every core (its vector never depends on its batch).
+4. **bm25** — tokens per chunk of :data:`BM25_CHUNK` documents (checkpointed), then the
+   BM25 score matrix written straight into bm25s' memory-mappable format.
+5. **ann** — at :data:`~core.search.collection_index.EXACT_THRESHOLD` rows or more, a
+   faiss ``IVF{nlist},SQ8`` index trained on a sample, filled in blocks from the memmap,
+   ``nprobe`` chosen as the smallest reaching recall@100 >= :data:`TARGET_RECALL` on
+   sample documents used as queries; that recall is stored in the manifest.
+6. **manifest** — written last; the working folder ``build/`` is removed.
+
+Memory stays flat: one chunk of records, texts or tokens at a time, plus the posting
+arrays of the BM25 stage, which are written into memmaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data.collection import (
+    ANN_INDEX,
+    BM25_DIR,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    RECORDS,
+    VECTORS,
+    collection_path,
+)
+from core.data.documents import _TITLE_CANDIDATES, embed_text, value_to_text
+from core.data.streams import iter_records, source_format
+from core.errors import DatasetError, FieldError
+from core.models.base import Encoder
+from core.paths import atomic_write
+from core.search.collection_index import (
+    EXACT_THRESHOLD,
+    IVF_KIND,
+    RESCORE_FACTOR,
+    DiskVectorIndex,
+    exact_search_many,
+    recall_at,
+)
+from core.search.retrievers import BM25_METHOD
+
+INGEST_CHUNK = 5_000
+ENCODE_CHUNK = 2_048
+BM25_CHUNK = 20_000
+TARGET_RECALL = 0.97
+NPROBES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+RECALL_QUERIES = 200
+TRAIN_PER_LIST = 30
+KMEANS_ITERATIONS = 12
+BM25_K1, BM25_B = 1.5, 0.75
+STAGES = ("ingest", "hash", "encode", "ann", "bm25", "manifest")
+_ID_CANDIDATES = ("id", "_id", "doc_id", "docid")
+
+# progress(stage, done, total or None)
+BuildProgress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did: counts, seconds per stage, the index chosen, disk use."""
+
+    name: str
+    folder: Path
+    count: int
+    dimension: int
+    no_text: int
+    index_kind: str
+    recall_at_100: float | None
+    nprobe: int | None
+    recall_queries: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    resumed: dict[str, int] = field(default_factory=dict)
+    disk_bytes: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        total = sum(self.seconds.values())
+        index = (
+            "exact (below the ANN threshold)"
+            if self.index_kind == "exact"
+            else f"faiss IVF-SQ8, nprobe {self.nprobe}, recall@100 vs exact "
+            f"{self.recall_at_100:.3f} ({self.recall_queries})"
+        )
+        lines = [
+            f"collection '{self.name}': {self.count:,} records, {self.dimension}-d vectors, "
+            f"{self.no_text:,} without text to embed",
+            f"index: {index}",
+            "time: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+            + f"; total {total:.1f} s",
+            "disk: "
+            + ", ".join(f"{k} {_mb(v)}" for k, v in self.disk_bytes.items())
+            + f"; total {_mb(sum(self.disk_bytes.values()))}",
+            f"folder: {self.folder}",
+        ]
+        if self.resumed:
+            lines.append(
+                "resumed: " + ", ".join(f"{k} from row {v:,}" for k, v in self.resumed.items())
+            )
+        return "\n".join(lines)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+class _State:
+    """``build/state.json``: options, stages done, checkpoints and timings."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def save(self) -> None:
+        atomic_write(self.path, json.dumps(self.data, indent=1).encode())
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["done"]
+
+    def finish(self, stage: str, seconds: float) -> None:
+        self.data["done"].append(stage)
+        self.add_time(stage, seconds)
+        self.save()
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        timings = self.data.setdefault("timings", {})
+        timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def build_collection(
+    source: str | os.PathLike[str],
+    name: str,
+    *,
+    encoder: Encoder,
+    embed_fields: Sequence[str] | None = None,
+    rerank_fields: Sequence[str] | None = None,
+    id_field: str | None = None,
+    title_field: str | None = None,
+    restart: bool = False,
+    exact_threshold: int = EXACT_THRESHOLD,
+    progress: BuildProgress | None = None,
+    records: Callable[[], Iterator[dict[str, Any]]] | None = None,
+    recall_queries: tuple[str, np.ndarray] | None = None,
+) -> BuildReport:
+    """Build collection ``name`` from the file ``source`` (see the module docstring).
+
+    An unfinished build of the same file with the same options resumes where it stopped;
+    ``restart`` discards any earlier build (finished or not). ``records`` replaces the
+    file reader (tests, generated corpora); ``source`` then only names the input.
+    ``recall_queries`` (a description and unit query vectors) are the queries on which
+    ``nprobe`` is chosen and recall measured; by default the titles (else first words)
+    of 200 sample records, encoded with ``encoder`` as queries.
+    """
+    folder = collection_path(name)
+    src = Path(source).expanduser()
+    if records is None:
+        source_format(src)  # a clear error for an unknown type, before anything else
+        if not src.is_file():
+            raise DatasetError(f"file not found: {src}")
+    if restart and folder.exists():
+        shutil.rmtree(folder)
+    if (folder / MANIFEST).is_file():
+        raise DatasetError(
+            f"collection '{name}' is already built ({folder}); pass --restart to rebuild it"
+        )
+    work = folder / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    stat = src.stat() if src.is_file() else None
+    wanted = {
+        "source": {
+            "path": str(src.resolve()) if stat else str(source),
+            "bytes": stat.st_size if stat else None,
+            "mtime_ns": stat.st_mtime_ns if stat else None,
+        },
+        "options": {
+            "model_key": getattr(encoder, "cache_key", encoder.name),
+            "embed_fields": list(embed_fields) if embed_fields else None,
+            "rerank_fields": list(rerank_fields) if rerank_fields else None,
+            "id_field": id_field,
+            "title_field": title_field,
+            "exact_threshold": int(exact_threshold),
+        },
+    }
+    state_path = work / "state.json"
+    if state_path.is_file():
+        state = _State(state_path, json.loads(state_path.read_text()))
+        if {k: state.data[k] for k in wanted} != wanted:
+            raise DatasetError(
+                f"an unfinished build of '{name}' from another file or with other options is "
+                f"in {folder}; pass --restart to discard it"
+            )
+    else:
+        state = _State(state_path, {**wanted, "done": [], "timings": {}, "resumed": {}})
+        state.save()
+    say = progress or (lambda stage, done, total: None)
+    read = records or (lambda: iter_records(src))
+
+    if not state.done("ingest"):
+        t0 = time.perf_counter()
+        _ingest(folder, state, read, id_field, say)
+        state.finish("ingest", time.perf_counter() - t0)
+    db = sqlite3.connect(folder / RECORDS)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        count = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        fields = tuple(json.loads(meta["fields"]))
+        resolved = _resolve_fields(db, fields, state, embed_fields, rerank_fields, title_field)
+        if not state.done("hash"):
+            t0 = time.perf_counter()
+            state.data["content_hash"] = _content_hash(db, count, say)
+            state.finish("hash", time.perf_counter() - t0)
+        if not state.done("encode"):
+            t0 = time.perf_counter()
+            _encode(folder, db, count, resolved["embed_fields"], encoder, state, say)
+            state.finish("encode", time.perf_counter() - t0)
+        # The ANN index (faiss, GIL released) is built on a thread while BM25 tokenizes.
+        ann_thread = None
+        if not state.done("ann"):
+            if recall_queries is None and count >= exact_threshold:
+                recall_queries = _sample_queries(folder, count, encoder, resolved)
+            ann_thread = _Stage(
+                lambda: _ann(folder, count, int(exact_threshold), say, recall_queries)
+            )
+        try:
+            if not state.done("bm25"):
+                t0 = time.perf_counter()
+                _bm25(folder, db, count, resolved["embed_fields"], state, say)
+                state.finish("bm25", time.perf_counter() - t0)
+        finally:
+            if ann_thread is not None:
+                ann_thread.join()
+        if ann_thread is not None:
+            state.data["index"] = ann_thread.result()
+            state.finish("ann", ann_thread.seconds)
+    finally:
+        db.close()
+
+    t0 = time.perf_counter()
+    vectors = np.load(folder / VECTORS, mmap_mode="r")
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "count": int(count),
+        "dimension": int(vectors.shape[1]),
+        "model": encoder.name,
+        "model_key": getattr(encoder, "cache_key", encoder.name),
+        "encoder_backend": getattr(encoder, "backend", None),
+        "fields": list(fields),
+        "id_field": meta.get("id_field") or None,
+        "title_field": resolved["title_field"],
+        "embed_fields": list(resolved["embed_fields"]),
+        "rerank_fields": list(resolved["rerank_fields"]),
+        "no_text": int(state.data.get("no_text", 0)),
+        "content_hash": state.data["content_hash"],
+        "source": {**state.data["source"], "format": src.suffix.lower().lstrip(".") or None},
+        "vectors": {"file": VECTORS, "dtype": "float32", "normalized": True, "metric": "cosine"},
+        "index": state.data["index"],
+        "bm25": {
+            "dir": BM25_DIR,
+            "method": BM25_METHOD,
+            "k1": BM25_K1,
+            "b": BM25_B,
+            "stopwords": "en",
+            "stemmer": "snowball-english",
+            "vocabulary": int(state.data.get("bm25_vocab", 0)),
+        },
+        "versions": _versions(),
+        "timings": state.data["timings"],
+    }
+    state.add_time("manifest", time.perf_counter() - t0)
+    manifest["timings"] = state.data["timings"]
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
+    shutil.rmtree(work, ignore_errors=True)
+    return BuildReport(
+        name=name,
+        folder=folder,
+        count=int(count),
+        dimension=int(vectors.shape[1]),
+        no_text=manifest["no_text"],
+        index_kind=manifest["index"]["kind"],
+        recall_at_100=manifest["index"].get("recall_at_100"),
+        nprobe=manifest["index"].get("nprobe"),
+        recall_queries=manifest["index"].get("recall_queries"),
+        seconds=dict(state.data["timings"]),
+        resumed=dict(state.data.get("resumed", {})),
+        disk_bytes=disk_usage(folder),
+    )
+
+
+class _Stage(threading.Thread):
+    """A build stage run on its own thread; :meth:`result` re-raises its error."""
+
+    def __init__(self, fn) -> None:
+        super().__init__(daemon=True, name="collection-build-stage")
+        self.fn = fn
+        self.value = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.start()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+        self.seconds = time.perf_counter() - t0
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def disk_usage(folder: Path) -> dict[str, int]:
+    """Bytes per part of a collection folder (records, vectors, ann, bm25, manifest)."""
+    parts = {
+        "records": folder / RECORDS,
+        "vectors": folder / VECTORS,
+        "ann": folder / ANN_INDEX,
+        "bm25": folder / BM25_DIR,
+    }
+    out = {}
+    for key, path in parts.items():
+        if path.is_dir():
+            out[key] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            out[key] = path.stat().st_size
+    return out
+
+
+def _versions() -> dict[str, str]:
+    import bm25s
+    import faiss
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "bm25s": bm25s.__version__,
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+# --- 1. ingest -------------------------------------------------------------------------
+def _ingest(folder: Path, state: _State, read, id_field: str | None, say) -> None:
+    db = sqlite3.connect(folder / RECORDS)
+    try:
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS records "
+            "(pos INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, record TEXT NOT NULL)"
+        )
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.commit()
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        stored = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        if stored:
+            state.data.setdefault("resumed", {})["ingest"] = stored
+            state.save()
+        fields: dict[str, None] = dict.fromkeys(json.loads(meta.get("fields", "[]")))
+        chosen_id = meta.get("id_field", id_field or "")
+        pos = 0
+        batch: list[tuple[int, str, str]] = []
+        for record in read():
+            if pos == 0 and "id_field" not in meta:
+                chosen_id = id_field or next((f for f in _ID_CANDIDATES if f in record), "")
+            if pos < stored:  # already stored by an interrupted run
+                pos += 1
+                continue
+            fields.update(dict.fromkeys(str(k) for k in record))
+            if chosen_id:
+                value = record.get(chosen_id)
+                doc_id = "" if isinstance(value, list | dict) else value_to_text(value)
+                if not doc_id:
+                    raise DatasetError(f"record {pos} has no usable id in field '{chosen_id}'")
+            else:
+                doc_id = str(pos)
+            text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+            batch.append((pos, doc_id, text))
+            pos += 1
+            if len(batch) >= INGEST_CHUNK:
+                _commit(db, batch, fields, chosen_id)
+                batch = []
+                say("ingest", pos, None)
+        if batch or pos == stored:
+            _commit(db, batch, fields, chosen_id)
+        if pos == 0:
+            raise DatasetError("the file holds no records")
+        say("ingest", pos, pos)
+    finally:
+        db.close()
+
+
+def _commit(db: sqlite3.Connection, batch, fields: dict[str, None], id_field: str) -> None:
+    try:
+        with db:
+            db.executemany("INSERT INTO records (pos, id, record) VALUES (?, ?, ?)", batch)
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("fields", json.dumps(list(fields))), ("id_field", id_field)],
+            )
+    except sqlite3.IntegrityError as exc:
+        ids = [b[1] for b in batch]
+        dupes = set()
+        for start in range(0, len(ids), 900):
+            part = ids[start : start + 900]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT id FROM records WHERE id IN ({marks})"
+            dupes.update(r[0] for r in db.execute(query, part))
+        seen: set[str] = set()
+        first = next((i for i in ids if i in dupes or i in seen or seen.add(i)), "?")
+        raise DatasetError(
+            f"id field '{id_field}' has duplicate values, e.g. {first!r}; "
+            "pick another --id-field (or none, for row positions)"
+        ) from exc
+
+
+def _resolve_fields(db, fields, state, embed_fields, rerank_fields, title_field) -> dict:
+    """Embed, rerank and title fields: as given (checked), else guessed like a Dataset."""
+    if "resolved" in state.data:
+        return state.data["resolved"]
+
+    def check(chosen, role):
+        unknown = [f for f in chosen if f not in fields]
+        if unknown:
+            raise FieldError(
+                f"unknown field(s) to {role}: {', '.join(unknown)}; the file has: "
+                f"{', '.join(fields)}"
+            )
+        return list(chosen)
+
+    sample = [json.loads(r[0]) for r in db.execute("SELECT record FROM records LIMIT 200")]
+    id_field = dict(db.execute("SELECT key, value FROM meta")).get("id_field") or None
+    texts = [f for f in fields if f != id_field and _holds_text(sample, f)]
+    if title_field is not None:
+        check([title_field], "use as title")
+    else:
+        title_field = next((f for f in _TITLE_CANDIDATES if f in fields), None)
+    embed = check(embed_fields, "embed") if embed_fields else texts
+    if not embed:
+        raise FieldError("no field holds text to embed; name them with --embed-fields")
+    rerank = check(rerank_fields, "rerank") if rerank_fields else texts or embed
+    state.data["resolved"] = {
+        "embed_fields": embed,
+        "rerank_fields": rerank,
+        "title_field": title_field,
+    }
+    state.save()
+    return state.data["resolved"]
+
+
+def _holds_text(rows, name: str) -> bool:
+    for row in rows:
+        value = row.get(name)
+        if isinstance(value, str) and value.strip():
+            return True
+        if isinstance(value, list) and any(isinstance(v, str) for v in value):
+            return True
+    return False
+
+
+# --- 2. hash ---------------------------------------------------------------------------
+def _content_hash(db: sqlite3.Connection, count: int, say) -> str:
+    """The same sha256 as :attr:`core.data.documents.Dataset.content_hash`."""
+    digest = hashlib.sha256()
+    rows = db.execute("SELECT id, record FROM records ORDER BY pos")
+    for done, (doc_id, text) in enumerate(rows, start=1):
+        digest.update(doc_id.encode())
+        digest.update(b"\x1f")
+        digest.update(text.encode())
+        digest.update(b"\x1e")
+        if done % 100_000 == 0:
+            say("hash", done, count)
+    say("hash", count, count)
+    return digest.hexdigest()
+
+
+def _embed_texts(db, start: int, stop: int, fields) -> list[str]:
+    rows = db.execute(
+        "SELECT record FROM records WHERE pos >= ? AND pos < ? ORDER BY pos", (start, stop)
+    )
+    return [embed_text(json.loads(r[0]), fields) for r in rows]
+
+
+# --- 3. encode -------------------------------------------------------------------------
+def _encode(folder, db, count, fields, encoder: Encoder, state: _State, say) -> None:
+    path = folder / VECTORS
+    start = int(state.data.get("encoded", 0))
+    if start and path.is_file():
+        vectors = np.load(path, mmap_mode="r+")
+        state.data.setdefault("resumed", {})["encode"] = start
+    else:
+        start = 0
+        vectors = np.lib.format.open_memmap(
+            path, mode="w+", dtype=np.float32, shape=(count, int(encoder.dimension))
+        )
+    no_text = int(state.data.get("no_text", 0)) if start else 0
+    for begin in range(start, count, ENCODE_CHUNK):
+        stop = min(begin + ENCODE_CHUNK, count)
+        texts = _embed_texts(db, begin, stop, fields)
+        no_text += sum(1 for t in texts if not t)
+
+        def inner(done: int, total: int, begin=begin) -> None:
+            say("encode", begin + done, count)
+
+        vectors[begin:stop] = encoder.encode(texts, kind="document", progress=inner)
+        vectors.flush()
+        state.data["encoded"] = stop
+        state.data["no_text"] = no_text
+        state.save()
+        say("encode", stop, count)
+    del vectors
+
+
+# --- 4. ann ----------------------------------------------------------------------------
+def nlist_for(count: int) -> int:
+    """IVF lists: about 2·sqrt(N) rounded to a power of two (faiss advises 1-16·sqrt(N);
+    fewer lists train and fill faster on 2 cores, and rescoring keeps recall)."""
+    return int(2 ** round(math.log2(max(16.0, 2 * math.sqrt(count)))))
+
+
+def _sample_queries(folder: Path, count: int, encoder: Encoder, resolved) -> tuple[str, np.ndarray]:
+    """Query-like texts from sample records (a title, else the first 12 words of the
+    embed text), encoded as queries: short texts far from any one document, as real
+    queries are (a document's own vector would overstate recall)."""
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.choice(count, size=min(RECALL_QUERIES, count), replace=False))
+    db = sqlite3.connect(folder / RECORDS)
+    try:
+        texts = []
+        for pos in rows.tolist():
+            record = json.loads(
+                db.execute("SELECT record FROM records WHERE pos = ?", (pos,)).fetchone()[0]
+            )
+            title = value_to_text(record.get(resolved["title_field"] or "")) if record else ""
+            words = embed_text(record, resolved["embed_fields"]).split()[:12]
+            texts.append(title if len(title.split()) >= 3 else " ".join(words))
+    finally:
+        db.close()
+    texts = [t for t in texts if t] or ["query"]
+    return (
+        f"{len(texts)} sample records' titles or first 12 words, encoded as queries",
+        encoder.encode(texts, kind="query"),
+    )
+
+
+def _ann(
+    folder: Path, count: int, threshold: int, say, recall_queries: tuple[str, np.ndarray] | None
+) -> dict[str, Any]:
+    if count < threshold:
+        return {"kind": "exact", "threshold": threshold}
+    import faiss
+
+    vectors = np.load(folder / VECTORS, mmap_mode="r")
+    dim = vectors.shape[1]
+    nlist = nlist_for(count)
+    rng = np.random.default_rng(0)
+    train_n = min(count, nlist * TRAIN_PER_LIST)
+    sample = np.sort(rng.choice(count, size=train_n, replace=False))
+    say("ann: train", 0, 1)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    index.cp.niter = KMEANS_ITERATIONS
+    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    say("ann: train", 1, 1)
+    block = 50_000
+    for start in range(0, count, block):
+        part = np.ascontiguousarray(vectors[start : start + block], dtype=np.float32)
+        index.add_with_ids(part, np.arange(start, start + len(part), dtype=np.int64))
+        say("ann: add", min(start + block, count), count)
+    tmp = folder / f".{ANN_INDEX}.tmp"
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, folder / ANN_INDEX)
+    del index
+
+    # nprobe: the smallest reaching TARGET_RECALL, measured through the serving path.
+    from core.search.collection_index import open_faiss_index
+
+    if recall_queries is None:
+        at = np.sort(rng.choice(count, size=min(RECALL_QUERIES, count), replace=False))
+        recall_queries = ("sample documents' own vectors", np.asarray(vectors[at]))
+    described, queries = recall_queries[0], np.asarray(recall_queries[1], dtype=np.float32)
+    say("ann: recall", 0, len(NPROBES))
+    exact = exact_search_many(vectors, queries, 100)
+    curve = {}
+    chosen = NPROBES[-1]
+    for i, nprobe in enumerate(NPROBES):
+        ann = open_faiss_index(folder / ANN_INDEX, nprobe)
+        search = DiskVectorIndex(vectors, ann, rescore=RESCORE_FACTOR)
+        found = [search.search_positions(q, 100)[0] for q in queries]
+        curve[nprobe] = round(recall_at(found, exact, 100), 4)
+        say("ann: recall", i + 1, len(NPROBES))
+        if curve[nprobe] >= TARGET_RECALL:
+            chosen = nprobe
+            break
+    return {
+        "kind": IVF_KIND,
+        "file": ANN_INDEX,
+        "factory": f"IVF{nlist},SQ8",
+        "metric": "inner_product",
+        "nlist": nlist,
+        "nprobe": chosen,
+        "rescore": RESCORE_FACTOR,
+        "recall_at_100": curve[chosen],
+        "recall_curve": curve,
+        "recall_queries": described,
+        "threshold": threshold,
+        "trained_on": int(train_n),
+    }
+
+
+# --- 5. bm25 ---------------------------------------------------------------------------
+def _bm25(folder: Path, db, count: int, fields, state: _State, say) -> None:
+    """Tokenize per chunk (checkpointed), then write bm25s' CSC score matrix directly.
+
+    Scores are bm25s' ``lucene`` ones: ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and
+    ``tf / (tf + k1 (1 - b + b dl / avgdl))``, so the saved index answers exactly as
+    ``bm25s.BM25(method="lucene").index(...)`` would over the same tokens.
+    """
+    from core.search.retrievers import _stemmer
+
+    work = folder / "build" / "bm25"
+    work.mkdir(parents=True, exist_ok=True)
+    vocab_path = work / "vocab.json"
+    vocab: dict[str, int] = json.loads(vocab_path.read_text()) if vocab_path.is_file() else {}
+    start = int(state.data.get("bm25_chunks_done", 0)) * BM25_CHUNK
+    if start:
+        state.data.setdefault("resumed", {})["bm25"] = start
+    tokenizer = _Tokenizer(_stemmer(), vocab)
+    for chunk_no, begin in enumerate(range(start, count, BM25_CHUNK), start=start // BM25_CHUNK):
+        stop = min(begin + BM25_CHUNK, count)
+        docs, terms, tfs, lengths = tokenizer.counts(_embed_texts(db, begin, stop, fields), begin)
+        np.savez(work / f"chunk-{chunk_no:05d}.npz", doc=docs, term=terms, tf=tfs, length=lengths)
+        atomic_write(vocab_path, json.dumps(vocab, ensure_ascii=False).encode())
+        state.data["bm25_chunks_done"] = chunk_no + 1
+        state.save()
+        say("bm25: tokenize", stop, count)
+    _write_bm25(folder / BM25_DIR, work, count, vocab, say)
+    state.data["bm25_vocab"] = len(vocab)
+
+
+class _Tokenizer:
+    """bm25s' tokenizer (``bm25s.tokenize`` with ``stopwords="en"`` and a stemmer), made
+    fast for a corpus: lower-case, ``(?u)\\b\\w\\w+\\b`` words, English stop words
+    dropped, then each distinct word stemmed once (PyStemmer) and mapped to a term id.
+    The same tokens as bm25s (a test compares the scores), ~20x faster here."""
+
+    def __init__(self, stemmer, vocab: dict[str, int]) -> None:
+        from bm25s.tokenization import _infer_stopwords
+
+        self.stemmer = stemmer
+        self.vocab = vocab
+        self.stop = frozenset(_infer_stopwords("en"))
+        self.word_ids: dict[str, int] = {}
+        self.split = re.compile(r"(?u)\b\w\w+\b").findall
+
+    def counts(self, texts: Sequence[str], first_row: int):
+        """``(doc, term, tf, length)`` arrays for ``texts`` (rows from ``first_row``)."""
+        stop, word_ids = self.stop, self.word_ids
+        words = [[w for w in self.split(t.lower()) if w not in stop] for t in texts]
+        new = list({w for doc in words for w in doc if w not in word_ids})
+        for word, stem in zip(new, self.stemmer.stemWords(new), strict=True):
+            word_ids[word] = self.vocab.setdefault(stem, len(self.vocab))
+        docs, terms, tfs = [], [], []
+        lengths = np.zeros(len(texts), dtype=np.int32)
+        for row, doc in enumerate(words):
+            lengths[row] = len(doc)
+            tally = Counter(word_ids[w] for w in doc)
+            docs.append(np.full(len(tally), first_row + row, dtype=np.int32))
+            terms.append(np.fromiter(tally.keys(), dtype=np.int32, count=len(tally)))
+            tfs.append(np.fromiter(tally.values(), dtype=np.float32, count=len(tally)))
+        empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return (
+            np.concatenate(docs) if docs else empty_i,
+            np.concatenate(terms) if terms else empty_i,
+            np.concatenate(tfs) if tfs else empty_f,
+            lengths,
+        )
+
+
+def _write_bm25(out: Path, work: Path, count: int, vocab: dict[str, int], say) -> None:
+    import bm25s
+
+    chunks = sorted(work.glob("chunk-*.npz"))
+    if not vocab:
+        vocab = {"": 0}  # bm25s needs a vocabulary; no document has any token
+    n_vocab = len(vocab)
+    lengths = np.concatenate([np.load(c)["length"] for c in chunks]).astype(np.float64)
+    avgdl = float(lengths.mean()) if len(lengths) else 1.0
+    df = np.zeros(n_vocab, dtype=np.int64)
+    for c in chunks:
+        df += np.bincount(np.load(c)["term"], minlength=n_vocab)
+    idf = np.log1p((count - df + 0.5) / (df + 0.5)).astype(np.float32)
+    nnz = int(df.sum())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    data = np.lib.format.open_memmap(
+        tmp / "data.csc.index.npy", "w+", dtype=np.float32, shape=(nnz,)
+    )
+    indices = np.lib.format.open_memmap(
+        tmp / "indices.csc.index.npy", "w+", dtype=np.int32, shape=(nnz,)
+    )
+    cursor = indptr[:-1].copy()
+    for i, c in enumerate(chunks):
+        part = np.load(c)
+        term, doc, tf = part["term"], part["doc"], part["tf"]
+        dl = lengths[doc]
+        tfc = tf / (BM25_K1 * ((1 - BM25_B) + BM25_B * dl / avgdl) + tf)
+        score = (idf[term] * tfc).astype(np.float32)
+        order = np.argsort(term, kind="stable")  # docs stay ascending within a term
+        term, doc, score = term[order], doc[order], score[order]
+        counts = np.bincount(term, minlength=n_vocab)
+        group_start = np.concatenate([[0], np.cumsum(counts)])[term]
+        dest = cursor[term] + (np.arange(len(term)) - group_start)
+        data[dest] = score
+        indices[dest] = doc
+        cursor += counts
+        say("bm25: write", i + 1, len(chunks))
+    data.flush()
+    indices.flush()
+    del data, indices
+    np.save(tmp / "indptr.csc.index.npy", indptr)
+    (tmp / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
+    params = {
+        "k1": BM25_K1,
+        "b": BM25_B,
+        "delta": 0.5,
+        "method": BM25_METHOD,
+        "idf_method": BM25_METHOD,
+        "dtype": "float32",
+        "int_dtype": "int32",
+        "num_docs": int(count),
+        "version": bm25s.__version__,
+        "backend": "numpy",
+    }
+    (tmp / "params.index.json").write_text(json.dumps(params, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def print_progress(stream=None) -> BuildProgress:
+    """A progress bar on stderr: stage, done/total, rate and time left."""
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    started: dict[str, tuple[float, int]] = {}
+    last = [0.0]
+
+    def show(stage: str, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        t0, d0 = started.setdefault(stage, (now, done))
+        finished = total is not None and done >= total
+        if not finished and now - last[0] < (0.2 if tty else 10.0):
+            return
+        last[0] = now
+        rate = (done - d0) / max(now - t0, 1e-9)
+        if total:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            left = (total - done) / rate if rate > 0 else float("nan")
+            line = f"{stage:<16} [{bar}] {done:,}/{total:,}  {rate:,.0f}/s" + (
+                f"  ~{left:,.0f} s left" if not finished and math.isfinite(left) else ""
+            )
+        else:
+            line = f"{stage:<16} {done:,}  {rate:,.0f}/s"
+        end = "\n" if finished or not tty else ""
+        print(("\r" if tty else "") + line + ("\033[K" if tty else ""), end=end, file=stream)
+
+    return show
