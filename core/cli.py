@@ -540,16 +540,16 @@ def _search(args: argparse.Namespace) -> int:
             total=result.timings.total + index_seconds,
         ),
     )
+    if getattr(dataset, "approximate", False) and args.retriever != "bm25":
+        from core.present.views import approximate_note
+
+        print(f"note: {approximate_note(dataset)}", file=sys.stderr)
     return _print_result(args, result)
 
 
 def _print_result(args: argparse.Namespace, result) -> int:
     if result.notice:
         print(f"note: {result.notice}", file=sys.stderr)
-    if getattr(dataset, "approximate", False) and args.retriever != "bm25":
-        from core.present.views import approximate_note
-
-        print(f"note: {approximate_note(dataset)}", file=sys.stderr)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
         print()
