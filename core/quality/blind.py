@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from core.data.csvsafe import spreadsheet_safe
 from core.errors import SettingsError
 
 Choice = Literal["left", "right", "tie"]
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def a_is_left(seed: str, query: str) -> bool:
@@ -135,13 +135,6 @@ def tally(votes: Sequence[Vote], a: str, b: str) -> Tally:
     return Tally(a, b, a_votes, b_votes, ties, sign_test(a_votes, b_votes), low, high)
 
 
-def safe_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: a leading formula character gets ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 VOTE_COLUMNS = ("query", "voter", "choice", "left", "right", "winner", "a", "b")
 
 
@@ -161,7 +154,7 @@ def votes_csv(votes: Sequence[Vote]) -> str:
             "a": v.a,
             "b": v.b,
         }
-        writer.writerow({k: safe_cell(val) for k, val in row.items()})
+        writer.writerow({k: spreadsheet_safe(val) for k, val in row.items()})
     return out.getvalue()
 
 
@@ -206,5 +199,7 @@ def pairwise_csv(votes: Sequence[Vote]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["query", "preferred", "other", "tie", "voter"])
     for j in pairwise_judgments(votes):
-        writer.writerow([safe_cell(x) for x in (j.query, j.preferred, j.other, j.tie, j.voter)])
+        writer.writerow(
+            [spreadsheet_safe(x) for x in (j.query, j.preferred, j.other, j.tie, j.voter)]
+        )
     return out.getvalue()

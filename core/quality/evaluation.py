@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.data.beir import BeirDataset
-from core.data.csvsafe import LINE_END, spreadsheet_safe_row
+from core.data.csvsafe import LINE_END, spreadsheet_safe, spreadsheet_safe_row
 from core.data.documents import Dataset, TextStyle, make_dataset, rerank_text
 from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, RerankDoc, Reranker
-from core.quality.blind import safe_cell
 from core.quality.metrics import (
     DEFAULT_K_VALUES,
     DEFAULT_THRESHOLD,
@@ -1027,7 +1026,7 @@ class PairReport:
         writer = csv.DictWriter(out, fieldnames=list(_PAIR_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in self.rows():
-            writer.writerow({k: safe_cell(v) for k, v in row.items()})
+            writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         return out.getvalue()
 
 
