@@ -24,15 +24,18 @@ from .test_search_e2e import expect_rows, grid_column, table, url_params
 
 pytestmark = pytest.mark.browser
 
-PAGE_TITLES = ["Search", "Ceiling & fields", "Evaluate", "About"]
+# The st.Page titles app.py builds, in order (read from app.py so a new page is counted).
+PAGE_TITLES = re.findall(
+    r'title="([^"]+)"', (Path(__file__).resolve().parents[2] / "app.py").read_text()
+)[1:]  # [0] is set_page_config's page_title
 HEIST = "a heist that goes wrong"
 # Evaluate's own widgets take no link parameters; these ride along in the URL (as a
 # walkthrough's tracking parameters would) and must survive the recovery rerun.
 EVALUATE_PARAMS = {"from": "walkthrough", "step": "3"}
 
 
-def expect_four_pages(page: Page) -> None:
-    """Exactly the four st.Page titles, in order (never one entry per file in pages/).
+def expect_the_pages(page: Page) -> None:
+    """Exactly the st.Page titles, in order (never one entry per file in pages/).
 
     A link's text is its Material icon's name followed by the title.
     """
@@ -48,7 +51,7 @@ def test_evaluate_link_as_the_first_request_of_a_fresh_server(
     base_url = fresh_app_server(mode)
     page.goto(f"{base_url}/evaluate?{urlencode(EVALUATE_PARAMS)}")
     wait_for_app_run(page)
-    expect_four_pages(page)
+    expect_the_pages(page)
     wait_for_app_run(page)
     expect(page.get_by_role("heading", name="Does reranking help?")).to_be_visible()
     expect(page.get_by_role("radiogroup", name="Labelled set")).to_be_visible()
@@ -66,7 +69,7 @@ def test_search_link_as_the_first_request_of_a_fresh_server(
     base_url = fresh_app_server(mode)
     page.goto(f"{base_url}/?{urlencode({'q': HEIST, 'n': '5', 'dataset': 'movies'})}")
     wait_for_app_run(page)
-    expect_four_pages(page)
+    expect_the_pages(page)
     expect(page.get_by_role("heading", name="Reranked order")).to_be_visible(timeout=120_000)
     wait_for_app_run(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)
