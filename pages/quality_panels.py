@@ -73,8 +73,9 @@ def judgments_upload(dataset: Dataset) -> Qrels | None:
     judged = {d for docs in read.qrels.values() for d in docs}
     if not qrels or len(unknown) >= len(judged):
         st.error(
-            "No judged id matches a document of this dataset: choose the field the ids "
-            "are values of.",
+            f"No judged id matches a document of {escape_markdown(repr(dataset.name))}: were "
+            "the judgments made on another dataset? If not, choose the field the ids are "
+            "values of.",
             icon="🚫",
         )
         st.stop()
