@@ -3,5 +3,5 @@ tested without Streamlit.
 
 Layers, lowest first; a package imports only the ones before it:
 ``models`` <- ``data`` <- ``search`` <- ``quality`` <- ``present`` <- ``cli`` / ``bench``
-/ the pages. ``errors``, ``paths`` and ``parallel`` sit below them all.
+/ the pages. ``models`` also holds the errors, paths and worker pool every layer uses.
 """

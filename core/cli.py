@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.errors import CoreError
+from core.models.errors import CoreError
 
 
 def _csv(value: str) -> list[str]:
@@ -472,8 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from core.data.datasets import load_dataset, load_json_dataset
-    from core.errors import SettingsError
     from core.models.base import DEFAULT_ENCODER, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER
+    from core.models.errors import SettingsError
     from core.models.registry import load_encoder, load_reranker
     from core.search.fusion import check_fusion
     from core.search.index import build_index
@@ -956,7 +956,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
     import time
     from pathlib import Path
 
-    from core.paths import cache_dir
+    from core.models.paths import cache_dir
     from core.quality.evaluation import (
         SecondStage,
         evaluate_beir,

@@ -43,8 +43,8 @@ import numpy as np
 
 from core.data.collection import collection_path, open_collection
 from core.data.documents import embed_text
-from core.errors import CoreError
 from core.models.base import DEFAULT_ENCODER, normalize_rows
+from core.models.errors import CoreError
 
 NOISE_SIGMA = 0.0128
 POOL_SCIFACT = 500  # source documents per kind

@@ -270,7 +270,7 @@ def prepared_on_disk(dataset: str = "movies", encoder: str = DEFAULT_ENCODER) ->
     from core.data.datasets import load_dataset
     from core.models.encoders import _export_key
     from core.models.onnx_encoder import cached_export
-    from core.paths import cache_dir
+    from core.models.paths import cache_dir
     from core.search.index import embedding_cache_key
 
     key = _export_key(encoder)

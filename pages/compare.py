@@ -8,7 +8,7 @@ from dataclasses import replace
 import streamlit as st
 
 from core.data.datasets import BUILTIN
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.present.report import head_to_head_report
 from core.present.views import EXAMPLE_QUERIES, SearchSettings, escape_markdown
 from core.present.walkthrough import (

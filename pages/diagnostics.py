@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import CoreError, ModelUnavailableError
 from core.models.allow import model_refusal
+from core.models.errors import CoreError, ModelUnavailableError
 from core.present.diagnostics_state import (
     VIEWS,
     embed_fields,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.documents import Dataset
-from core.errors import CoreError
 from core.models.base import Reranker
+from core.models.errors import CoreError
 from core.present.charts import ablation_chart, ceiling_chart
 from core.present.diagnostics_state import RERANKERS, dataset_choices
 from core.present.tables import (

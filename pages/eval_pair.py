@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.present.evaluate_state import LabelledSet
 from core.present.report import pair_report_html
 from core.present.views import escape_markdown

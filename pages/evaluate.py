@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data.beir import load_beir
 from core.data.datasets import scifact_path
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.models.packaged import packaged_model_ids
 from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
 from core.present.views import escape_markdown

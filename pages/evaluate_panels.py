@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.errors import CoreError
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
+from core.models.errors import CoreError
 from core.present.charts import movement_chart, outcome_chart
 from core.present.evaluate_state import LabelledSet, applied_view
 from core.present.tables import (

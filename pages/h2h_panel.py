@@ -10,8 +10,8 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.errors import CoreError
 from core.models.base import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
+from core.models.errors import CoreError
 from core.models.together import DEFAULT_RERANK_MODEL
 from core.present.compare_charts import h2h_movement_chart, side_score_chart
 from core.present.views import SearchSettings, escape_markdown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.present.views import escape_markdown
 from core.search.milvus import normalize_reference
 

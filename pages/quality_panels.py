@@ -11,8 +11,8 @@ import streamlit as st
 
 from core.data.beir import FORMAT_LABELS, Qrels, load_queries_file, map_doc_ids, read_judgments
 from core.data.documents import Dataset
-from core.errors import CoreError
 from core.models.base import PACKAGED_CROSS_ENCODER
+from core.models.errors import CoreError
 from core.present.charts import cost_chart
 from core.present.views import (
     SearchSettings,

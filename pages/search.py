@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.upload_store import is_upload_id
-from core.errors import CoreError, ModelUnavailableError
 from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
+from core.models.errors import CoreError, ModelUnavailableError
 from core.models.packaged import packaged_model_ids
 from core.present.search_state import (
     run_key,

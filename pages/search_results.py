@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.beir import dump_judgments_csv, load_judgments_csv
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.present.charts import movement_chart, score_chart
 from core.present.report import search_report
 from core.present.tables import (

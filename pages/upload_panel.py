@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.data.upload_quality import QualityReport, build_upload_dataset
 from core.data.uploads import max_upload_bytes, max_upload_records, parse_upload
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.present.views import escape_markdown
 from pages.common import get_upload_store
 

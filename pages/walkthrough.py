@@ -7,7 +7,7 @@ import secrets
 
 import streamlit as st
 
-from core.errors import CoreError
+from core.models.errors import CoreError
 from core.present.report import walkthrough_report
 from core.present.views import escape_markdown
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough

@@ -17,7 +17,7 @@ from core.data.beir import (
     map_doc_ids,
     read_judgments,
 )
-from core.errors import DatasetError, DatasetUnavailableError
+from core.models.errors import DatasetError, DatasetUnavailableError
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
 

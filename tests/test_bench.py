@@ -22,7 +22,7 @@ import pytest
 from core.models.base import RerankDoc
 from core.models.cross_encoders import OnnxCrossEncoder, ScoreCache
 from core.models.packaged import packaged_cross_encoder_dir
-from core.parallel import WorkerPool
+from core.models.parallel import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,8 +136,8 @@ def rebuilt_cross_encoder():
 
 @pytest.mark.slow
 def test_rebuilt_model_folder_is_a_bert_cross_encoder(rebuilt_cross_encoder) -> None:
+    from core.models.paths import cache_dir
     from core.models.torch_cross_encoder import dequantized_cross_encoder_dir
-    from core.paths import cache_dir
 
     folder = dequantized_cross_encoder_dir()
     assert folder.is_relative_to(cache_dir() / "models")

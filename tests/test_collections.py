@@ -22,7 +22,7 @@ from core.data.collection import (
     open_collection,
 )
 from core.data.documents import Corpus, make_dataset
-from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
+from core.models.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
 from core.search import collection_build
 from core.search.collection_build import build_collection
 from core.search.index import VectorIndex, build_index

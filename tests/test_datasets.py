@@ -30,7 +30,7 @@ from core.data.datasets import (
     parse_json_records,
     resolve_movies_path,
 )
-from core.errors import DatasetError, DatasetUnavailableError
+from core.models.errors import DatasetError, DatasetUnavailableError
 
 # --- a loopback HTTP server ------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import FakeReranker
 
 from core.data.documents import make_dataset
-from core.errors import FieldError, SettingsError
 from core.models.base import RerankDoc, RerankResult, results_from_scores
+from core.models.errors import FieldError, SettingsError
 from core.quality.diagnostics import (
     CorpusScores,
     FieldVariant,
@@ -397,7 +397,7 @@ def test_field_ablation_rejects_bad_input() -> None:
 def test_bats_query_on_movies_with_the_real_cross_encoder(
     movies, minilm, movies_index, cross_encoder, monkeypatch
 ) -> None:
-    from core.paths import PROJECT_ROOT
+    from core.models.paths import PROJECT_ROOT
 
     # The whole-corpus scores are kept in the shared test cache (1,000 pairs: ~10-30 s).
     monkeypatch.setenv("RERANK_CACHE_DIR", str(PROJECT_ROOT / ".test-cache"))

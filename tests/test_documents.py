@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.data.documents import embed_text, field_texts, make_dataset, rerank_text, value_to_text
-from core.errors import DatasetError, FieldError
+from core.models.errors import DatasetError, FieldError
 
 # --- value_to_text ------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from core.data.documents import make_dataset
-from core.errors import ModelUnavailableError
 from core.models.base import DEFAULT_ENCODER, Encoder
 from core.models.bge import QUERY_INSTRUCTION, BgeOnnxEncoder
+from core.models.errors import ModelUnavailableError
 from core.models.packaged import BGE_SMALL, packaged_bge_small_dir, packaged_model_ids
 from core.models.registry import load_encoder
 from core.search.index import build_index, embedding_cache_key

@@ -21,7 +21,7 @@ from conftest import ROOT, SCIFACT, FakeEncoder, FakeReranker
 
 from core.data.beir import BeirDataset, load_beir
 from core.data.documents import make_dataset
-from core.errors import DatasetError, SettingsError
+from core.models.errors import DatasetError, SettingsError
 from core.quality.evaluation import (
     EvaluationReport,
     beir_to_dataset,

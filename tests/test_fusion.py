@@ -7,7 +7,7 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 
 from core.data.documents import make_dataset
-from core.errors import SettingsError
+from core.models.errors import SettingsError
 from core.search.fusion import fuse_scores, fused_order, minmax
 from core.search.pipeline import search_with_rerank
 

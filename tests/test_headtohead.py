@@ -15,8 +15,8 @@ import pytest
 
 from core.data.datasets import load_dataset
 from core.data.documents import make_dataset
-from core.errors import SettingsError, WalkthroughError
 from core.models.base import PACKAGED_CROSS_ENCODER
+from core.models.errors import SettingsError, WalkthroughError
 from core.present.report import (
     head_to_head_report,
     pair_report_html,

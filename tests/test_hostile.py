@@ -353,7 +353,7 @@ MALFORMED_MESSAGES = {
 
 @pytest.mark.parametrize("mode", list(MALFORMED_MESSAGES))
 def test_malformed_rerank_answers_are_remote_errors(together, mode: str) -> None:
-    from core.errors import RemoteAPIError
+    from core.models.errors import RemoteAPIError
     from core.models.together import MalformedAnswerError
 
     together.rerank_answer = mode

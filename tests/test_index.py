@@ -10,7 +10,7 @@ import pytest
 from conftest import FakeEncoder
 
 from core.data.documents import make_dataset
-from core.errors import FieldError
+from core.models.errors import FieldError
 from core.search.index import VectorIndex, build_index, embedding_cache_key
 
 # --- VectorIndex.search ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The layout is the pipeline: a package of ``core`` never imports a higher one.
 
-Layers, lowest first: the top-level helpers (errors, paths, parallel) <- models <- data
-<- search <- quality <- present <- cli / bench / pages. Read from the import statements
-(top level and inside functions alike), so a lazy import cannot hide a wrong direction.
+Layers, lowest first: models (which also holds the project-wide errors, paths and worker
+pool) <- data <- search <- quality <- present <- cli / bench / pages. Read from the
+import statements (top level and inside functions alike), so a lazy import cannot hide a
+wrong direction.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["base", "models", "data", "search", "quality", "present", "top"]
-BASE_MODULES = {"errors", "paths", "parallel"}
+LAYERS = ["models", "data", "search", "quality", "present", "top"]
 
 
 def layer_of(module: str) -> str | None:
@@ -24,8 +24,6 @@ def layer_of(module: str) -> str | None:
         return None
     if len(parts) == 1:
         return "top"
-    if parts[1] in BASE_MODULES:
-        return "base"
     if parts[1] in LAYERS:
         return parts[1]
     return "top"  # cli, bench, __main__
@@ -55,7 +53,7 @@ def project_files() -> list[Path]:
 
 
 def test_layer_of_reads_the_tree() -> None:
-    assert layer_of("core.errors") == "base"
+    assert layer_of("core.models.errors") == "models"
     assert layer_of("core.models.base") == "models"
     assert layer_of("core.search.pipeline") == "search"
     assert layer_of("core.cli") == "top"
@@ -101,10 +99,10 @@ def test_no_import_circle_between_modules() -> None:
 
 def test_model_interfaces_import_no_backend() -> None:
     mods = {mod for _, mod in imports_of(ROOT / "core" / "models" / "base.py")}
-    assert mods <= {"core.errors"}, mods
+    assert mods <= {"core.models.errors"}, mods
 
 
 def test_every_package_says_what_it_is_for_and_may_import() -> None:
-    for package in LAYERS[1:-1]:
+    for package in LAYERS[:-1]:
         doc = ast.get_docstring(ast.parse((ROOT / "core" / package / "__init__.py").read_text()))
         assert doc and "May import" in doc, package

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from core.errors import DatasetError, SettingsError
+from core.models.errors import DatasetError, SettingsError
 from core.quality.metrics import (
     METRIC_NAMES,
     condensed,

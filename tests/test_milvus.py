@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from core.data.documents import embed_text, make_dataset
-from core.errors import (
+from core.models.errors import (
     MilvusAuthError,
     MilvusSchemaError,
     MilvusUnavailableError,

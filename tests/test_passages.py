@@ -9,9 +9,9 @@ import json
 import pytest
 
 from core.data.documents import make_dataset
-from core.errors import SettingsError
 from core.models.base import RerankDoc
 from core.models.cross_encoders import reranker_tokenizer
+from core.models.errors import SettingsError
 from core.search.passages import (
     PassageLimitError,
     PassageSettings,

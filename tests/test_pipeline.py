@@ -13,8 +13,8 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 
 from core.data.documents import make_dataset
-from core.errors import FieldError, SettingsError
 from core.models.base import RerankDoc, RerankResult, sigmoid
+from core.models.errors import FieldError, SettingsError
 from core.search.index import build_index
 from core.search.pipeline import MAX_CANDIDATES, search_with_rerank
 

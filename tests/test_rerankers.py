@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from core.errors import ModelUnavailableError, RerankError
 from core.models.base import (
     PACKAGED_CROSS_ENCODER,
     RerankDoc,
@@ -22,6 +21,7 @@ from core.models.base import (
     sigmoid,
 )
 from core.models.cross_encoders import OnnxCrossEncoder, SentenceTransformersCrossEncoder
+from core.models.errors import ModelUnavailableError, RerankError
 from core.models.registry import load_reranker
 
 BERLIN_QUERY = "How many people live in Berlin?"
@@ -145,7 +145,7 @@ def test_fused_graph_is_cached_fused_and_keyed_apart(fused_cross_encoder, cross_
 
     from core.models.onnx_optimize import build_fused_cross_encoder
     from core.models.packaged import packaged_cross_encoder_dir
-    from core.paths import cache_dir
+    from core.models.paths import cache_dir
 
     path = fused_cross_encoder.model_path
     assert path.is_relative_to(cache_dir() / "models") and path.is_file()

@@ -6,7 +6,7 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 
 from core.data.documents import make_dataset
-from core.errors import SettingsError
+from core.models.errors import SettingsError
 from core.search.index import Hit, build_index
 from core.search.pipeline import search_with_rerank
 from core.search.retrievers import (

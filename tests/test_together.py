@@ -17,8 +17,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from core.errors import RemoteAPIError
 from core.models.base import Encoder, RerankDoc, Reranker, RerankResult, results_from_scores
+from core.models.errors import RemoteAPIError
 from core.models.together import (
     BGE_QUERY_INSTRUCTION,
     AuthenticationFailedError,

@@ -11,7 +11,7 @@ from conftest import FakeEncoder, FakeReranker
 from test_evaluation import CANDIDATES, CORPUS, QRELS, QUERIES, RERANK_SCORES, write_beir
 
 from core.data.beir import load_beir
-from core.errors import SettingsError
+from core.models.errors import SettingsError
 from core.quality.evaluation import (
     BEIR_FIELDS,
     SecondStage,

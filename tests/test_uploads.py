@@ -42,7 +42,7 @@ from core.data.uploads import (
     max_upload_records,
     parse_upload,
 )
-from core.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
+from core.models.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
 
 MOVIES_LIKE = [
     {

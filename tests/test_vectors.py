@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.errors import SettingsError
+from core.models.errors import SettingsError
 from core.search.vectors import (
     VECTORS_FORMAT,
     VectorSet,

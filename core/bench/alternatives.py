@@ -42,8 +42,8 @@ def _plain_ort_loop(reranker_dir: Path):
 def _fused_reranker(reranker_dir: Path) -> tuple[Any, dict[str, Any]]:
     """The fused-and-requantised graph (:mod:`core.models.onnx_optimize`), built once,
     or why not."""
-    from core.errors import ModelUnavailableError
     from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.errors import ModelUnavailableError
     from core.models.onnx_optimize import FUSED_RECIPE, FUSED_VERSION, build_fused_cross_encoder
 
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core.paths import PROJECT_ROOT
+from core.models.paths import PROJECT_ROOT
 
 BENCH_QUERIES = (
     "super hero mystery action movie about bats",

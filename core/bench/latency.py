@@ -14,7 +14,7 @@ from typing import Any
 
 from core.bench.common import BenchSettings, candidates, stats, timed
 from core.bench.encoding import throughput
-from core.paths import PROJECT_ROOT
+from core.models.paths import PROJECT_ROOT
 
 
 def bench_parallelism(

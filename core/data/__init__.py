@@ -5,5 +5,5 @@ sample), uploads (``uploads``: parsing and field detection; ``upload_quality``: 
 dataset and its quality report; ``upload_store``: the content-addressed store) and
 labelled sets (BEIR, judgments CSV).
 
-May import: :mod:`core.models` and the top-level helpers (errors, paths, parallel).
+May import: :mod:`core.models` (which holds the errors, paths and worker pool).
 """

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.data.csvsafe import LINE_END, spreadsheet_safe_cells, unspreadsheet
 from core.data.documents import Dataset
-from core.errors import DatasetError, DatasetUnavailableError
+from core.models.errors import DatasetError, DatasetUnavailableError
 
 Qrels = dict[str, dict[str, int]]
 

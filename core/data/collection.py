@@ -77,8 +77,8 @@ from typing import Any, Literal
 import numpy as np
 
 from core.data.documents import TextStyle, embed_text, rerank_text, value_to_text
-from core.errors import DatasetError, DatasetUnavailableError, FieldError
-from core.paths import cache_dir
+from core.models.errors import DatasetError, DatasetUnavailableError, FieldError
+from core.models.paths import cache_dir
 
 FORMAT = "rerank-collection"
 FORMAT_VERSION = 1

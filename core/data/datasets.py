@@ -22,8 +22,8 @@ from typing import Any
 
 from core.data.collection import Collection, is_collection_id, open_collection
 from core.data.documents import Dataset, make_dataset
-from core.errors import DatasetError, DatasetUnavailableError
-from core.paths import PROJECT_ROOT, atomic_write, cache_dir
+from core.models.errors import DatasetError, DatasetUnavailableError
+from core.models.paths import PROJECT_ROOT, atomic_write, cache_dir
 
 MOVIES_URL = (
     "https://raw.githubusercontent.com/togethercomputer/together-cookbook/"

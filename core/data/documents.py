@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from core.errors import DatasetError, FieldError
+from core.models.errors import DatasetError, FieldError
 
 TextStyle = Literal["plain", "fields"]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.errors import DatasetError, DatasetUnavailableError
+from core.models.errors import DatasetError, DatasetUnavailableError
 
 FORMATS = {
     ".json": "json",

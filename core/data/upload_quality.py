@@ -25,7 +25,7 @@ from core.data.uploads import (
     estimate_tokens,
     short_list,
 )
-from core.errors import FieldError
+from core.models.errors import FieldError
 
 ROW_POSITION: Final = ""
 """Pass as ``id_field`` to :func:`build_upload_dataset` to use row positions as ids."""

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from core.data.uploads import CONTROL_CHARS, MB, UploadError, display_name, env_number
-from core.errors import DatasetUnavailableError
-from core.paths import atomic_write, cache_dir
+from core.models.errors import DatasetUnavailableError
+from core.models.paths import atomic_write, cache_dir
 
 DEFAULT_STORE_MB: Final = 500
 DATASET_ID_PATTERN: Final = re.compile(r"^upload-[0-9a-f]{16}\Z")

@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from core.data.documents import value_to_text
-from core.errors import DatasetError, SettingsError
+from core.models.errors import DatasetError, SettingsError
 from core.models.base import DEFAULT_MAX_LENGTH
 
 UploadFormat = Literal["json", "jsonl", "csv"]

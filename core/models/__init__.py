@@ -4,6 +4,8 @@ The encoder and reranker interfaces (:mod:`.base`), the local backends (ONNX, bg
 PyTorch), the Together hosted backend, hub loading and graph tools, and the one
 registry that resolves model ids (:mod:`.registry`).
 
-May import: :mod:`core.errors`, :mod:`core.paths`, :mod:`core.parallel`. Nothing else
-from the project.
+It is the lowest layer, so it also holds what every layer uses: the typed errors
+(:mod:`.errors`), the cache paths (:mod:`.paths`) and the worker pool (:mod:`.parallel`).
+
+May import: nothing from the project outside this package.
 """

@@ -1,6 +1,6 @@
 """The interfaces every model backend implements, and the types they return.
 
-Imports nothing from the project but :mod:`core.errors`: backends import this module,
+Imports nothing from the project but :mod:`core.models.errors`: backends import this module,
 never the reverse, and :mod:`core.models.registry` is the one place that knows them all.
 
 Score scales (documented, never mixed silently):
@@ -21,7 +21,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from core.errors import RerankError
+from core.models.errors import RerankError
 
 TextKind = Literal["query", "document"]
 ProgressFn = Callable[[int, int], None]

@@ -12,7 +12,7 @@ run here with onnxruntime and ``tokenizers``:
   (``DynamicQuantizeLinear``), so a padded batch moves every vector (cosine ~0.995 to
   the same text alone). One text per call keeps a document's vector independent of the
   documents it is encoded with; speed comes from running calls on ``workers`` threads
-  at once (:class:`core.parallel.WorkerPool`; onnxruntime releases the GIL);
+  at once (:class:`core.models.parallel.WorkerPool`; onnxruntime releases the GIL);
 * queries may get bge's retrieval instruction (:data:`QUERY_INSTRUCTION`); documents
   never do. On SciFact (BEIR test, 300 queries, title + text) this copy scored nDCG@10
   0.714 without it and 0.709 with it (published for bge-small-en-v1.5: 0.713;
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ModelUnavailableError
+from core.models.errors import ModelUnavailableError
 from core.models.packaged import BGE_SMALL, packaged_bge_small_dir
-from core.parallel import WorkerPool, default_workers
+from core.models.parallel import WorkerPool, default_workers
 
 QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 DEFAULT_QUERY_INSTRUCTION = ""

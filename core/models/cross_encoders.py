@@ -25,7 +25,7 @@ from core.models.base import (
     results_from_scores,
 )
 from core.models.hub import load_hub_model, quiet_transformers
-from core.parallel import WorkerPool, default_workers
+from core.models.parallel import WorkerPool, default_workers
 
 DEFAULT_SCORE_CACHE_SIZE = 20_000
 
@@ -304,7 +304,7 @@ def reranker_tokenizer(reranker: object | None) -> Any:
     an approximation of its token counts. Raises :class:`RerankError` when neither is
     available.
     """
-    from core.errors import RerankError
+    from core.models.errors import RerankError
     from core.models.packaged import packaged_cross_encoder_dir
 
     own = getattr(reranker, "passage_tokenizer", None)

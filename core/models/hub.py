@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from core.errors import ModelUnavailableError
+from core.models.errors import ModelUnavailableError
 
 T = TypeVar("T")
 

@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.parallel import WorkerPool, default_workers
-from core.paths import cache_dir
+from core.models.parallel import WorkerPool, default_workers
+from core.models.paths import cache_dir
 
 # Bump a precision's version when its export changes, so old folders are not reused.
 # fp32 v2: traced with eager attention and fused (onnxruntime transformer optimizer).

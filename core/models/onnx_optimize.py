@@ -38,8 +38,8 @@ import logging
 import threading
 from pathlib import Path
 
-from core.errors import ModelUnavailableError
-from core.paths import atomic_write, cache_dir
+from core.models.errors import ModelUnavailableError
+from core.models.paths import atomic_write, cache_dir
 
 # Bump whenever the recipe below changes what is written (the cache file name has it).
 FUSED_VERSION = 1

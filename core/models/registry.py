@@ -4,14 +4,13 @@
 Known ids resolve to packaged copies first (:mod:`core.models.packaged`);
 ``together:<model>`` gives a Together hosted backend; any other id goes to the
 Hugging Face hub through sentence-transformers and, offline, fails with
-:class:`~core.errors.ModelUnavailableError`.
+:class:`~core.models.errors.ModelUnavailableError`.
 """
 
 from __future__ import annotations
 
 import threading
 
-from core.errors import ModelUnavailableError
 from core.models.base import (
     DEFAULT_ENCODER,
     DEFAULT_MAX_LENGTH,
@@ -22,6 +21,7 @@ from core.models.base import (
 )
 from core.models.cross_encoders import OnnxCrossEncoder, SentenceTransformersCrossEncoder
 from core.models.encoders import SentenceTransformerEncoder
+from core.models.errors import ModelUnavailableError
 from core.models.packaged import (
     BGE_SMALL,
     BGE_SMALL_ALIASES,

@@ -3,7 +3,7 @@
 Both wrap the official ``together`` SDK (3.x) and implement the same interfaces as
 the local backends (:class:`core.models.base.Reranker`, :class:`core.models.base.Encoder`),
 so the app can swap them in. Everything that goes wrong becomes a
-:class:`core.errors.RemoteAPIError` subclass with one line a person can act on.
+:class:`core.models.errors.RemoteAPIError` subclass with one line a person can act on.
 
 The API key
     :func:`resolve_api_key` looks in, in order: an explicit value (the app's password
@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import RemoteAPIError
 from core.models.base import (
     ProgressFn,
     RerankDoc,
@@ -52,6 +51,7 @@ from core.models.base import (
     TextKind,
     normalize_rows,
 )
+from core.models.errors import RemoteAPIError
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ModelUnavailableError
+from core.models.errors import ModelUnavailableError
 from core.models.packaged import packaged_cross_encoder_dir
-from core.paths import cache_dir
+from core.models.paths import cache_dir
 
 # Bump when the rebuilt folder's content changes, so an old copy is not reused.
 BUILD_VERSION = 1

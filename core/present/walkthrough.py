@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import CoreError, WalkthroughError
-from core.paths import atomic_write, cache_dir
+from core.models.errors import CoreError, WalkthroughError
+from core.models.paths import atomic_write, cache_dir
 from core.present.views import SearchSettings
 from core.quality.headtohead import parse_spec
 

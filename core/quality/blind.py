@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from core.data.csvsafe import spreadsheet_safe
-from core.errors import SettingsError
+from core.models.errors import SettingsError
 
 Choice = Literal["left", "right", "tie"]
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie")

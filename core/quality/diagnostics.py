@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.documents import Dataset, TextStyle, rerank_text, value_to_text
-from core.errors import RerankError, SettingsError
 from core.models.base import RerankDoc, Reranker, ScoreKind
-from core.paths import atomic_write, cache_dir
+from core.models.errors import RerankError, SettingsError
+from core.models.paths import atomic_write, cache_dir
 from core.quality.metrics import kendall_tau, overlap_at_k, rank_biased_overlap
 
 ProgressFn = Callable[[int, int], None]

@@ -39,8 +39,8 @@ from typing import Any, Literal
 from core.data.beir import BeirDataset
 from core.data.csvsafe import LINE_END, spreadsheet_safe, spreadsheet_safe_row
 from core.data.documents import Dataset, TextStyle, make_dataset, rerank_text
-from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, RerankDoc, Reranker
+from core.models.errors import DatasetError, SettingsError
 from core.quality.metrics import (
     DEFAULT_K_VALUES,
     DEFAULT_THRESHOLD,

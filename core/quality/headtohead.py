@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.data.documents import Dataset, TextStyle, rerank_text
-from core.errors import SettingsError
 from core.models.base import PACKAGED_CROSS_ENCODER, RerankDoc, Reranker
+from core.models.errors import SettingsError
 from core.quality.metrics import kendall_tau, overlap_at_k, rank_biased_overlap
 from core.search.fusion import FUSION_METHODS, check_fusion, fused_order
 from core.search.pipeline import Candidate, SearchResult, search_with_rerank

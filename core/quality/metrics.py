@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.errors import DatasetError, SettingsError
+from core.models.errors import DatasetError, SettingsError
 
 Ranking = Sequence[str]
 QueryQrels = Mapping[str, int]

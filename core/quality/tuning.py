@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from core.data.documents import Dataset, TextStyle
-from core.errors import DatasetError, SettingsError
 from core.models.base import Encoder, Reranker
+from core.models.errors import DatasetError, SettingsError
 from core.quality.metrics import DEFAULT_THRESHOLD, QueryQrels, check_threshold, evaluate_run
 from core.quality.stats import PairedComparison, mean_interval, paired_bootstrap
 from core.search.fusion import FusionMethod

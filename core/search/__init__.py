@@ -4,5 +4,5 @@ The vector index, the first-stage retrievers (dense, BM25, hybrid), score fusion
 on-disk cross-encoder score store, and the pipeline that runs both stages into one
 :class:`~core.search.pipeline.SearchResult`.
 
-May import: :mod:`core.models`, :mod:`core.data` and the top-level helpers.
+May import: :mod:`core.models` and :mod:`core.data`.
 """

@@ -54,9 +54,9 @@ from core.data.collection import (
 )
 from core.data.documents import _TITLE_CANDIDATES, embed_text, value_to_text
 from core.data.streams import iter_records, source_format
-from core.errors import DatasetError, FieldError
 from core.models.base import Encoder
-from core.paths import atomic_write
+from core.models.errors import DatasetError, FieldError
+from core.models.paths import atomic_write
 from core.search.collection_index import (
     EXACT_THRESHOLD,
     IVF_KIND,

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from core.data.collection import ANN_INDEX, Collection
-from core.errors import SettingsError
 from core.models.base import Encoder
+from core.models.errors import SettingsError
 from core.search.hits import Hit, top_k
 
 EXACT_THRESHOLD = 50_000

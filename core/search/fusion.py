@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import SettingsError
+from core.models.errors import SettingsError
 
 FusionMethod = Literal["linear", "rrf"]
 FUSION_METHODS: tuple[FusionMethod, ...] = ("linear", "rrf")

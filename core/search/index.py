@@ -23,7 +23,7 @@ import numpy as np
 from core.data.collection import Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder, ProgressFn
-from core.paths import atomic_write, cache_dir
+from core.models.paths import atomic_write, cache_dir
 from core.search.hits import Hit, top_k
 
 if TYPE_CHECKING:

@@ -63,15 +63,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import numpy as np
 
 from core.data.documents import Dataset, embed_text, make_dataset
-from core.errors import (
+from core.models.base import Encoder, ProgressFn
+from core.models.errors import (
     MilvusAuthError,
     MilvusError,
     MilvusSchemaError,
     MilvusUnavailableError,
     SettingsError,
 )
-from core.models.base import Encoder, ProgressFn
-from core.paths import cache_dir
+from core.models.paths import cache_dir
 from core.search.index import Hit
 from core.search.retrievers import (
     DEFAULT_RRF_K,

@@ -38,9 +38,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.errors import SettingsError
 from core.models.base import RerankDoc, Reranker, RerankResult, results_from_scores
 from core.models.cross_encoders import reranker_tokenizer
+from core.models.errors import SettingsError
 
 Aggregate = Literal["first", "max", "top2"]
 AGGREGATES: dict[str, str] = {

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.data.documents import Corpus, TextStyle, rerank_text
-from core.errors import SettingsError
 from core.models.base import Encoder, ProgressFn, RerankDoc, Reranker, ScoreKind
+from core.models.errors import SettingsError
 from core.models.registry import load_encoder
 from core.search.fusion import FusionMethod, check_fusion, fused_order
 from core.search.index import VectorIndex, build_index
@@ -226,7 +226,7 @@ def search_with_rerank(
 
     ``rerank_top_n`` asks the reranker for only its best n (hosted APIs); candidates it
     does not return are ranked after those it did, in retrieval order, with no rerank
-    score. With ``fallback``, a :class:`~core.errors.RemoteAPIError` from ``reranker``
+    score. With ``fallback``, a :class:`~core.models.errors.RemoteAPIError` from ``reranker``
     makes ``fallback`` rerank instead, and the result's ``notice`` says so.
 
     ``passages`` reads long texts passage by passage (:mod:`core.search.passages`):

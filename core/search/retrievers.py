@@ -25,8 +25,8 @@ import numpy as np
 
 from core.data.collection import BM25_DIR, Collection
 from core.data.documents import Dataset
-from core.errors import SettingsError
 from core.models.base import Encoder
+from core.models.errors import SettingsError
 from core.search.hits import Hit, top_k
 from core.search.index import VectorIndex
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.models.base import RerankDoc, Reranker
-from core.paths import cache_dir
+from core.models.paths import cache_dir
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, score REAL, truncated INT)"
 

@@ -36,9 +36,9 @@ from typing import Any, Literal
 import numpy as np
 
 from core.data.documents import Dataset
-from core.errors import BatchEngineError, SettingsError
 from core.models.base import Encoder, ProgressFn
-from core.paths import PROJECT_ROOT, atomic_write, cache_dir
+from core.models.errors import BatchEngineError, SettingsError
+from core.models.paths import PROJECT_ROOT, atomic_write, cache_dir
 from core.search.index import embedding_cache_key
 
 VECTORS_FORMAT = "rerank-workbench/vectors"
