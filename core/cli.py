@@ -334,6 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="only SciFact nDCG@10 by first/max/top2 passage on the first QUERIES queries",
     )
+    bench.add_argument(
+        "--fidelity",
+        action="store_true",
+        help="only the fidelity bench: every reranker/bi-encoder path against the fp32 "
+        "model (agreement, SciFact nDCG@10 with paired intervals, speed, physical bound)",
+    )
+    bench.add_argument(
+        "--fidelity-queries", type=int, default=None, help="SciFact queries (default 20)"
+    )
+    bench.add_argument(
+        "--fidelity-candidates",
+        type=int,
+        default=None,
+        help="SciFact dense candidates reranked (default 100)",
+    )
+    bench.add_argument(
+        "--no-encoders", action="store_true", help="fidelity: skip the bi-encoder half"
+    )
     _add_scale_commands(commands)
     return parser
 
@@ -1187,6 +1205,17 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.long_docs is not None:
         return long_docs_main(queries=args.long_docs)
+    if args.fidelity:
+        from core.bench.fidelity import fidelity_main
+
+        return fidelity_main(
+            scifact=args.scifact,
+            scifact_queries=args.fidelity_queries,
+            candidates=args.fidelity_candidates,
+            encoders=not args.no_encoders,
+            json_output=args.json,
+            tiny=args.quick,
+        )
     if args.passages_scifact is not None:
         from core.bench.passages import passages_scifact_main
 

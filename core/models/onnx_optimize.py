@@ -24,6 +24,13 @@ this model's per-tensor activation quantisation amplifies any rounding change. S
 packaged graph stays the reranker's graph; this module exists so that the benchmark can
 keep showing why.
 
+:func:`build_variant_graph` makes two more graphs of the same weights for the fidelity
+benchmark (``python -m core bench --fidelity``), where the reference is the
+full-precision model, not the packaged graph's rounding: ``"fp32"`` (the dequantised
+graph as is: no activation quantisation, so pairs may be batched by length without a
+score depending on its neighbours) and ``"requant-pc7"`` (the dequantised weights
+quantised again per output channel with 7-bit range, activations per call as before).
+
 The built graph is cached under ``<cache dir>/models/`` in a file named after the
 source model's sha256 and :data:`FUSED_VERSION`, written via a temporary file and a
 rename.
@@ -196,4 +203,67 @@ def build_fused_cross_encoder(source: Path, *, force: bool = False) -> Path:
         finally:
             for logger, level in zip(quiet, levels, strict=True):
                 logger.setLevel(level)
+    return target
+
+
+VARIANTS = {
+    "fp32": "dequantise-fp32 (no activation quantisation)",
+    "requant-pc7": "dequantise-fp32 > quantize_dynamic(QInt8, per-channel, reduce_range)",
+}
+
+
+def variant_model_path(source: Path, variant: str) -> Path:
+    """Where the ``variant`` graph of ``source`` is cached (may not exist)."""
+    digest = file_sha256(source)[:16]
+    return cache_dir() / "models" / f"ms-marco-MiniLM-L-12-v2-{variant}-v1-{digest}.onnx"
+
+
+def build_variant_graph(source: Path, variant: str, *, force: bool = False) -> Path:
+    """Build (once) one of :data:`VARIANTS` of ``source`` and return its cached path.
+
+    Raises :class:`ModelUnavailableError` for an unknown variant or a graph that is not
+    in the packaged model's shape.
+    """
+    if variant not in VARIANTS:
+        raise ModelUnavailableError(f"unknown graph variant {variant!r}: {', '.join(VARIANTS)}")
+    target = variant_model_path(source, variant)
+    with _BUILD_LOCK:
+        if target.is_file() and not force:
+            return target
+        import tempfile
+
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        try:
+            fp32 = dequantize_graph(onnx.load(str(source)))
+        except (ValueError, KeyError) as exc:
+            raise ModelUnavailableError(f"could not dequantise the graph: {exc}") from exc
+        with tempfile.TemporaryDirectory(prefix="variant-ce-") as tmp:
+            fp32_path = Path(tmp) / "fp32.onnx"
+            onnx.save(fp32, str(fp32_path))
+            out_path = fp32_path
+            if variant == "requant-pc7":
+                inits = {t.name for t in fp32.graph.initializer}
+                weights = [
+                    n.name
+                    for n in fp32.graph.node
+                    if n.op_type == "MatMul" and any(i in inits for i in n.input)
+                ]
+                out_path = Path(tmp) / "requant.onnx"
+                root = logging.getLogger()
+                level = root.level
+                root.setLevel(logging.ERROR)
+                try:
+                    quantize_dynamic(
+                        fp32_path,
+                        out_path,
+                        per_channel=True,
+                        reduce_range=True,
+                        weight_type=QuantType.QInt8,
+                        nodes_to_quantize=weights,
+                    )
+                finally:
+                    root.setLevel(level)
+            atomic_write(target, out_path.read_bytes())
     return target
