@@ -65,9 +65,11 @@ def test_sidebar_changes_are_written_to_the_link() -> None:
     assert at.checkbox(key="dense_passages").disabled
 
 
+@pytest.mark.slow
 def test_window_below_the_minimum_is_a_one_line_error() -> None:
-    at = make_app(q="a heist", dp="1").run()
+    at = make_app(dp="1").run()
     at.number_input(key="passage_window").set_value(8).run()
+    query(at, "a heist")  # refused before anything is embedded
     assert_no_exception(at)
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "passage window must be at least 16 tokens" in errors[0]

@@ -5,6 +5,7 @@ the CLI's ``evaluate --tune --tune-passages`` with the real packaged models."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from test_evaluation import write_beir
@@ -153,3 +154,19 @@ def test_cli_tunes_the_passage_reading(tmp_path, capsys) -> None:
     assert main([*args, "--dense-passages", "--json"]) == 0
     single = json.loads(capsys.readouterr().out)
     assert single["settings"]["dense_passages"].startswith("best of passages")
+
+
+@pytest.mark.slow
+def test_bench_compares_dense_passages_with_truncation(tmp_path, capsys) -> None:
+    from core.bench.passages import passages_scifact_main
+
+    folder = str(write_long_beir(tmp_path / "long"))
+    assert passages_scifact_main(3, folder, readings=("first", "max")) == 0
+    out = capsys.readouterr().out
+    assert "dense passages vs truncation" in out
+    assert re.search(r"\d+ passage vectors for 6 documents \(\d\.\d\d each, 3 documents cut", out)
+    assert re.search(r"alone: truncation nDCG@10 \d\.\d{4} \(first stage [\d.]+ ms/query\)", out)
+    assert "alone, dense passages vs truncation: " in out
+    for how in ("first", "max"):
+        assert f"+ rerank ({how}), dense passages vs truncation: " in out
+        assert re.search(rf"\+ rerank top 100 \({how} passage\): .* rerank \d+ ms/query", out)
