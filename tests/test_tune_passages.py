@@ -169,4 +169,6 @@ def test_bench_compares_dense_passages_with_truncation(tmp_path, capsys) -> None
     assert "alone, dense passages vs truncation: " in out
     for how in ("first", "max"):
         assert f"+ rerank ({how}), dense passages vs truncation: " in out
-        assert re.search(rf"\+ rerank top 100 \({how} passage\): .* rerank \d+ ms/query", out)
+        assert re.search(
+            rf"\+ rerank top 100 \({how} passage\): .* [\d.]+ pairs/query, \d+ ms", out
+        )

@@ -161,9 +161,17 @@ def dense_vs_truncation(truncated: dict, run, index_of, paired_bootstrap) -> Non
     )
 
     def ms(report, rerank: bool) -> str:
+        # Pairs found in the score store cost nothing: the pairs per query are the
+        # reranker's cost, the ms only what this run had left to score.
         t = report.timings
         text = f"first stage {t.query_encode_ms + t.search_ms:.1f} ms/query"
-        return text + (f" + rerank {t.rerank_ms:.0f} ms/query" if rerank else "")
+        if not rerank:
+            return text
+        pairs = (t.pairs_scored + t.pairs_cached) / max(1, t.num_queries)
+        return (
+            f"{text} + rerank {pairs:.1f} pairs/query, {t.rerank_ms:.0f} ms/query with "
+            f"{t.pairs_cached / max(1, t.pairs_scored + t.pairs_cached):.0%} from the cache"
+        )
 
     def per_query(report, reranked: bool) -> list[float]:
         return [(q.reranked if reranked else q.base)[PRIMARY_METRIC] for q in report.queries]
