@@ -74,6 +74,13 @@ def _add_passage_arguments(parser: argparse.ArgumentParser, default: str) -> Non
         default=DEFAULT_MAX_PER_QUERY,
         help="refuse a query needing more (query, passage) pairs (default %(default)s)",
     )
+    parser.add_argument(
+        "--dense-passages",
+        action="store_true",
+        help="first stage: embed long documents as one vector per passage (the bi-encoder's "
+        "own tokens and limit, same --window/--stride/--max-passages) and retrieve each "
+        "document by its best passage; the corpus index costs one vector per passage",
+    )
 
 
 def _passage_settings(args: argparse.Namespace):
@@ -85,6 +92,22 @@ def _passage_settings(args: argparse.Namespace):
         stride=args.stride,
         max_per_doc=args.max_passages,
         max_per_query=args.max_query_passages,
+    ).checked()
+
+
+def _dense_passages(args: argparse.Namespace):
+    """Dense-passage settings (``--dense-passages``), None without the flag; refused for
+    a first stage that embeds nothing."""
+    from core.models.errors import SettingsError
+    from core.search.passages import PassageSettings
+
+    if not args.dense_passages:
+        return None
+    kinds = args.retriever if isinstance(args.retriever, list) else [args.retriever or "dense"]
+    if kinds and all(k == "bm25" for k in kinds):
+        raise SettingsError("--dense-passages needs a dense or hybrid first stage, not bm25")
+    return PassageSettings(
+        "max", window=args.window, stride=args.stride, max_per_doc=args.max_passages
     ).checked()
 
 
@@ -207,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="choose first stage, rerank depth and fusion weight by k-fold cross-validation "
         "(default first stages: dense MiniLM, dense bge-small, BM25, hybrid)",
+    )
+    evaluate.add_argument(
+        "--tune-passages",
+        action="store_true",
+        help="--tune: add how long documents are read (first passage vs best passage, or "
+        "the --passages aggregate) as a grid dimension; only when some candidate has more "
+        "than one passage. Best passage scores every passage: the cost column shows it",
     )
     evaluate.add_argument(
         "--folds",
@@ -506,8 +536,11 @@ def _search(args: argparse.Namespace) -> int:
         raise SettingsError("--candidates and --top must be at least 1")
     check_fusion(args.fusion_weight, args.fusion)
     if is_milvus_reference(args.dataset):
+        if args.dense_passages:
+            raise SettingsError("--dense-passages embeds in process: not with a Milvus dataset")
         return _search_milvus(args)
     passages = _passage_settings(args)
+    dense_passages = _dense_passages(args)
     if args.id_field and args.dataset not in ("movies", "sample"):
         dataset = load_json_dataset(args.dataset, id_field=args.id_field)
     else:
@@ -528,7 +561,7 @@ def _search(args: argparse.Namespace) -> int:
     progress = None if args.json or not sys.stderr.isatty() else _progress
     index, index_seconds, from_cache = None, 0.0, None
     if encoder is not None:
-        build = build_index(dataset, encoder, embed, progress=progress)
+        build = build_index(dataset, encoder, embed, progress=progress, passages=dense_passages)
         index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
     retriever = make_retriever(
         args.retriever, dataset, embed, encoder=encoder, index=index, rrf_k=args.rrf_k
@@ -826,6 +859,14 @@ def format_table(result) -> str:
         f"search {t.search * 1000:.1f} ms, rerank {t.rerank * 1000:.0f} ms, "
         f"total {t.total * 1000:.0f} ms",
     ]
+    if result.dense_passages is not None:
+        cut = sum(
+            1 for c in result.candidates if c.retrieval_passage and c.retrieval_passage.count > 1
+        )
+        lines.append(
+            f"dense passages: {result.dense_passages.label().split(', ', 1)[1]}, best passage "
+            f"per document   candidates embedded in several passages: {cut}"
+        )
     if result.reranker and result.passage_settings is not None:
         lines.append(
             f"passages: {result.passage_settings.label()}   documents read in full: "
@@ -849,6 +890,7 @@ def format_table(result) -> str:
             flag = " [truncated]" if c.truncated else ""
             if c.passages is not None and c.passages.num_passages > 1:
                 flag += f" [passage {c.passages.best + 1} of {c.passages.num_passages}]"
+            flag += _dense_flag(c)
             score = (
                 f"{c.rerank_score:7.2f} {c.rerank_normalized:6.3f}"
                 if c.rerank_score is not None
@@ -859,8 +901,17 @@ def format_table(result) -> str:
                 f"{score}  {badge:>4}  {c.title}{flag}"
             )
         else:
-            lines.append(f"{c.retrieval_rank:>5}  {c.retrieval_score:7.3f}  {c.title}")
+            lines.append(
+                f"{c.retrieval_rank:>5}  {c.retrieval_score:7.3f}  {c.title}{_dense_flag(c)}"
+            )
     return "\n".join(lines)
+
+
+def _dense_flag(c) -> str:
+    match = c.retrieval_passage
+    if match is None or match.count < 2:
+        return ""
+    return f" [dense: passage {match.index + 1} of {match.count}]"
 
 
 @dataclass(frozen=True)
@@ -900,6 +951,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if (args.compare_rules or args.sabotage) and not args.tune:
         raise CoreError("--compare-rules and --sabotage go with --tune")
     _passage_settings(args)
+    _dense_passages(args)
+    if args.tune_passages and not args.tune:
+        raise CoreError("--tune-passages goes with --tune")
     if args.tune and args.no_rerank:
         raise CoreError("--tune needs the reranker: drop --no-rerank")
     if args.beir:
@@ -997,6 +1051,7 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
             fusion_weight=args.fusion_weight,
             fusion=args.fusion,
             passages=_evaluate_passages(args),
+            dense_passages=_dense_passages(args),
         ),
     }
     if data.beir is not None:
@@ -1022,6 +1077,17 @@ def _evaluate_one(args, data: _Labelled, stage, encoders, reranker, progress) ->
         print(format_report(report))
         print(f"\nper-query results: {out}")
     return 0
+
+
+def _tuned_aggregate(args: argparse.Namespace):
+    """``--tune-passages``: the passage reading compared with the first passage (the
+    ``--passages`` aggregate if it is not first, else best passage); None without it."""
+    from dataclasses import replace as with_changes
+
+    if not args.tune_passages:
+        return None
+    settings = _passage_settings(args)
+    return settings if settings.aggregate != "first" else with_changes(settings, aggregate="max")
 
 
 def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int:
@@ -1060,9 +1126,11 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
         threshold=args.threshold,
         cache_only=args.cache_only,
         passages=_evaluate_passages(args),
+        dense_passages=_dense_passages(args),
+        tune_passages=_tuned_aggregate(args) if args.tune else None,
     )
     if args.tune:
-        configs = config_grid(stages, max_depth=args.candidates)
+        configs = config_grid(stages, max_depth=args.candidates, aggregates=bench.aggregates)
         if args.sabotage:
             bench = sabotage(bench, args.sabotage, seed=args.seed)
         if args.compare_rules:
@@ -1088,6 +1156,7 @@ def _compare(args, data: _Labelled, stages, encoders, reranker, progress) -> int
                 fields=data.rerank_fields,
                 style=data.style,
                 sample=args.time_sample,
+                aggregates=bench.aggregates,
             )
         report = tune(
             bench,

@@ -20,6 +20,7 @@ from core.models.together import TogetherEncoder, TogetherReranker, resolve_api_
 from core.present.views import ROW_IDS
 from core.search.index import IndexBuild, build_index
 from core.search.milvus import MilvusRetriever, cached_collection, is_milvus_reference
+from core.search.passages import PassageSettings
 
 
 @st.cache_resource(show_spinner="Loading the bi-encoder…")
@@ -65,9 +66,15 @@ def reranker_for(model_id: str, api_key: str | None) -> Reranker:
     return get_reranker(model_id)
 
 
-def get_index(dataset: Dataset, encoder: Encoder, fields: tuple[str, ...]) -> IndexBuild:
-    """The corpus index, from memory, else the disk cache, else encoded with a progress bar."""
-    key = (dataset.content_hash, getattr(encoder, "cache_key", encoder.name), fields)
+def get_index(
+    dataset: Dataset,
+    encoder: Encoder,
+    fields: tuple[str, ...],
+    passages: PassageSettings | None = None,
+) -> IndexBuild:
+    """The corpus index, from memory, else the disk cache, else encoded with a progress
+    bar; with ``passages``, one vector per passage (dense passages)."""
+    key = (dataset.content_hash, getattr(encoder, "cache_key", encoder.name), fields, passages)
     cached = _index_cache().get(key)
     if cached is not None:
         return cached
@@ -76,7 +83,7 @@ def get_index(dataset: Dataset, encoder: Encoder, fields: tuple[str, ...]) -> In
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"Embedding records: {done:,} / {total:,}")
 
-    build = build_index(dataset, encoder, fields, progress=progress)
+    build = build_index(dataset, encoder, fields, progress=progress, passages=passages)
     bar.empty()
     _index_cache().put(key, build)
     return build

@@ -8,20 +8,29 @@ import pandas as pd
 import streamlit as st
 
 from core.data.documents import Dataset, rerank_text
+from core.models.errors import CoreError
 from core.present.passages import (
+    dense_summary,
+    describe_dense,
     describe_read,
+    embedded_text,
     estimate_note,
     highlight_html,
     passage_rows,
     reading_summary,
     sample_texts,
 )
-from core.search.passages import AGGREGATES, PassageSettings, expected_passages
+from core.present.views import PASSAGE_TOKENS_MAX
+from core.search.passage_index import PassageVectorIndex
+from core.search.passages import AGGREGATES, MIN_WINDOW, PassageSettings, expected_passages
 from core.search.pipeline import Candidate, SearchResult
 
 
-def passage_picker(disabled: bool) -> None:
-    """The "Long documents" choice (session key ``passages``)."""
+def passage_picker(disabled: bool, *, dense_disabled: bool = False) -> None:
+    """The "Long documents" choice (session key ``passages``), the passage window and
+    stride (``passage_window``, ``passage_stride``) and dense passages for the first
+    stage (``dense_passages``)."""
+    state = st.session_state
     st.selectbox(
         "Long documents",
         list(AGGREGATES),
@@ -34,19 +43,69 @@ def passage_picker(disabled: bool) -> None:
         "read whole either way, at the same cost. Hosted rerankers are sent whole "
         "documents (the command line can read them by passage).",
     )
+    st.checkbox(
+        "Dense: embed long documents by passage",
+        key="dense_passages",
+        disabled=dense_disabled,
+        help="The bi-encoder reads 256 tokens (all-MiniLM-L6-v2). With this on, a longer "
+        "text gets one vector per passage (same window and stride, cut with the "
+        "bi-encoder's own tokenizer) and a document is retrieved by its best passage. "
+        "Cost: the corpus is embedded once more, one vector per passage (cached on disk), "
+        "and search scores every passage. Not for built or Milvus collections.",
+    )
+    windowed = not disabled and state.get("passages") != "first"
+    c1, c2 = st.columns(2)
+    c1.number_input(
+        "Passage window",
+        0,
+        PASSAGE_TOKENS_MAX,
+        step=16,
+        key="passage_window",
+        disabled=not windowed and not state.get("dense_passages"),
+        help="Tokens per passage; 0: all that fits (beside the query for the reranker, "
+        f"the bi-encoder's limit for dense passages). At least {MIN_WINDOW} otherwise.",
+    )
+    c2.number_input(
+        "Stride",
+        0,
+        PASSAGE_TOKENS_MAX,
+        step=16,
+        key="passage_stride",
+        disabled=not windowed and not state.get("dense_passages"),
+        help="Tokens between passage starts; 0: half the window (50% overlap). A "
+        "smaller stride reads more passages (more pairs to score).",
+    )
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _mean_passages(content_hash: str, _dataset: Dataset, fields: tuple[str, ...], how: str):
+def _mean_passages(
+    content_hash: str, _dataset: Dataset, fields: tuple[str, ...], settings: PassageSettings
+):
     texts = [rerank_text(r, fields) for r in sample_texts(_dataset.records)]
-    return expected_passages(texts, PassageSettings(how))
+    return expected_passages(texts, settings)
 
 
-def passage_estimate(dataset: Dataset, fields: tuple[str, ...], how: str, candidates: int):
-    """A caption with the expected pairs and seconds per query, before the run."""
-    mean = _mean_passages(dataset.content_hash, dataset, fields, how)
-    if mean > 1.0 or how != "first":
-        st.caption(estimate_note(mean, candidates, how))
+def passage_estimate(
+    dataset: Dataset, fields: tuple[str, ...], settings: PassageSettings, candidates: int
+) -> None:
+    """A caption with the expected pairs and seconds per query, before the run (none
+    when the settings are out of range: the search then says why)."""
+    try:
+        settings = settings.checked()
+    except CoreError:
+        return
+    mean = _mean_passages(dataset.content_hash, dataset, fields, settings)
+    if mean > 1.0 or settings.aggregate != "first":
+        st.caption(estimate_note(mean, candidates, settings.aggregate))
+
+
+def dense_caption(result: SearchResult, build) -> None:
+    """With dense passages: vectors per document in the index, and the candidates
+    retrieved by a passage other than their first."""
+    index = getattr(build, "index", None)
+    if result.dense_passages is None or not isinstance(index, PassageVectorIndex):
+        return
+    st.caption(dense_summary(index, result))
 
 
 def reading_caption(result: SearchResult) -> None:
@@ -54,6 +113,17 @@ def reading_caption(result: SearchResult) -> None:
     text = reading_summary(result)
     if text:
         st.caption(text)
+
+
+def dense_details(result: SearchResult, picked: Candidate) -> None:
+    """The passage of the embedded text the dense first stage matched (escaped)."""
+    match = picked.retrieval_passage
+    if match is None or match.count < 2:
+        return
+    st.caption(describe_dense(match))
+    text = embedded_text(picked.record, result.embed_fields)
+    with st.expander("The passage the first stage matched"):
+        st.html(highlight_html(text, (match.start, match.end), result.query, context=0))
 
 
 def passage_details(result: SearchResult, picked: Candidate) -> None:

@@ -10,6 +10,7 @@ from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError, ModelUnavailableError
 from core.models.packaged import packaged_model_ids
 from core.present.search_state import (
+    dense_index_settings,
     run_key,
     run_search,
     seeded_fields,
@@ -42,7 +43,7 @@ from pages.common import (
 )
 from pages.h2h_panel import search_compare_panel
 from pages.milvus_panel import milvus_box
-from pages.passage_panel import passage_estimate
+from pages.passage_panel import dense_caption, passage_estimate
 from pages.upload_panel import quality_report, upload_box
 from serve import ensure_navigation
 
@@ -214,7 +215,9 @@ if settings.reranker != NO_RERANK:
         fallback = get_reranker(PACKAGED_CROSS_ENCODER)
 
 if reranker is not None and not hosted_reranker:  # the cost, shown before the run
-    passage_estimate(dataset, settings.rerank_fields, settings.passages, settings.candidates)
+    passage_estimate(
+        dataset, settings.rerank_fields, settings.passage_settings(), settings.candidates
+    )
 # Reruns caused by the details picker, the score toggle or a download reuse the result
 # instead of scoring every candidate again.
 key = run_key(settings, reranker, fallback)
@@ -226,7 +229,8 @@ try:
             settings.dataset, settings.retriever, encoder, settings.rrf_k, settings.encoder
         )
     elif encoder is not None:
-        build = get_index(dataset, encoder, settings.embed_fields)
+        dense = dense_index_settings(settings, settings.dataset)
+        build = get_index(dataset, encoder, settings.embed_fields, dense)
     if cached is not None and cached[0] == key:
         result = cached[1]
     else:
@@ -250,6 +254,7 @@ for notice in [*notices, *([result.notice] if result.notice else [])]:
 
 # --- results ----------------------------------------------------------------------------
 results.summary(result, build)
+dense_caption(result, build)
 if getattr(dataset, "approximate", False) and result.retriever != "bm25":
     st.info(approximate_note(dataset), icon="ℹ️")
 results.both_orders(result)

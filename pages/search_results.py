@@ -34,7 +34,7 @@ from core.present.views import (
 )
 from core.search.index import IndexBuild
 from core.search.pipeline import SearchResult
-from pages.passage_panel import passage_details, reading_caption
+from pages.passage_panel import dense_details, passage_details, reading_caption
 from pages.quality_panels import judge_prompt
 
 
@@ -149,6 +149,7 @@ def details(result: SearchResult) -> None:
     with d1:
         st.markdown("**Record**")
         st.json(picked.record)
+        dense_details(result, picked)
     with d2:
         st.markdown("**Exactly what the reranker read**" if result.reranker else "**Rerank text**")
         if picked.passages is not None:

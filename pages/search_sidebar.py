@@ -11,7 +11,7 @@ import streamlit as st
 from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
 from core.models.packaged import packaged_model_ids
-from core.present.search_state import OTHER_ENCODER
+from core.present.search_state import OTHER_ENCODER, dense_passages_available
 from core.present.views import (
     CANDIDATES_RANGE,
     ENCODER_CHOICES,
@@ -131,7 +131,10 @@ def stage_settings(dataset: Dataset) -> None:
         disabled=state.reranker_choice == NO_RERANK,
         help="Sent as 'field: value' lines with the query to the cross-encoder.",
     )
-    passage_picker(disabled=state.reranker_choice in (NO_RERANK, "together"))
+    passage_picker(
+        disabled=state.reranker_choice in (NO_RERANK, "together"),
+        dense_disabled=state.retriever == "bm25" or not dense_passages_available(state.dataset),
+    )
     st.slider(
         "Cross-encoder weight",
         0.0,

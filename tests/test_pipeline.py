@@ -319,6 +319,7 @@ def test_to_dict_is_json_with_every_field() -> None:
         "id",
         "title",
         "passages",
+        "retrieval_passage",
         "record",
         "retrieval_rank",
         "retrieval_score",

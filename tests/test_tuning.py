@@ -323,7 +323,7 @@ def test_quality_against_cost_names_the_cheapest_setting_within_noise(tiny) -> N
     seen = len(reranker.seen)
     timed = measure_rerank_cost(bench, reranker, dataset, (2, 4), fields=BEIR_FIELDS, sample=2)
     assert set(timed) == {2, 4} and bench.rerank_sample == 2
-    assert len(reranker.seen) == seen + 4  # 2 depths x 2 queries, scored live
+    assert len(reranker.seen) == seen + 1 + 4  # a warm-up, then 2 depths x 2 queries live
     configs = config_grid(bench.stages, depths=(2, 4), weights=(1.0, 0.5))
     points = cost_points(bench, configs, resamples=200)
     assert len(points) == len(configs)

@@ -113,6 +113,9 @@ FULL = SearchSettings(
     fusion="rrf",
     rrf_k=20,
     passages="top2",
+    window=128,
+    stride=64,
+    dense_passages=True,
 )
 
 
@@ -162,6 +165,9 @@ def test_params_use_the_short_keys_and_plain_strings() -> None:
         "fm": "rrf",
         "rrfk": "20",
         "psg": "top2",
+        "pw": "128",
+        "ps": "64",
+        "dp": "1",
     }
 
 

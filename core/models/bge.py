@@ -105,6 +105,12 @@ class BgeOnnxEncoder:
         self._output = "last_hidden_state" if "last_hidden_state" in outputs else outputs[0]
         self._pool = WorkerPool(self.workers)
 
+    def passage_tokenizer(self):
+        """The model's tokenizer without truncation or padding (cuts dense passages)."""
+        from core.models.encoders import untruncated_copy
+
+        return untruncated_copy(self._tokenizer)
+
     def encode(
         self,
         texts: Sequence[str],

@@ -70,6 +70,18 @@ class SentenceTransformerEncoder:
             self.dimension = self._onnx.dimension
             self.max_seq_length = self._onnx.max_seq_length
 
+    def passage_tokenizer(self):
+        """The model's own fast tokenizer without truncation or padding (a `tokenizers`
+        tokenizer): what cuts long texts into passages of at most ``max_seq_length``
+        tokens (see :mod:`core.search.passage_index`)."""
+        if self._onnx is not None:
+            source = self._onnx._tokenizer
+        else:
+            source = getattr(self._model.tokenizer, "backend_tokenizer", None)
+            if source is None:
+                return None
+        return untruncated_copy(source)
+
     def encode(
         self,
         texts: Sequence[str],
@@ -99,6 +111,16 @@ class SentenceTransformerEncoder:
             if progress is not None:
                 progress(min(start + chunk, total), total)
         return normalize_rows(np.concatenate(parts))
+
+
+def untruncated_copy(tokenizer):
+    """A copy of a `tokenizers` tokenizer with truncation and padding off."""
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
 
 
 def _load_onnx_encoder(model_id: str, backend: str, workers: int | None):

@@ -14,6 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.data.documents import embed_text
+from core.search.hits import PassageMatch
+from core.search.passage_index import PassageVectorIndex
 from core.search.passages import AGGREGATES, PAIRS_PER_SECOND, format_seconds
 from core.search.pipeline import Candidate, SearchResult
 
@@ -230,3 +233,34 @@ def sample_texts(texts: Sequence[str], limit: int = 300) -> list[str]:
         return list(texts)
     step = len(texts) / limit
     return [texts[int(i * step)] for i in range(limit)]
+
+
+def embedded_text(record: dict, fields: Sequence[str]) -> str:
+    """The text the bi-encoder embedded from ``record`` (its passages' offsets point
+    into it)."""
+    return embed_text(record, fields)
+
+
+def describe_dense(match: PassageMatch) -> str:
+    """One sentence on which passage of the embedded text the dense first stage matched."""
+    if match.count < 2:
+        return "First stage: embedded as one passage."
+    cap = "" if match.complete else "; the cap left the rest of the text unembedded"
+    return (
+        f"First stage: retrieved by passage {match.index + 1} of {match.count} of the "
+        f"embedded text (characters {match.start:,}–{match.end:,}){cap}."
+    )
+
+
+def dense_summary(index: PassageVectorIndex, result: SearchResult) -> str:
+    """The dense-passage index in one line: vectors per document, documents cut, and
+    the candidates retrieved by a passage other than their first."""
+    later = sum(
+        1 for c in result.candidates if c.retrieval_passage and c.retrieval_passage.index > 0
+    )
+    return (
+        f"Dense passages: {index.num_passages:,} vectors for {len(index):,} documents "
+        f"({index.passages_per_document:.2f} each; {index.documents_cut:,} cut into "
+        f"passages) · {later} of {len(result.candidates)} candidates retrieved by a later "
+        "passage than their first"
+    )

@@ -79,6 +79,9 @@ def widget_values(view: SearchSettings, packaged_encoders: Sequence[str]) -> dic
         "fusion": view.fusion,
         "rrf_k": view.rrf_k,
         "passages": view.passages,
+        "passage_window": view.window,
+        "passage_stride": view.stride,
+        "dense_passages": view.dense_passages,
         "together_encoder": encoder_model if backend == "together" else DEFAULT_EMBEDDING_MODEL,
         "reranker_choice": choice,
         "st_model": typed_model if choice == "sentence-transformers" else SEED_CROSS_ENCODER,
@@ -154,7 +157,24 @@ def settings_from_widgets(
         fusion=values["fusion"],
         rrf_k=int(values["rrf_k"]),
         passages=values.get("passages", DEFAULT_AGGREGATE),
+        window=int(values.get("passage_window") or 0),
+        stride=int(values.get("passage_stride") or 0),
+        dense_passages=bool(values.get("dense_passages", False)),
     )
+
+
+def dense_index_settings(settings: SearchSettings, dataset_name: str) -> PassageSettings | None:
+    """The dense-passage settings the corpus index is built with: None for BM25, a
+    built collection or a Milvus collection (they keep one vector per document) or
+    when dense passages are off."""
+    if settings.retriever == "bm25" or not dense_passages_available(dataset_name):
+        return None
+    return settings.dense_passage_settings()
+
+
+def dense_passages_available(dataset_name: str) -> bool:
+    """Whether ``dataset_name`` is embedded in process (so it can be by passage)."""
+    return not (is_milvus_reference(dataset_name) or is_collection_id(dataset_name))
 
 
 def run_key(settings: SearchSettings, reranker: Reranker | None, fallback: Reranker | None):
@@ -179,6 +199,8 @@ def run_search(
     documents; a local one reads long documents passage by passage as
     ``settings.passages`` says. Without a reranker the final order is the first stage's.
     ``retriever`` (e.g. a Milvus collection's) replaces the in-process first stage.
+    ``index`` is what :func:`dense_index_settings` asks for: with dense passages, the
+    passage index (the caller builds it, as it caches it).
     """
     if retriever is None:
         retriever = make_retriever(
@@ -203,7 +225,7 @@ def run_search(
         fusion=settings.fusion,
         rerank_top_n=settings.results if hosted_reranker else None,
         fallback=fallback,
-        passages=PassageSettings(settings.passages)
+        passages=settings.passage_settings()
         if reranker is not None and not hosted_reranker
         else None,
     )

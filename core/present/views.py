@@ -22,7 +22,7 @@ from core.models.base import PACKAGED_CROSS_ENCODER
 from core.quality.evaluation import EvaluationReport
 from core.quality.metrics import kendall_tau, overlap_at_k
 from core.search.fusion import FUSION_METHODS
-from core.search.passages import AGGREGATES, DEFAULT_AGGREGATE
+from core.search.passages import AGGREGATES, DEFAULT_AGGREGATE, MIN_WINDOW, PassageSettings
 from core.search.pipeline import Candidate, SearchResult
 from core.search.retrievers import RETRIEVER_KINDS, SCORE_LABELS
 
@@ -93,8 +93,15 @@ URL_KEYS = {
     "fusion": "fm",
     "rrf_k": "rrfk",
     "passages": "psg",
+    "window": "pw",
+    "stride": "ps",
+    "dense_passages": "dp",
 }
 FUSION_WEIGHT_STEP = 0.1
+PASSAGE_TOKENS_MAX = 512
+"""Largest passage window or stride a link or the sidebar sets (0: the default, "all
+that fits" for the window and "half the window" for the stride)."""
+LINK_FLAGS = {"1": True, "true": True, "0": False, "false": False}
 RRF_K_RANGE = (0, 1000)
 MAX_QUERY_CHARS = 1000
 """Longest query accepted. The query travels in the share link: 1,000 characters are at
@@ -138,6 +145,9 @@ class SearchSettings:
     fusion: str = "linear"
     rrf_k: int = 60
     passages: str = DEFAULT_AGGREGATE
+    window: int = 0
+    stride: int = 0
+    dense_passages: bool = False
 
     @property
     def fused(self) -> bool:
@@ -152,6 +162,8 @@ class SearchSettings:
             value = getattr(self, f.name)
             if value == getattr(default, f.name) and f.name != "dataset":
                 continue
+            if isinstance(value, bool):
+                value = "1" if value else "0"
             params[URL_KEYS[f.name]] = ",".join(value) if isinstance(value, tuple) else str(value)
         return params
 
@@ -229,7 +241,19 @@ class SearchSettings:
             raw = get[name]
             if raw:
                 values[name] = tuple(p.strip() for p in str(raw).split(",") if p.strip())
+        _passage_params(get, values, warnings)
         return cls(**values), warnings
+
+    def passage_settings(self) -> PassageSettings:
+        """How the reranker reads long texts (its aggregate, window and stride)."""
+        return PassageSettings(self.passages, self.window or None, self.stride or None)
+
+    def dense_passage_settings(self) -> PassageSettings | None:
+        """How the dense first stage cuts long texts (same window and stride, best
+        passage per document); None when it embeds one vector per document."""
+        if not self.dense_passages:
+            return None
+        return PassageSettings("max", self.window or None, self.stride or None)
 
     def with_dataset_fields(self, available: tuple[str, ...]) -> tuple[SearchSettings, list[str]]:
         """Drop chosen fields the dataset lacks, with a warning naming them."""
@@ -243,6 +267,43 @@ class SearchSettings:
                 warnings.append(f"this dataset has no field(s) {dropped}; they were left out")
                 changes[name] = kept
         return replace(self, **changes), warnings
+
+
+def _passage_params(get: Mapping[str, Any], values: dict[str, Any], warnings: list[str]) -> None:
+    """Read the passage window, stride and dense-passages flag of a link into ``values``
+    (0: the default), with a warning per value ignored or changed."""
+    for name, low in (("window", MIN_WINDOW), ("stride", 1)):
+        raw = get[name]
+        if raw is None or not str(raw).strip():
+            continue
+        key = URL_KEYS[name]
+        try:
+            number = int(str(raw).strip())
+        except ValueError:
+            warnings.append(f"ignored {key}={raw!r}: not a whole number")
+            continue
+        if number != 0 and not low <= number <= PASSAGE_TOKENS_MAX:
+            clamped = min(max(number, low), PASSAGE_TOKENS_MAX)
+            warnings.append(
+                f"{key}={number} is outside {low}–{PASSAGE_TOKENS_MAX} tokens (0: default); "
+                f"using {clamped}"
+            )
+            number = clamped
+        values[name] = max(number, 0)
+    window, stride = values.get("window", 0), values.get("stride", 0)
+    if window and stride > window:
+        warnings.append(
+            f"{URL_KEYS['stride']}={stride} is above the window ({window}): text between "
+            "passages would never be read; using half the window"
+        )
+        values["stride"] = 0
+    raw = get["dense_passages"]
+    if raw is not None and str(raw).strip():
+        flag = LINK_FLAGS.get(str(raw).strip().lower())
+        if flag is None:
+            warnings.append(f"ignored {URL_KEYS['dense_passages']}={raw!r}: not 1 or 0")
+        else:
+            values["dense_passages"] = flag
 
 
 def badge(c: Candidate) -> str:

@@ -126,6 +126,7 @@ class EvaluationSettings:
         )
 
     passages: str | None = None
+    dense_passages: str | None = None
 
 
 @dataclass(frozen=True)
@@ -492,6 +493,8 @@ class SecondStage:
     ``score_store`` keeps cross-encoder scores on disk (None: the default store when
     ``use_cache`` is on). ``passages`` reads long documents passage by passage
     (:mod:`core.search.passages`); None sends each document whole (first passage).
+    ``dense_passages`` embeds long documents as one vector per passage and retrieves a
+    document by its best (:mod:`core.search.passage_index`); None: one vector each.
     """
 
     retriever: str = "dense"
@@ -501,6 +504,7 @@ class SecondStage:
     fusion: FusionMethod = "linear"
     score_store: ScoreStore | None = None
     passages: PassageSettings | None = None
+    dense_passages: PassageSettings | None = None
 
 
 ScoredRun = dict[str, list[tuple[str, float]]]
@@ -544,12 +548,14 @@ def score_run(
     progress: Callable[[int, int], None] | None = None,
     passages: PassageSettings | None = None,
     read_in_part: list[int] | None = None,
+    split_docs: list[int] | None = None,
 ) -> tuple[dict[str, dict[str, float]], int, int]:
     """Cross-encoder score of every (query, doc) in ``doc_ids``; and how many pairs the
     model scored and how many came from ``store``.
 
     With ``passages`` a doc's score is its passages' aggregate (every passage cached in
-    ``store``); ``read_in_part``, if given, gains one count per doc not read in full.
+    ``store``); ``read_in_part``, if given, gains one count per doc not read in full,
+    ``split_docs`` one count per query: its docs read as more than one passage.
     """
     scores: dict[str, dict[str, float]] = {}
     scored = cached = 0
@@ -560,8 +566,10 @@ def score_run(
         ]
         if passages is not None:
             scorer = StoreScorer(reranker, store)
-            ranked, _ = rank_passages(reranker, texts[i], docs, passages, score=scorer)
+            ranked, reads = rank_passages(reranker, texts[i], docs, passages, score=scorer)
             scores[qid] = {r.id: r.score for r in ranked}
+            if split_docs is not None:
+                split_docs.append(sum(1 for r in reads.values() if r.num_passages > 1))
             scored += scorer.scored
             cached += scorer.cached
             if read_in_part is not None:
@@ -660,7 +668,12 @@ def _evaluate(
         if encoder is None:
             raise SettingsError(f"{kind} retrieval needs an encoder")
         build = build_index(
-            dataset, encoder, embed, use_cache=use_cache, progress=report(STAGE_INDEX)
+            dataset,
+            encoder,
+            embed,
+            use_cache=use_cache,
+            progress=report(STAGE_INDEX),
+            passages=options.dense_passages,
         )
         index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
     report(STAGE_INDEX)(len(dataset), len(dataset))
@@ -759,6 +772,7 @@ def _evaluate(
             passages=options.passages.label()
             if reranker is not None and options.passages is not None
             else None,
+            dense_passages=dense_label(options.dense_passages) if kind != "bm25" else None,
         ),
         base=base_eval.mean,
         reranked=reranked_eval.mean if reranked_eval is not None else None,
@@ -777,6 +791,16 @@ def _evaluate(
     )
 
 
+def dense_label(settings: PassageSettings | None) -> str | None:
+    """How dense passages cut documents, e.g. "window fit, stride half, up to 8"; None
+    when documents are embedded whole."""
+    if settings is None:
+        return None
+    window = "fit" if settings.window is None else str(settings.window)
+    stride = "half" if settings.stride is None else str(settings.stride)
+    return f"best of passages: window {window}, stride {stride}, up to {settings.max_per_doc}"
+
+
 def second_stage_name(settings: EvaluationSettings) -> str:
     """What the second stage did, e.g. "rerank top 50" or "fusion 0.6 (linear), top 100"."""
     depth = settings.rerank_depth or settings.candidates
@@ -792,6 +816,8 @@ def format_report(report: EvaluationReport) -> str:
     s, t = report.settings, report.timings
     split = f" ({s.split} split)" if s.split else ""
     first_stage = s.retriever if s.retriever == "bm25" else f"{s.retriever} ({s.encoder})"
+    if s.dense_passages:
+        first_stage += f" by passage ({s.dense_passages})"
     lines = [
         f"dataset: {s.dataset}{split}   queries: {s.num_queries} of {s.total_queries}   "
         f"corpus: {s.corpus_size:,} docs   candidates: {s.candidates}",

@@ -37,6 +37,11 @@ from core.search.retrievers import DEFAULT_RRF_K, check_retriever_kind, make_ret
 from core.search.scorestore import ScoreStore
 
 TUNE_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@100")
+PASSAGE_LABELS: dict[str, str] = {
+    "first": "first passage",
+    "max": "best passage",
+    "top2": "top-2 passages",
+}
 TUNE_DEPTHS: tuple[int, ...] = (10, 20, 50, 100)
 TUNE_WEIGHTS: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 DEFAULT_FOLDS = 5
@@ -71,12 +76,15 @@ class FirstStage:
 @dataclass(frozen=True)
 class Config:
     """A whole setting: first stage, how many of its candidates the cross-encoder
-    reranks (0: none), and the cross-encoder's weight in the fused score (1: pure)."""
+    reranks (0: none), the cross-encoder's weight in the fused score (1: pure) and,
+    when the passage reading is tuned, how long documents are read (``passages``:
+    ``"first"`` or an aggregate such as ``"max"``; None: the workbench's one reading)."""
 
     stage: FirstStage
     depth: int = 0
     weight: float = 1.0
     fusion: FusionMethod = "linear"
+    passages: str | None = None
 
     @property
     def reranked(self) -> bool:
@@ -88,10 +96,11 @@ class Config:
         """E.g. "alone", "rerank top 50", "fuse top 50 w=0.6"."""
         if not self.reranked:
             return "alone"
+        reading = f" {PASSAGE_LABELS.get(self.passages, self.passages)}" if self.passages else ""
         if self.weight >= 1.0:
-            return f"rerank top {self.depth}"
+            return f"rerank top {self.depth}{reading}"
         rrf = " rrf" if self.fusion == "rrf" else ""
-        return f"fuse top {self.depth} w={self.weight:g}{rrf}"
+        return f"fuse top {self.depth} w={self.weight:g}{rrf}{reading}"
 
     @property
     def label(self) -> str:
@@ -99,9 +108,10 @@ class Config:
         return f"{self.stage.label} · {self.second_stage}"
 
     @property
-    def cost(self) -> tuple[int, float]:
-        """Cheaper settings first (fewer pairs to score, then purer): breaks ties."""
-        return (self.depth, -self.weight)
+    def cost(self) -> tuple[int, int, float]:
+        """Cheaper settings first (fewer pairs to score, first passage before reading
+        every passage, then purer): breaks ties."""
+        return (self.depth, int(self.passages not in (None, "first")), -self.weight)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with labels."""
@@ -111,6 +121,7 @@ class Config:
             "rerank_depth": self.depth,
             "fusion_weight": self.weight if self.reranked else None,
             "fusion": self.fusion if self.reranked and self.weight < 1.0 else None,
+            "passages": self.passages if self.reranked else None,
             "label": self.label,
         }
 
@@ -144,16 +155,21 @@ def config_grid(
     weights: Sequence[float] = TUNE_WEIGHTS,
     fusion: FusionMethod = "linear",
     max_depth: int | None = None,
+    aggregates: Sequence[str] = (),
 ) -> list[Config]:
     """Every stage alone, and every stage x depth x weight (depths above ``max_depth``,
-    the candidates prepared, are dropped; if none is left, ``max_depth`` is used)."""
+    the candidates prepared, are dropped; if none is left, ``max_depth`` is used);
+    with ``aggregates`` (a workbench's :attr:`Workbench.aggregates`), x each passage
+    reading too."""
     if max_depth is not None:
         depths = [d for d in depths if d <= max_depth] or [max_depth]
+    readings: Sequence[str | None] = tuple(aggregates) or (None,)
     configs = []
     for stage in stages:
         configs.append(Config(stage))
-        for depth in depths:
-            configs.extend(Config(stage, depth, w, fusion) for w in weights)
+        for reading in readings:
+            for depth in depths:
+                configs.extend(Config(stage, depth, w, fusion, reading) for w in weights)
     return configs
 
 
@@ -189,6 +205,12 @@ class Workbench:
     plus search); ``rerank_ms`` the cross-encoder's measured time per query at each
     rerank depth (see :func:`measure_rerank_cost`). ``note`` says when the scores were
     altered on purpose (:func:`sabotage`).
+
+    With the passage reading tuned, ``aggregates`` names the readings compared (e.g.
+    ``("first", "max")``), ``ce_by[reading]`` holds each one's scores (``ce`` is the
+    default reading's), ``passage_settings[reading]`` how it cuts documents, and
+    ``rerank_ms`` is keyed by ``(depth, reading)``; ``split_docs`` counts the
+    candidates with more than one passage.
     """
 
     name: str
@@ -204,10 +226,14 @@ class Workbench:
     pairs_cached: int = 0
     texts: dict[str, str] = field(default_factory=dict)
     stage_ms: dict[FirstStage, float] = field(default_factory=dict)
-    rerank_ms: dict[int, float] = field(default_factory=dict)
+    rerank_ms: dict[int | tuple[int, str], float] = field(default_factory=dict)
     rerank_sample: int = 0
     threshold: int = DEFAULT_THRESHOLD
     note: str = ""
+    aggregates: tuple[str, ...] = ()
+    ce_by: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    passage_settings: dict[str, PassageSettings] = field(default_factory=dict)
+    split_docs: int = 0
     _cache: dict[Config, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -228,10 +254,13 @@ class Workbench:
             return {qid: [d for d, _ in run[qid]] for qid in self.qids}
         if not self.ce:
             raise SettingsError("no cross-encoder scores: prepare with a reranker")
+        ce = self.ce
+        if config.passages is not None:
+            if config.passages not in self.ce_by:
+                raise SettingsError(f"passage reading '{config.passages}' was not prepared")
+            ce = self.ce_by[config.passages]
         return {
-            qid: second_stage_order(
-                run[qid], self.ce[qid], config.depth, config.weight, config.fusion
-            )
+            qid: second_stage_order(run[qid], ce[qid], config.depth, config.weight, config.fusion)
             for qid in self.qids
         }
 
@@ -261,7 +290,8 @@ class Workbench:
             return None
         if not config.reranked:
             return stage
-        rerank = self.rerank_ms.get(config.depth)
+        key = config.depth if config.passages is None else (config.depth, config.passages)
+        rerank = self.rerank_ms.get(key)
         return None if rerank is None else stage + rerank
 
     def result(self, config: Config, *, resamples: int = 2000) -> ConfigResult:
@@ -297,10 +327,20 @@ def prepare(
     threshold: int = DEFAULT_THRESHOLD,
     cache_only: bool = False,
     passages: PassageSettings | None = None,
+    dense_passages: PassageSettings | None = None,
+    tune_passages: PassageSettings | None = None,
 ) -> Workbench:
     """Retrieve every query with every first stage, then score the union of their top
     ``depth`` with ``reranker`` (each pair once; pairs in ``store`` not at all).
     ``passages`` reads long documents passage by passage (None: whole, first passage).
+    ``dense_passages`` embeds them by passage for the dense stages
+    (:mod:`core.search.passage_index`).
+
+    ``tune_passages`` (an aggregate other than ``"first"``) makes the passage reading a
+    setting to tune: the candidates are scored both by the first passage and by that
+    aggregate, and :attr:`Workbench.aggregates` names both, but only when some
+    candidate has more than one passage (else the two readings are the same pairs, and
+    ``note`` says the reading was left out of the grid).
 
     ``encoders`` maps the encoder ids named by ``stages`` to loaded encoders. With
     ``cache_only`` nothing is scored: queries with a pair missing from ``store`` are
@@ -310,6 +350,12 @@ def prepare(
 
     if not stages:
         raise SettingsError("choose at least one first stage")
+    if tune_passages is not None:
+        tune_passages = tune_passages.checked()
+        if tune_passages.aggregate == "first":
+            raise SettingsError("tuning the passage reading compares first with another")
+        if cache_only:
+            raise SettingsError("cache-only evaluation cannot tune the passage reading")
     if not qrels:
         raise DatasetError("no judged queries: nothing to evaluate")
     embed = dataset.check_fields(embed_fields, "embed")
@@ -353,6 +399,7 @@ def prepare(
                     embed,
                     use_cache=use_cache,
                     progress=stage_progress(f"index corpus ({short_model(stage.encoder)})"),
+                    passages=dense_passages,
                 ).index
             index = indexes[stage.encoder]
         retriever = make_retriever(kind, dataset, embed, encoder=encoder, index=index, rrf_k=rrf_k)
@@ -374,20 +421,58 @@ def prepare(
     if reranker is not None:
         started = time.perf_counter()
         union = {qid: [d for run in bench.runs.values() for d, _ in run[qid]] for qid in qids}
-        bench.ce, bench.pairs_scored, bench.pairs_cached = score_run(
-            reranker,
-            dataset,
-            qids,
-            texts,
-            union,
-            fields=rerank,
-            style=rerank_style,
-            store=store,
-            progress=stage_progress("cross-encoder"),
-            passages=passages,
-        )
+
+        def scores(reading: PassageSettings | None, label: str, split: list[int] | None = None):
+            ce, scored, cached = score_run(
+                reranker,
+                dataset,
+                qids,
+                texts,
+                union,
+                fields=rerank,
+                style=rerank_style,
+                store=store,
+                progress=stage_progress(label),
+                passages=reading,
+                split_docs=split,
+            )
+            bench.pairs_scored += scored
+            bench.pairs_cached += cached
+            return ce
+
+        if tune_passages is None:
+            bench.ce = scores(passages, "cross-encoder")
+        else:
+            _score_readings(bench, scores, passages, tune_passages)
         bench.seconds["cross-encoder"] = time.perf_counter() - started
     return bench
+
+
+def _score_readings(
+    bench: Workbench,
+    scores: Callable[..., dict[str, dict[str, float]]],
+    default: PassageSettings | None,
+    tuned: PassageSettings,
+) -> None:
+    """Score the candidates by ``tuned`` and, when some are longer than one passage,
+    by the first passage too; fill :attr:`Workbench.aggregates` and ``ce_by``."""
+    split: list[int] = []
+    label = PASSAGE_LABELS.get(tuned.aggregate, tuned.aggregate)
+    ce_tuned = scores(tuned, f"cross-encoder ({label})", split)
+    bench.split_docs = sum(split)
+    default_how = default.aggregate if default is not None else "first"
+    if bench.split_docs == 0:  # every candidate is one passage: the same pairs either way
+        bench.ce = ce_tuned
+        bench.note = (
+            "passage reading not tuned: no candidate is longer than one passage, so "
+            "every reading scores the same pairs"
+        )
+        return
+    ce_first = scores(None, "cross-encoder (first passage)")
+    bench.ce_by = {"first": ce_first, tuned.aggregate: ce_tuned}
+    bench.passage_settings = {tuned.aggregate: tuned}
+    bench.aggregates = ("first", tuned.aggregate)
+    bench.ce = bench.ce_by.get(default_how, ce_first)
 
 
 def _keep_cached_queries(
@@ -465,7 +550,8 @@ def cost_order(bench: Workbench, configs: Sequence[Config]) -> np.ndarray:
     keys = []
     for i, c in enumerate(configs):
         ms = bench.cost_ms(c)
-        proxy = (c.depth, _STAGE_ORDER.get(c.stage.retriever, 3), -c.weight, i)
+        reads_all = int(c.passages not in (None, "first"))
+        proxy = (c.depth, reads_all, _STAGE_ORDER.get(c.stage.retriever, 3), -c.weight, i)
         keys.append((ms if ms is not None else float("inf"), *proxy))
     order = sorted(range(len(configs)), key=lambda i: keys[i])
     ranks = np.empty(len(configs), dtype=np.int64)
@@ -696,32 +782,59 @@ def measure_rerank_cost(
     style: TextStyle = "plain",
     sample: int = 5,
     stage: FirstStage | None = None,
-) -> dict[int, float]:
-    """Time the cross-encoder live (no score cache) on the first ``sample`` queries'
-    top ``depth`` candidates of ``stage`` (default: the first prepared), for each
-    depth; store and return the mean ms per query."""
+    aggregates: Sequence[str] = (),
+) -> dict[int | tuple[int, str], float]:
+    """Time the cross-encoder live (no score cache, not even the model's in-memory
+    one) on the first ``sample`` queries' top ``depth`` candidates of ``stage``
+    (default: the first prepared), for each depth, and with ``aggregates`` for each
+    passage reading (keys ``(depth, reading)``: reading every passage costs its
+    pairs); store and return the mean ms per query."""
     from core.data.documents import rerank_text
     from core.models.base import RerankDoc
+    from core.search.passages import rank_passages
 
     if sample < 1:
         return {}
+    live = _uncached(reranker)
     stage = stage or bench.stages[0]
     qids = bench.qids[:sample]
-    out: dict[int, float] = {}
+    readings: Sequence[str | None] = tuple(aggregates) or (None,)
+    out: dict[int | tuple[int, str], float] = {}
+    head = bench.runs[stage][qids[0]][:1] if qids else []
+    if head:  # untimed: the first call of a session pays one-off set-up costs
+        live.rank(bench.texts[qids[0]], [RerankDoc(id=head[0][0], text="warm up")])
     for depth in sorted(set(depths)):
-        total = 0.0
-        for qid in qids:
-            docs = [
-                RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style))
-                for d, _ in bench.runs[stage][qid][:depth]
-            ]
-            started = time.perf_counter()
-            reranker.rank(bench.texts[qid], docs)
-            total += time.perf_counter() - started
-        out[depth] = 1000.0 * total / len(qids)
+        for reading in readings:
+            total = 0.0
+            for qid in qids:
+                docs = [
+                    RerankDoc(id=d, text=rerank_text(dataset.record(d), fields, style))
+                    for d, _ in bench.runs[stage][qid][:depth]
+                ]
+                started = time.perf_counter()
+                if reading in (None, "first"):
+                    live.rank(bench.texts[qid], docs)
+                else:
+                    rank_passages(live, bench.texts[qid], docs, bench.passage_settings[reading])
+                total += time.perf_counter() - started
+            key = depth if reading is None else (depth, reading)
+            out[key] = 1000.0 * total / len(qids)
     bench.rerank_ms.update(out)
     bench.rerank_sample = len(qids)
     return out
+
+
+def _uncached(reranker: Reranker) -> Reranker:
+    """``reranker`` without its in-memory score cache (a shallow copy sharing the
+    model; the shared instance is left untouched), so a timing is of live scoring."""
+    import copy
+
+    cache = getattr(reranker, "cache", None)
+    if cache is None or not hasattr(cache, "maxsize"):
+        return reranker
+    live = copy.copy(reranker)
+    live.cache = type(cache)(0)
+    return live
 
 
 # --- a set where the cross-encoder is known to hurt -------------------------------------
@@ -739,15 +852,21 @@ def sabotage(bench: Workbench, how: str, seed: int = 0) -> Workbench:
     if how not in SABOTAGE:
         raise SettingsError(f"unknown sabotage '{how}' (choose: {', '.join(SABOTAGE)})")
     rng = np.random.default_rng(seed)
-    ce = {
-        qid: {
-            d: (-v if how == "negate" else float(rng.uniform(-10.0, 10.0))) for d, v in docs.items()
+
+    def spoil(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        return {
+            qid: {
+                d: (-v if how == "negate" else float(rng.uniform(-10.0, 10.0)))
+                for d, v in docs.items()
+            }
+            for qid, docs in scores.items()
         }
-        for qid, docs in bench.ce.items()
-    }
+
+    ce_by = {reading: spoil(scores) for reading, scores in bench.ce_by.items()}
     return replace(
         bench,
-        ce=ce,
+        ce=spoil(bench.ce),
+        ce_by=ce_by,
         reranker=f"{bench.reranker} [{'negated' if how == 'negate' else 'randomised'} on purpose]",
         note=f"adversarial check: {SABOTAGE[how]}",
         _cache={},
@@ -782,6 +901,8 @@ class TuneReport:
     costs: tuple[CostPoint, ...] = ()
     note: str = ""
     rerank_sample: int = 0
+    aggregates: tuple[str, ...] = ()
+    split_docs: int = 0
 
     @property
     def agreement(self) -> int:
@@ -803,13 +924,14 @@ class TuneReport:
         out = []
         for stage in dict.fromkeys(r.config.stage for r in self.grid):
             rows = [r for r in self.grid if r.config.stage == stage]
-            alone = [r for r in rows if not r.config.reranked]
-            pure = [r for r in rows if r.config.reranked and r.config.weight >= 1.0]
-            fused = [r for r in rows if r.config.reranked and r.config.weight < 1.0]
-            out += alone
-            for group in (pure, fused):
-                if group:
-                    out.append(max(group, key=lambda r: r.means["ndcg@10"]))
+            out += [r for r in rows if not r.config.reranked]
+            for reading in dict.fromkeys(r.config.passages for r in rows if r.config.reranked):
+                read = [r for r in rows if r.config.reranked and r.config.passages == reading]
+                pure = [r for r in read if r.config.weight >= 1.0]
+                fused = [r for r in read if r.config.weight < 1.0]
+                for group in (pure, fused):
+                    if group:
+                        out.append(max(group, key=lambda r: r.means["ndcg@10"]))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -850,6 +972,8 @@ class TuneReport:
             "quality_vs_cost": [p.to_dict() for p in self.costs],
             "cheapest_within_noise_of_best": cheapest.to_dict() if cheapest else None,
             "rerank_cost_sample_queries": self.rerank_sample,
+            "passage_readings": list(self.aggregates),
+            "candidates_with_several_passages": self.split_docs,
             "seconds": dict(self.seconds),
             "pairs_scored": self.pairs_scored,
             "pairs_from_cache": self.pairs_cached,
@@ -938,6 +1062,8 @@ def tune(
         costs=points,
         note=bench.note,
         rerank_sample=bench.rerank_sample,
+        aggregates=bench.aggregates,
+        split_docs=bench.split_docs,
     )
 
 
@@ -1117,6 +1243,13 @@ def format_tune(report: TuneReport) -> str:
     ]
     if report.note:
         lines.append(f"note: {report.note}")
+    if report.aggregates:
+        lines.append(
+            "passage reading tuned: "
+            + " vs ".join(PASSAGE_LABELS.get(a, a) for a in report.aggregates)
+            + f" ({report.split_docs:,} candidates, summed over queries, have more than one"
+            " passage; reading by passage scores every one: see the cost table)"
+        )
     lines += [
         "",
         f"recommended: {rec.config.label}",
@@ -1168,9 +1301,9 @@ def format_costs(report: TuneReport) -> str:
         "per depth; fusion weights at one depth cost the same, the best is shown):",
         f"{'setting':<52}{'nDCG@10':>9}{'95% CI':>18}{'ms/query':>10}  within noise of best",
     ]
-    groups: dict[tuple[FirstStage, int], list[CostPoint]] = {}
+    groups: dict[tuple[FirstStage, int, str | None], list[CostPoint]] = {}
     for p in report.costs:
-        groups.setdefault((p.config.stage, p.config.depth), []).append(p)
+        groups.setdefault((p.config.stage, p.config.depth, p.config.passages), []).append(p)
     for points in groups.values():
         p = max(points, key=lambda q: q.ndcg)
         ms = f"{p.ms:>10.1f}" if p.ms is not None else f"{'-':>10}"

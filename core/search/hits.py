@@ -8,13 +8,33 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class PassageMatch:
+    """Which passage of a document's embedded text a dense first stage matched
+    (dense passages, :mod:`core.search.passage_index`).
+
+    ``index`` is 0-based among the ``count`` passages embedded; ``start``/``end`` its
+    character span in the embedded text; ``complete`` whether every token of that text
+    was embedded (False: the per-document cap left the end out).
+    """
+
+    index: int
+    count: int
+    start: int
+    end: int
+    complete: bool = True
+
+
+@dataclass(frozen=True)
 class Hit:
-    """One retrieved document: its id, row position, 1-based rank and cosine score."""
+    """One retrieved document: its id, row position, 1-based rank and score; with dense
+    passages, ``passage`` says which of its passages matched (the document's score is
+    that passage's)."""
 
     id: str
     position: int
     rank: int
     score: float
+    passage: PassageMatch | None = None
 
 
 def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Exact cosine search over unit-length vectors, and the on-disk embedding cache.
 
 Corpus embeddings are cached under ``<cache dir>/embeddings/`` in a file named by the
-sha256 of (model id, dataset content hash, chosen fields, text format version): the
+sha256 of (model id, dataset content hash, chosen fields, text format version, and for
+dense passages the passage settings and the encoder's limit): the
 same data embedded the same way is never encoded twice, across runs and processes.
 Writes are atomic (write to a temporary file, then rename), and one in-process lock
 per key keeps concurrent sessions from encoding the same corpus twice.
@@ -9,10 +10,7 @@ per key keeps concurrent sessions from encoding the same corpus twice.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +22,15 @@ from core.data.collection import Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder, ProgressFn
 from core.models.paths import atomic_write, cache_dir
+from core.search.embedding_cache import TEXT_FORMAT_VERSION, embedding_cache_key, key_lock
 from core.search.hits import Hit, top_k
+
+__all__ = ["TEXT_FORMAT_VERSION", "IndexBuild", "VectorIndex", "build_index", "embedding_cache_key"]
 
 if TYPE_CHECKING:
     from core.search.collection_index import DiskVectorIndex
-
-# Bump when embed_text() changes, so old cache files are not reused.
-TEXT_FORMAT_VERSION = 1
+    from core.search.passage_index import PassageVectorIndex
+    from core.search.passages import PassageSettings
 
 
 class VectorIndex:
@@ -64,34 +64,11 @@ class VectorIndex:
         ]
 
 
-def embedding_cache_key(model_id: str, dataset: Dataset, fields: Sequence[str]) -> str:
-    """Hex key naming the cached embeddings of ``dataset`` under ``model_id`` and ``fields``."""
-    spec = json.dumps(
-        {
-            "model": model_id,
-            "content": dataset.content_hash,
-            "fields": list(fields),
-            "format": TEXT_FORMAT_VERSION,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(spec.encode()).hexdigest()
-
-
-_KEY_LOCKS: dict[str, threading.Lock] = {}
-_KEY_LOCKS_GUARD = threading.Lock()
-
-
-def _key_lock(key: str) -> threading.Lock:
-    with _KEY_LOCKS_GUARD:
-        return _KEY_LOCKS.setdefault(key, threading.Lock())
-
-
 @dataclass(frozen=True)
 class IndexBuild:
     """A built index and how it was obtained (``from_cache``) and how long it took."""
 
-    index: VectorIndex | DiskVectorIndex
+    index: VectorIndex | DiskVectorIndex | PassageVectorIndex
     from_cache: bool
     seconds: float
     cache_path: Path | None
@@ -104,10 +81,24 @@ def build_index(
     *,
     use_cache: bool = True,
     progress: ProgressFn | None = None,
+    passages: PassageSettings | None = None,
 ) -> IndexBuild:
-    """Index ``dataset`` embedded from ``fields``, reusing cached embeddings when present."""
+    """Index ``dataset`` embedded from ``fields``, reusing cached embeddings when present.
+
+    ``passages`` embeds long texts as several vectors, one per passage, and scores a
+    document by its best (:mod:`core.search.passage_index`); None: one vector per
+    document, of what fits in the encoder.
+    """
     import time
 
+    if passages is not None:
+        from core.search.passage_index import build_passage_index
+
+        started = time.perf_counter()
+        index, from_cache, path = build_passage_index(
+            dataset, encoder, fields, passages, use_cache=use_cache, progress=progress
+        )
+        return IndexBuild(index, from_cache, time.perf_counter() - started, path)
     started = time.perf_counter()
     fields = dataset.check_fields(fields, "embed")
     if isinstance(dataset, Collection):  # built on disk: open its index, never re-encode
@@ -117,7 +108,7 @@ def build_index(
         return IndexBuild(index, True, time.perf_counter() - started, dataset.folder)
     key = embedding_cache_key(getattr(encoder, "cache_key", encoder.name), dataset, fields)
     path = cache_dir() / "embeddings" / f"{key}.npy" if use_cache else None
-    with _key_lock(key):
+    with key_lock(key):
         vectors = _read_cached(path, len(dataset), encoder.dimension) if path else None
         from_cache = vectors is not None
         if vectors is None:

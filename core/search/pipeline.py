@@ -23,6 +23,7 @@ from core.models.base import Encoder, ProgressFn, RerankDoc, Reranker, ScoreKind
 from core.models.errors import SettingsError
 from core.models.registry import load_encoder
 from core.search.fusion import FusionMethod, check_fusion, fused_order
+from core.search.hits import PassageMatch
 from core.search.index import VectorIndex, build_index
 from core.search.passages import PassageRead, PassageSettings, rank_passages
 from core.search.retrievers import DenseRetriever, Retriever
@@ -48,6 +49,7 @@ class Candidate:
     fused_rank: int | None = None
     fused_score: float | None = None
     passages: PassageRead | None = None
+    retrieval_passage: PassageMatch | None = None
 
     @property
     def num_passages(self) -> int | None:
@@ -138,6 +140,7 @@ class SearchResult:
     fusion_weight: float = 1.0
     fusion: str = "linear"
     passage_settings: PassageSettings | None = None
+    dense_passages: PassageSettings | None = None
 
     @property
     def read_in_full(self) -> int:
@@ -188,6 +191,7 @@ class SearchResult:
             "timings": asdict(self.timings),
             "notice": self.notice,
             "passages": asdict(self.passage_settings) if self.passage_settings else None,
+            "dense_passages": asdict(self.dense_passages) if self.dense_passages else None,
             "read_in_full": self.read_in_full if self.reranker else None,
             "read_in_part": self.read_in_part if self.reranker else None,
             "results": [c.to_dict(with_record=with_record) for c in self.reranked],
@@ -213,6 +217,7 @@ def search_with_rerank(
     fusion_weight: float = 1.0,
     fusion: FusionMethod = "linear",
     passages: PassageSettings | None = None,
+    dense_passages: PassageSettings | None = None,
 ) -> SearchResult:
     """Retrieve ``num_candidates`` with the first stage, then rerank them all.
 
@@ -233,6 +238,11 @@ def search_with_rerank(
     every candidate keeps its passages' spans and scores, and its score is their
     aggregate. Then ``rerank_top_n`` keeps the best n documents after aggregation (the
     reranker scores every passage). None keeps the one-pair-per-document reading.
+
+    ``dense_passages`` (when the index is built here) embeds long documents as one
+    vector per passage and retrieves a document by its best
+    (:mod:`core.search.passage_index`); a prebuilt ``index`` or ``retriever`` brings its
+    own. Each candidate then keeps the passage that matched (``retrieval_passage``).
     """
     started = time.perf_counter()
     query = (query or "").strip()
@@ -259,7 +269,7 @@ def search_with_rerank(
     if retriever is None:
         encoder = encoder or load_encoder()
         if index is None:
-            build = build_index(dataset, encoder, embed, progress=progress)
+            build = build_index(dataset, encoder, embed, progress=progress, passages=dense_passages)
             index, index_seconds, from_cache = build.index, build.seconds, build.from_cache
         retriever = DenseRetriever(index, encoder)
     encoder = getattr(retriever, "encoder", None) or getattr(
@@ -312,6 +322,7 @@ def search_with_rerank(
                 rerank_normalized=r.normalized if r else None,
                 truncated=r.truncated if r else False,
                 passages=reads.get(hit.id) if r else None,
+                retrieval_passage=hit.passage,
             )
         )
     if reranked and len(reranked) < len(candidates):
@@ -344,7 +355,16 @@ def search_with_rerank(
         fusion_weight=fusion_weight,
         fusion=fusion,
         passage_settings=passages if reranker is not None else None,
+        dense_passages=dense_passage_settings(retriever),
     )
+
+
+def dense_passage_settings(retriever: Retriever) -> PassageSettings | None:
+    """The dense-passage settings of ``retriever``'s index (dense, or the dense half of
+    hybrid); None when it embeds one vector per document."""
+    kind = getattr(retriever, "kind", "")
+    dense = retriever if kind == "dense" else getattr(retriever, "dense", None)
+    return getattr(getattr(dense, "index", None), "settings", None)
 
 
 def _rank_by_passages(reranker, fallback, query, docs, settings):

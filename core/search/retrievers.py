@@ -27,7 +27,7 @@ from core.data.collection import BM25_DIR, Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder
 from core.models.errors import SettingsError
-from core.search.hits import Hit, top_k
+from core.search.hits import Hit, PassageMatch, top_k
 from core.search.index import VectorIndex
 
 RetrieverKind = Literal["dense", "bm25", "hybrid"]
@@ -209,13 +209,16 @@ def rrf_fuse(lists: Sequence[Sequence[Hit]], k: int, rrf_k: int = DEFAULT_RRF_K)
         raise SettingsError(f"RRF k must be 0 or more, not {rrf_k}")
     fused: dict[str, float] = {}
     positions: dict[str, int] = {}
+    passages: dict[str, PassageMatch] = {}
     for hits in lists:
         for hit in hits:
             fused[hit.id] = fused.get(hit.id, 0.0) + 1.0 / (rrf_k + hit.rank)
             positions.setdefault(hit.id, hit.position)
+            if hit.passage is not None:
+                passages.setdefault(hit.id, hit.passage)
     order = sorted(fused, key=lambda doc_id: -fused[doc_id])[: max(0, k)]
     return [
-        Hit(id=doc_id, position=positions[doc_id], rank=r, score=fused[doc_id])
+        Hit(doc_id, positions[doc_id], r, fused[doc_id], passages.get(doc_id))
         for r, doc_id in enumerate(order, start=1)
     ]
 
