@@ -41,6 +41,35 @@ def get_dataset(name: str) -> Dataset:
     return load_dataset(name)
 
 
+def browser_text(key: str) -> str | None:
+    """The text the browser sent for the keyed text box ``key`` before this session drew
+    it, else None.
+
+    A session's first run normally carries no widget values: the page is new. After the
+    server restarts, the page reconnects to a fresh session and its first run carries
+    what the browser still shows, e.g. a query typed since. Streamlit keeps those values
+    (by widget id) until the widget is drawn; a value seeded through ``st.session_state``
+    before that would override them, so the page asks here first. Reads Streamlit's
+    widget states, which have no public accessor; None if their shape changes.
+    """
+    from streamlit.runtime.state.common import is_keyed_element_id, user_key_from_element_id
+    from streamlit.runtime.state.session_state_proxy import get_session_state
+
+    try:
+        held = get_session_state()._state._new_widget_state.states
+    except AttributeError:
+        return None
+    for widget_id, wstate in held.items():
+        if not (is_keyed_element_id(widget_id) and user_key_from_element_id(widget_id) == key):
+            continue
+        proto = getattr(wstate, "value", None)
+        if hasattr(proto, "WhichOneof") and proto.WhichOneof("value") == "string_value":
+            return proto.string_value
+        if isinstance(proto, str):
+            return proto
+    return None
+
+
 def together_api_key() -> str | None:
     """The Together key: the session's password field, Streamlit secrets, or the env."""
     try:

@@ -32,6 +32,7 @@ from pages import search_results as results
 from pages import search_sidebar as sidebar
 from pages.common import (
     BUILTIN_LABELS,
+    browser_text,
     encoder_for,
     get_index,
     get_reranker,
@@ -57,7 +58,10 @@ state = st.session_state
 if "view" not in state:
     state.view, state.url_warnings = view_from_link(st.query_params.to_dict())
 if "query" not in state:
-    state.update(widget_values(state.view, packaged_model_ids("embedding")))
+    # A browser reconnecting after a server restart sends what its box holds: a query
+    # typed since then must not be overwritten by the link's (older) one.
+    typed = browser_text("query")
+    state.update(widget_values(state.view, packaged_model_ids("embedding"), typed_query=typed))
     state.pop("embed_fields", None)
     state.pop("rerank_fields", None)
 

@@ -196,3 +196,13 @@ def test_run_key_changes_with_the_settings_and_the_models() -> None:
     assert run_key(a, reranker, None) != run_key(b, reranker, None)
     assert run_key(a, reranker, None) != run_key(a, None, None)
     assert run_key(a, reranker, None) != run_key(a, reranker, reranker)
+
+
+def test_a_query_the_browser_holds_wins_over_the_link_on_a_reconnected_session() -> None:
+    view, _ = view_from_link({"q": "first query", "n": "5"})
+    # A link opened fresh: the box shows the link's query.
+    assert widget_values(view, PACKAGED)["query"] == "first query"
+    # The page reconnected to a new session with a query typed since (even an emptied box).
+    typed = widget_values(view, PACKAGED, typed_query="a heist that goes wrong")
+    assert (typed["query"], typed["results"]) == ("a heist that goes wrong", 5)
+    assert widget_values(view, PACKAGED, typed_query="")["query"] == ""

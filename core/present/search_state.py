@@ -58,8 +58,16 @@ def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]
     return view, warnings
 
 
-def widget_values(view: SearchSettings, packaged_encoders: Sequence[str]) -> dict[str, Any]:
+def widget_values(
+    view: SearchSettings, packaged_encoders: Sequence[str], *, typed_query: str | None = None
+) -> dict[str, Any]:
     """The Search page's widget values (by widget key) that show ``view``.
+
+    ``typed_query``: the text the browser already holds in the query box when a session
+    starts on a page an earlier session drew (the server restarted and the page
+    reconnected). It wins over the link's query: the link is what the page showed
+    before, the box is what the user typed since. ``None`` (a link opened fresh): the
+    box shows the link's query.
 
     The field pickers are seeded later, once the dataset's fields are known, from
     ``pending_fields``.
@@ -68,7 +76,7 @@ def widget_values(view: SearchSettings, packaged_encoders: Sequence[str]) -> dic
     backend, encoder_model = encoder_choice(view.encoder)
     return {
         "dataset": view.dataset,
-        "query": view.query,
+        "query": view.query if typed_query is None else typed_query,
         "candidates": view.candidates,
         "results": view.results,
         "encoder_backend": backend,

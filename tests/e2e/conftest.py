@@ -173,10 +173,13 @@ def _server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_app_server(mode: str, log_path: Path, env: dict[str, str]) -> Iterator[str]:
-    """Start the app (``mode``: see SERVER_MODES) on a free loopback port; yield its base
-    URL once ``/_stcore/health`` answers, and stop it afterwards."""
-    port = _free_port()
+def run_app_server(
+    mode: str, log_path: Path, env: dict[str, str], port: int | None = None
+) -> Iterator[str]:
+    """Start the app (``mode``: see SERVER_MODES) on ``port`` (default: a free loopback
+    port); yield its base URL once ``/_stcore/health`` answers, and stop it afterwards.
+    Passing the port of a server stopped earlier restarts "the same" server."""
+    port = port or _free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [*SERVER_MODES[mode], "--server.port", str(port), *SERVER_FLAGS]
     with log_path.open("w", encoding="utf-8") as log:
