@@ -12,7 +12,9 @@ process-wide registry (one lock per kind), the corpus embeddings from
 session that needs the same thing waits for the warm-up's copy. After the models and
 the index ("ready"), the example queries of the default dataset are searched once, which
 fills the reranker's score cache: clicking an example afterwards costs a query encoding
-and a dictionary look-up per candidate.
+and a dictionary look-up per candidate. That stage only saves later clicks, so it yields
+to visitors: before each example it waits while any visitor's search is running
+(:data:`core.search.activity.VISITOR_SEARCHES`), instead of competing for the cores.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
 from core.present.views import EXAMPLE_QUERIES, SearchSettings
+from core.search.activity import VISITOR_SEARCHES, SearchActivity
 
 # Stage ids, in order; ``READY_AFTER`` is the last one a first search needs.
 STAGES = ("dataset", "reranker", "encoder", "index", "examples")
@@ -52,6 +55,7 @@ class WarmupStatus:
     error: str | None
     seconds: float  # since the start
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    paused: bool = False  # waiting for visitors' searches before the next example
 
     @property
     def fraction(self) -> float:
@@ -83,6 +87,7 @@ class Warmup:
         examples: Sequence[str] | None = None,
         candidates: int = SearchSettings.candidates,
         results: int = SearchSettings.results,
+        visitors: SearchActivity = VISITOR_SEARCHES,
     ) -> None:
         self.dataset_name = dataset
         self.encoder_id = encoder
@@ -90,6 +95,8 @@ class Warmup:
         self.examples = tuple(EXAMPLE_QUERIES.get(dataset, ()) if examples is None else examples)
         self.candidates = candidates
         self.results = results
+        self.visitors = visitors
+        self._paused = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -152,6 +159,8 @@ class Warmup:
             elapsed = end - self._started_at if started else 0.0
             stage = self._stage
             label = STAGE_LABELS.get(stage, "Ready" if stage == "done" else "Starting")
+            if self._paused:
+                label += " (paused while visitors search)"
             return WarmupStatus(
                 stage=stage,
                 label=label.format(dataset=self.dataset_name),
@@ -163,6 +172,7 @@ class Warmup:
                 error=self._error,
                 seconds=elapsed,
                 stage_seconds=dict(self._stage_seconds),
+                paused=self._paused,
             )
 
     # --- work ---------------------------------------------------------------------------
@@ -174,6 +184,18 @@ class Warmup:
                 self._stage_seconds[self._stage] = now - self._stage_started
             self._stage, self._done, self._total = stage, 0, total
             self._stage_started = now
+
+    def _yield_to_visitors(self, report: Callable[[], None]) -> None:
+        """Wait while any visitor's search is running (status: paused meanwhile)."""
+        if self.visitors.running == 0:
+            return
+        with self._lock:
+            self._paused = True
+        report()
+        self.visitors.wait_until_idle()
+        with self._lock:
+            self._paused = False
+        report()
 
     def _count(self, done: int, total: int) -> None:
         with self._lock:
@@ -211,6 +233,7 @@ class Warmup:
             self._enter("examples", len(self.examples))
             report()
             for number, query in enumerate(self.examples, start=1):
+                self._yield_to_visitors(report)
                 search_with_rerank(
                     dataset,
                     query,
@@ -256,6 +279,11 @@ def log_line(status: WarmupStatus) -> str | None:
     if status.finished:
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in status.stage_seconds.items())
         return f"warm-up done in {status.seconds:.1f} s ({stages})"
+    if status.paused:
+        return (
+            f"warm-up: paused before example {status.done + 1} of {status.total}: "
+            f"visitors are searching ({status.seconds:.1f} s)"
+        )
     if status.done == 0 and status.stage in STAGES:
         return f"warm-up: {status.label}… ({status.seconds:.1f} s)"
     return None

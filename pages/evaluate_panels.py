@@ -34,6 +34,7 @@ from core.quality.tuning import (
     prepare,
 )
 from core.quality.tuning import tune as tune_settings
+from core.search.activity import visitor_search
 from core.search.pipeline import search_with_rerank
 from core.search.retrievers import make_retriever
 from core.search.scorestore import ScoreStore
@@ -216,19 +217,20 @@ def open_query(report: EvaluationReport, labelled: LabelledSet) -> None:
         encoder=encoder,
         index=build.index if build is not None else None,
     )
-    result = search_with_rerank(
-        dataset,
-        picked.query,
-        reranker=common.get_reranker(PACKAGED_CROSS_ENCODER),
-        embed_fields=s.embed_fields,
-        rerank_fields=s.rerank_fields,
-        num_candidates=s.rerank_depth or s.candidates,
-        num_results=10,
-        retriever=first_stage,
-        rerank_style=s.rerank_style,
-        fusion_weight=s.fusion_weight,
-        fusion=s.fusion,
-    )
+    with visitor_search():
+        result = search_with_rerank(
+            dataset,
+            picked.query,
+            reranker=common.get_reranker(PACKAGED_CROSS_ENCODER),
+            embed_fields=s.embed_fields,
+            rerank_fields=s.rerank_fields,
+            num_candidates=s.rerank_depth or s.candidates,
+            num_results=10,
+            retriever=first_stage,
+            rerank_style=s.rerank_style,
+            fusion_weight=s.fusion_weight,
+            fusion=s.fusion,
+        )
     st.caption(f"{len(relevant)} relevant document(s); ★ marks them.")
     left, right = st.columns(2)
     for col, title, items, rank in (

@@ -17,6 +17,7 @@ from core.present.compare_charts import h2h_movement_chart, side_score_chart
 from core.present.views import SearchSettings, escape_markdown
 from core.quality.blind import a_is_left
 from core.quality.headtohead import HeadToHead, RerankSpec, head_to_head
+from core.search.activity import visitor_search
 from core.search.retrievers import RETRIEVER_LABELS, make_retriever
 from pages.common import encoder_for, get_index, load_named_dataset, reranker_for, together_api_key
 
@@ -122,7 +123,7 @@ def run_head_to_head(settings: SearchSettings, b: RerankSpec) -> HeadToHead:
     models = {
         spec.reranker: reranker_for(spec.reranker, api_key) for spec in (a, b) if not spec.is_none
     }
-    with st.spinner("Scoring the candidates with A and B…"):
+    with st.spinner("Scoring the candidates with A and B…"), visitor_search():
         result = head_to_head(
             dataset,
             settings.query,

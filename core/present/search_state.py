@@ -24,6 +24,7 @@ from core.models.base import (
 )
 from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
 from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
+from core.search.activity import visitor_search
 from core.search.index import VectorIndex
 from core.search.milvus import is_milvus_reference, link_refusal
 from core.search.passages import DEFAULT_AGGREGATE, PassageSettings
@@ -209,31 +210,33 @@ def run_search(
     ``retriever`` (e.g. a Milvus collection's) replaces the in-process first stage.
     ``index`` is what :func:`dense_index_settings` asks for: with dense passages, the
     passage index (the caller builds it, as it caches it).
+    Counted as a visitor's search while it runs (background warm-up work waits for it).
     """
-    if retriever is None:
-        retriever = make_retriever(
-            settings.retriever,
+    with visitor_search():
+        if retriever is None:
+            retriever = make_retriever(
+                settings.retriever,
+                dataset,
+                settings.embed_fields,
+                encoder=encoder,
+                index=index,
+                rrf_k=settings.rrf_k,
+            )
+        return search_with_rerank(
             dataset,
-            settings.embed_fields,
+            settings.query,
             encoder=encoder,
-            index=index,
-            rrf_k=settings.rrf_k,
+            reranker=reranker,
+            embed_fields=settings.embed_fields,
+            rerank_fields=settings.rerank_fields,
+            num_candidates=settings.candidates,
+            num_results=settings.results,
+            retriever=retriever,
+            fusion_weight=settings.fusion_weight if reranker is not None else 1.0,
+            fusion=settings.fusion,
+            rerank_top_n=settings.results if hosted_reranker else None,
+            fallback=fallback,
+            passages=settings.passage_settings()
+            if reranker is not None and not hosted_reranker
+            else None,
         )
-    return search_with_rerank(
-        dataset,
-        settings.query,
-        encoder=encoder,
-        reranker=reranker,
-        embed_fields=settings.embed_fields,
-        rerank_fields=settings.rerank_fields,
-        num_candidates=settings.candidates,
-        num_results=settings.results,
-        retriever=retriever,
-        fusion_weight=settings.fusion_weight if reranker is not None else 1.0,
-        fusion=settings.fusion,
-        rerank_top_n=settings.results if hosted_reranker else None,
-        fallback=fallback,
-        passages=settings.passage_settings()
-        if reranker is not None and not hosted_reranker
-        else None,
-    )
