@@ -380,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="SciFact dense candidates reranked (default 100)",
     )
     bench.add_argument(
+        "--fidelity-paths",
+        default=None,
+        help="comma-separated reranker paths besides the reference "
+        "(default packaged,requant-pc7,fused,fp32-batched)",
+    )
+    bench.add_argument(
         "--no-encoders", action="store_true", help="fidelity: skip the bi-encoder half"
     )
     _add_scale_commands(commands)
@@ -1282,6 +1288,7 @@ def _bench(args: argparse.Namespace) -> int:
             scifact_queries=args.fidelity_queries,
             candidates=args.fidelity_candidates,
             encoders=not args.no_encoders,
+            paths=args.fidelity_paths,
             json_output=args.json,
             tiny=args.quick,
         )

@@ -607,6 +607,7 @@ def fidelity_main(
     encoders: bool = True,
     json_output: bool = False,
     tiny: bool = False,
+    paths: str | None = None,
 ) -> int:
     """Entry point of ``python -m core bench --fidelity``."""
     settings = FidelitySettings.tiny() if tiny else FidelitySettings()
@@ -615,6 +616,8 @@ def fidelity_main(
         overrides["scifact_queries"] = scifact_queries
     if candidates is not None:
         overrides["scifact_candidates"] = candidates
+    if paths:
+        overrides["paths"] = tuple(p.strip() for p in paths.split(",") if p.strip())
     if overrides:
         settings = FidelitySettings(**(vars(settings) | overrides))
     path = Path(scifact) if scifact else default_scifact_path()
