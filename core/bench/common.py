@@ -3,7 +3,9 @@ statistics helpers, and how candidates and rerankings are compared."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,3 +139,18 @@ def agreement(
         "top10_same_set": f"{same_set}/{n}",
         "max_abs_logit_diff": round(float(diff), 4),
     }
+
+
+def log_stderr(message: str) -> None:
+    """A progress line on stderr (stdout carries the report)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def emit(report: dict[str, Any], json_output: bool, formatter: Callable[[dict], str]) -> int:
+    """Print ``report`` as JSON or through ``formatter``; the command's exit status."""
+    if json_output:
+        json.dump(report, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print(formatter(report))
+    return 0

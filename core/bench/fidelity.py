@@ -23,7 +23,6 @@ printed beside the wall time as the less noisy measure of work.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from core.bench.common import BENCH_QUERIES, candidates, default_scifact_path
+from core.bench.common import BENCH_QUERIES, candidates, default_scifact_path, emit, log_stderr
 from core.bench.machine import _cpu_flags, _cpu_model, load_average
 
 # MiniLM-L-12-H384 (the reranker): layers, hidden size, FFN size.
@@ -622,16 +621,8 @@ def fidelity_main(
         settings = FidelitySettings(**(vars(settings) | overrides))
     path = Path(scifact) if scifact else default_scifact_path()
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    report = run_fidelity(settings, path, encoders=encoders, log=log)
-    if json_output:
-        json.dump(report, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        print(format_fidelity(report))
-    return 0
+    report = run_fidelity(settings, path, encoders=encoders, log=log_stderr)
+    return emit(report, json_output, format_fidelity)
 
 
 __all__: Sequence[str] = (

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import resource
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.bench.alternatives import bench_pipeline_agreement, bench_rerank_comparison
-from core.bench.common import BENCH_QUERIES, BenchSettings, candidates, default_scifact_path
+from core.bench.common import (
+    BENCH_QUERIES,
+    BenchSettings,
+    candidates,
+    default_scifact_path,
+    emit,
+    log_stderr,
+)
 from core.bench.encoding import bench_encoding
 from core.bench.latency import bench_cold_start, bench_latency, bench_parallelism
 from core.bench.long_documents import bench_scifact_agreement
@@ -116,13 +121,5 @@ def main(json_output: bool = False, quick: bool = False, scifact: str | None = N
     path = Path(scifact) if scifact else default_scifact_path()
     settings = BenchSettings.quick(path) if quick else BenchSettings(scifact_path=path)
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    report = run_bench(settings, log)
-    if json_output:
-        json.dump(report, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        print(format_report(report))
-    return 0
+    report = run_bench(settings, log_stderr)
+    return emit(report, json_output, format_report)
