@@ -65,3 +65,38 @@ def test_rule_a_needs_every_figure_at_least_as_good():
     assert at_least_as_good(better, base)
     assert not at_least_as_good(base | {"max_abs_diff": 1.2}, base)
     assert not at_least_as_good(base | {"top10_order": 0}, base)
+
+
+@pytest.mark.slow
+def test_the_fp32_graph_variant_scores_as_the_fp32_reference_and_batches_exactly(
+    tmp_path, monkeypatch
+):
+    """The dequantised ONNX graph is the reference's arithmetic: same logits as the
+    sentence-transformers fp32 model, and batching pairs changes no score."""
+    from core.models.base import RerankDoc
+    from core.models.cross_encoders import OnnxCrossEncoder
+    from core.models.onnx_optimize import build_variant_graph
+    from core.models.packaged import packaged_cross_encoder_dir
+    from core.models.torch_cross_encoder import load_dequantized_cross_encoder
+
+    folder = packaged_cross_encoder_dir()
+    path = build_variant_graph(folder / "model.onnx", "fp32")
+    assert path.is_file() and build_variant_graph(folder / "model.onnx", "fp32") == path
+    query = "How many people live in Berlin?"
+    docs = [
+        RerankDoc("berlin", "Berlin has a population of 3,520,031 registered inhabitants."),
+        RerankDoc("ny", "New York City is famous for the Metropolitan Museum of Art."),
+        RerankDoc("long", "Berlin, the capital of Germany, " * 12),
+    ]
+    alone = OnnxCrossEncoder(folder, model_path=path, graph="fp32", cache_size=0)
+    batched = OnnxCrossEncoder(folder, model_path=path, graph="fp32", batch_size=8, cache_size=0)
+    reference = load_dequantized_cross_encoder()
+    got = {r.id: r.score for r in alone.rank(query, docs)}
+    together = {r.id: r.score for r in batched.rank(query, docs)}
+    ref = {r.id: r.score for r in reference.rank(query, docs)}
+    assert max(got, key=got.get) == "berlin"
+    assert got["berlin"] > 5 > -5 > got["ny"]
+    for doc_id in ref:
+        assert got[doc_id] == pytest.approx(ref[doc_id], abs=2e-3)
+        assert together[doc_id] == pytest.approx(got[doc_id], abs=1e-4)
+    assert "fp32" in alone.cache_key
