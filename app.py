@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.search.activity import visitor_search
 from serve import WAITING_PAGES, show_warmup, start_warmup
 
 st.set_page_config(page_title="Rerank workbench", page_icon="🔎", layout="wide")
@@ -47,4 +48,7 @@ if navigation.url_path == "" and st.query_params.get("walkthrough"):
     )
 if navigation.title in WAITING_PAGES:
     show_warmup(warmup)
-navigation.run()
+# A page being drawn is a visitor waiting too (a first page load imports and lays out
+# for seconds): the warm-up's example scoring waits for it as it does for searches.
+with visitor_search():
+    navigation.run()

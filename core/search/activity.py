@@ -3,8 +3,9 @@
 Background work that only fills caches (the server's warm-up scoring the example
 queries) asks :data:`VISITOR_SEARCHES` before each step and waits while a visitor's
 search is running: on a small machine both compete for the same cores, and the visitor
-is the one watching a spinner. The pages wrap their search calls in
-:func:`visitor_search`; nothing else counts.
+is the one watching a spinner. ``app.py`` wraps every page run in
+:func:`visitor_search` (a first page load imports and lays out for seconds), and the
+pages wrap their search calls in it too; nothing else counts.
 """
 
 from __future__ import annotations
