@@ -129,6 +129,23 @@ def wait_for_app_run(
 # --- app server -------------------------------------------------------------------------
 
 
+def pick_option(page: Page, combobox, name: str) -> None:
+    """Open a select box's list and pick ``name``, then wait for the app's run.
+
+    A list opened while the page is still settling (a late rerun repaints the
+    widget) can close before the option is clicked: open it again, up to 3 times.
+    """
+    option = page.get_by_role("option", name=name)
+    for _ in range(3):
+        combobox.click()
+        try:
+            option.wait_for(state="visible", timeout=5_000)
+            break
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    wait_for_app_run(page, option.click)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from .conftest import wait_for_app_run
+from .conftest import pick_option, wait_for_app_run
 
 pytestmark = pytest.mark.browser
 
@@ -218,9 +218,7 @@ def test_no_reranker_keeps_the_retrieval_order(page: Page, app_server: str) -> N
     expect(page.get_by_role("heading", name="Rank movement")).to_be_visible()
 
     reranker = page.get_by_test_id("stSelectbox").filter(has_text="Reranker")
-    reranker.get_by_role("combobox").click()
-    option = page.get_by_role("option", name="None: retrieval only (baseline)")
-    wait_for_app_run(page, option.click)
+    pick_option(page, reranker.get_by_role("combobox"), "None: retrieval only (baseline)")
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
     final = table(page, "Final order (no reranker)")
