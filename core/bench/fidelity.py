@@ -319,7 +319,7 @@ def _ndcg_rows(beir, queries, dense, scores: dict[str, Scores], reference: str):
             "high": round(cmp.high, 4),
             "passes_b": bool(cmp.low <= 0.0 <= cmp.high and abs(cmp.mean_delta) <= MAX_DELTA),
         }
-    return rows, round(float(np.mean(dense_ndcg)), 4), round(float(np.mean(ref)), 4)
+    return rows, round(float(np.mean(dense_ndcg)), 4)
 
 
 def bench_rerankers(settings: FidelitySettings, scifact: Path | None, log) -> dict[str, Any]:
@@ -373,7 +373,7 @@ def bench_rerankers(settings: FidelitySettings, scifact: Path | None, log) -> di
     beir, queries, pools, dense = _scifact(settings, scifact, encoder)
     log(f"SciFact: {len(pools)} queries x {len(rerankers)} paths ...")
     sci_scores, sci_timing = interleaved(rerankers, pools)
-    ndcg, dense_ndcg, _ = _ndcg_rows(beir, queries, dense, sci_scores, reference)
+    ndcg, dense_ndcg = _ndcg_rows(beir, queries, dense, sci_scores, reference)
     sci_tokens = _token_counts(reranker_dir, pools)
     out["scifact"] = {
         "queries": len(pools),
