@@ -12,8 +12,10 @@ things before the first visitor arrives:
    ``pages/`` (the product layout), so the launcher sets the flag to False before the
    server starts, exactly what ``st.navigation`` itself does on its first call.
 2. **Warm start.** :func:`core.warmup.default_warmup` starts loading the models and the
-   movies embeddings in a background thread at once; the health endpoint answers
-   meanwhile, and early visitors see the warm-up's progress (:func:`show_warmup`).
+   movies embeddings in a background thread at once, and the default page's own
+   imports (pandas, Altair, the page modules: :data:`PAGE_MODULES`) are done beside it;
+   the health endpoint answers meanwhile, and early visitors see the warm-up's progress
+   (:func:`show_warmup`).
 
 A plain ``streamlit run app.py`` (as hosting platforms run it) still works:
 :func:`ensure_navigation`, the first call of every page script, notices a session that
@@ -42,6 +44,20 @@ APP = ROOT / "app.py"
 # selects the pages-directory mode for the whole process (None: not decided yet).
 PAGES_FLAG = "uses_pages_directory"
 WAITING_PAGES = ("Search", "Ceiling & fields")  # pages that search movies at once
+# What the default page imports beyond Streamlit (about 3 s on this 2-core machine):
+# imported once in the background at server start, so a first visitor's page run finds
+# them loaded instead of importing them while the visitor waits.
+PAGE_MODULES = (
+    "streamlit.emojis",  # read by st.set_page_config's icon check
+    "pandas",
+    "altair",
+    "core.present.charts",
+    "core.present.search_state",
+    "pages.common",
+    "pages.search_sidebar",
+    "pages.search_results",
+    "pages.passage_panel",
+)
 
 
 def _pages_manager() -> type:
@@ -163,6 +179,40 @@ def _warm_up_once_serving(timeout: float = 60.0) -> None:
             break
         time.sleep(0.05)
     start_warmup()
+    preload(PAGE_MODULES)
+    _first_element_check()
+
+
+def _first_element_check() -> None:
+    """Streamlit checks once per process, when any session draws its first element,
+    whether it runs in a REPL (``env_util.is_repl``: ``inspect.stack()`` over that
+    session's frames, which looks up every frame's source and module: 1-1.5 s measured
+    on a first page here). Done now, on this thread's short stack; in a running server
+    it prints nothing. Private: if Streamlit moves it, the first page pays it again."""
+    from streamlit import delta_generator
+
+    check = getattr(delta_generator, "_maybe_print_use_warning", None)
+    if check is not None:
+        check()
+
+
+def preload(modules: tuple[str, ...]) -> list[str]:
+    """Import ``modules`` now (a session importing one meanwhile waits for this import
+    rather than repeating it); the names that failed, each logged, never raised: the
+    page that needs one then meets the error itself."""
+    import importlib
+
+    started = time.perf_counter()
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed.append(name)
+            print(f"preload: {name} failed: {exc!r}", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - started
+    print(f"preload: page modules imported in {seconds:.1f} s", file=sys.stderr, flush=True)
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:

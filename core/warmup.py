@@ -13,8 +13,10 @@ session that needs the same thing waits for the warm-up's copy. After the models
 the index ("ready"), the example queries of the default dataset are searched once, which
 fills the reranker's score cache: clicking an example afterwards costs a query encoding
 and a dictionary look-up per candidate. That stage only saves later clicks, so it yields
-to visitors: before each example it waits while any visitor's search is running
-(:data:`core.search.activity.VISITOR_SEARCHES`), instead of competing for the cores.
+to visitors: before each example, and between two model calls within one
+(:func:`core.models.parallel.background`), it waits while any visitor's search or page
+run is in progress (:data:`core.search.activity.VISITOR_SEARCHES`), instead of
+competing for the cores.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
+from core.models.parallel import background
 from core.present.views import EXAMPLE_QUERIES, SearchSettings
 from core.search.activity import VISITOR_SEARCHES, SearchActivity
 
@@ -234,17 +237,18 @@ class Warmup:
             report()
             for number, query in enumerate(self.examples, start=1):
                 self._yield_to_visitors(report)
-                search_with_rerank(
-                    dataset,
-                    query,
-                    encoder=encoder,
-                    reranker=reranker,
-                    embed_fields=embed_fields,
-                    rerank_fields=dataset.default_rerank_fields,
-                    num_candidates=self.candidates,
-                    num_results=self.results,
-                    index=build.index,
-                )
+                with background(self.visitors):
+                    search_with_rerank(
+                        dataset,
+                        query,
+                        encoder=encoder,
+                        reranker=reranker,
+                        embed_fields=embed_fields,
+                        rerank_fields=dataset.default_rerank_fields,
+                        num_candidates=self.candidates,
+                        num_results=self.results,
+                        index=build.index,
+                    )
                 counted(number, len(self.examples))
             self._enter("done")
         except Exception as exc:  # reported in the status; sessions meet it themselves

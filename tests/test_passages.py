@@ -227,3 +227,24 @@ def test_cli_search_reads_passages(tmp_path, capsys) -> None:
     assert data["read_in_full"] == 3
     assert data["results"][0]["id"] == "buried"
     assert len(data["results"][0]["passages"]["spans"]) >= 2
+
+
+def test_expected_passages_counts_as_cutting_every_text_would() -> None:
+    """The estimate counts short texts from one batch tokenisation and cuts only the
+    longer ones: the same mean as cutting every text."""
+    from core.search.passages import expected_passages, query_budget, split_text
+
+    texts = ["a short plot about a heist"] * 5 + [" ".join(["word"] * 900)] * 3 + [""]
+    tokenizer = reranker_tokenizer(None)
+    budget = query_budget(tokenizer, "a typical short query of about ten words here", 512)
+    for settings in (
+        PassageSettings(aggregate="max"),
+        PassageSettings(aggregate="max", window=64, stride=32),
+        PassageSettings(aggregate="top2", window=128, stride=128, max_per_doc=2),
+    ):
+        cut = [
+            len(split_text(str(i), t, tokenizer, budget, settings).passages)
+            for i, t in enumerate(texts)
+        ]
+        assert expected_passages(texts, settings) == pytest.approx(sum(cut) / len(texts))
+        assert max(cut) > 1

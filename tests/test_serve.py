@@ -117,3 +117,19 @@ def test_every_module_in_pages_recovers_when_opened_as_a_page() -> None:
             continue
         assert 'if __name__ == "__main__":' in source, f"pages/{path.name}"
         assert source.rstrip().endswith("ensure_navigation()"), f"pages/{path.name}"
+
+
+def test_the_page_modules_preload_imports_and_reports_failures(capsys) -> None:
+    assert serve.preload(serve.PAGE_MODULES) == []
+    assert serve.preload(("core.no_such_module",)) == ["core.no_such_module"]
+    assert "preload: core.no_such_module failed" in capsys.readouterr().err
+
+
+def test_the_first_element_check_serve_py_runs_early_is_where_it_expects_it() -> None:
+    """serve.py pays Streamlit's once-per-process REPL check (``inspect.stack()`` over
+    the first page's frames) before a visitor does; fail loudly if it moves."""
+    from streamlit import delta_generator, env_util
+
+    source = inspect.getsource(delta_generator._maybe_print_use_warning)
+    assert "_use_warning_has_been_displayed" in source and "is_repl()" in source
+    assert "inspect.stack()" in inspect.getsource(env_util.is_repl)

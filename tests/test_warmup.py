@@ -129,6 +129,29 @@ def test_the_example_stage_waits_while_a_visitor_searches(monkeypatch) -> None:
     assert started == ["one", "two", "three"] and status.stage == "done"
 
 
+def test_the_example_searches_run_as_background_work_behind_visitors(monkeypatch) -> None:
+    """Within one example, the model calls step aside for a visitor too (not only
+    between examples): the example's search runs under ``background(visitors)``."""
+    import core.models.registry as registry
+    import core.search.pipeline as pipeline
+    from core.models import parallel
+
+    monkeypatch.setattr(registry, "load_encoder", lambda model_id=None: FakeEncoder())
+    monkeypatch.setattr(registry, "load_reranker", lambda model_id=None: FakeReranker())
+    priorities = []
+    monkeypatch.setattr(
+        pipeline,
+        "search_with_rerank",
+        lambda dataset, query, **kwargs: priorities.append(parallel._YIELD_TO.get()),
+    )
+    visitors = SearchActivity()
+    warmup = Warmup(dataset="sample", examples=("one", "two"), visitors=visitors)
+    warmup.start()
+    assert warmup.wait_finished(30) and warmup.status().error is None
+    assert priorities == [visitors, visitors]
+    assert parallel._YIELD_TO.get() is None, "only the warm-up's own calls"
+
+
 def test_the_visitor_count_is_released_when_a_search_fails() -> None:
     visitors = SearchActivity()
     with pytest.raises(RuntimeError), visitors.search():

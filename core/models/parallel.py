@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 _DONE = object()
+
+
+class Priority(Protocol):
+    """Work that goes first: while :meth:`busy`, background model calls step aside."""
+
+    def busy(self) -> bool:
+        """Whether higher-priority work is running now."""
+        ...
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Block until it is not."""
+        ...
+
+
+_YIELD_TO: contextvars.ContextVar[Priority | None] = contextvars.ContextVar(
+    "yield_to", default=None
+)
+
+
+@contextmanager
+def background(priority: Priority) -> Iterator[None]:
+    """Run the ``with`` block's model calls as background work: between two items, a
+    :meth:`WorkerPool.map` started in this block checks ``priority``; while it is busy,
+    the helper threads stop taking items (leaving the cores and the shared helpers to
+    the foreground) and the calling thread waits, then finishes the rest alone.
+
+    The same items are computed either way, one per call, so no result changes.
+    """
+    token = _YIELD_TO.set(priority)
+    try:
+        yield
+    finally:
+        _YIELD_TO.reset(token)
 
 
 def default_workers() -> int:
@@ -29,9 +64,12 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def map(self, fn: Callable[[Any], None], items: Sequence[Any]) -> None:
+        priority = _YIELD_TO.get()
         helpers = min(self.workers, len(items)) - 1
         if helpers <= 0:
             for item in items:
+                if priority is not None and priority.busy():
+                    priority.wait_until_idle()
                 fn(item)
             return
         with self._lock:
@@ -45,8 +83,12 @@ class WorkerPool:
         queue_lock = threading.Lock()
         failed = threading.Event()
 
-        def drain() -> None:
+        def drain(helper: bool = True) -> None:
             while not failed.is_set():
+                if priority is not None and priority.busy():
+                    if helper:
+                        return
+                    priority.wait_until_idle()
                 with queue_lock:
                     item = next(queue, _DONE)
                 if item is _DONE:
@@ -59,7 +101,7 @@ class WorkerPool:
 
         futures = [self._executor.submit(drain) for _ in range(helpers)]
         try:
-            drain()
+            drain(helper=False)
         finally:
             errors = [f.exception() for f in futures]
         for error in errors:

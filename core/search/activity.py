@@ -1,7 +1,8 @@
 """Searches visitors are waiting for, counted process-wide.
 
 Background work that only fills caches (the server's warm-up scoring the example
-queries) asks :data:`VISITOR_SEARCHES` before each step and waits while a visitor's
+queries) runs under :func:`core.models.parallel.background` with
+:data:`VISITOR_SEARCHES`, so it steps aside between two model calls while a visitor's
 search is running: on a small machine both compete for the same cores, and the visitor
 is the one watching a spinner. ``app.py`` wraps every page run in
 :func:`visitor_search` (a first page load imports and lays out for seconds), and the
@@ -27,6 +28,11 @@ class SearchActivity:
         """How many searches are in progress now."""
         with self._changed:
             return self._running
+
+    def busy(self) -> bool:
+        """Whether a search is in progress now (background model work steps aside:
+        :func:`core.models.parallel.background`)."""
+        return self.running > 0
 
     @contextmanager
     def search(self) -> Iterator[None]:

@@ -160,6 +160,11 @@ def query_budget(tokenizer: Any, query: str, max_length: int) -> int:
     return max_length - used
 
 
+def _window(settings: PassageSettings, budget: int) -> int:
+    """Passage length in tokens: ``settings.window`` lowered to ``budget``."""
+    return budget if settings.window is None else min(settings.window, budget)
+
+
 def split_text(
     doc_id: str,
     text: str,
@@ -176,7 +181,7 @@ def split_text(
         raise SettingsError(
             f"the query leaves {max(budget, 0)} tokens for the document: shorten the query"
         )
-    window = budget if settings.window is None else min(settings.window, budget)
+    window = _window(settings, budget)
     stride = settings.stride or max(1, window // 2)
     stride = min(stride, window)
     enc = tokenizer.encode(text, add_special_tokens=False)
@@ -397,9 +402,13 @@ def expected_passages(
         return 1.0
     tokenizer = reranker_tokenizer(reranker)
     budget = query_budget(tokenizer, query, max_length)
+    # A text within one window is one passage: count tokens in one batch call, and
+    # cut only the longer texts.
+    window = _window(settings, budget)
+    lengths = [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
     total = sum(
-        len(split_text(str(i), t, tokenizer, budget, settings).passages)
-        for i, t in enumerate(texts)
+        len(split_text(str(i), t, tokenizer, budget, settings).passages) if n > window else 1
+        for i, (t, n) in enumerate(zip(texts, lengths, strict=True))
     )
     return total / len(texts)
 
