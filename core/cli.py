@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule",
         default=None,
         help="--tune: how a setting is chosen on the training folds: best, one-se, "
-        "first-stage, coarse (default), nested",
+        "first-stage, coarse, nested (default: one-se)",
     )
     evaluate.add_argument(
         "--compare-rules",

@@ -8,7 +8,7 @@ are evaluated in seconds.
 
 :func:`tune` chooses a setting without ever reporting on the queries it chose on:
 the queries are split into ``folds`` parts (a seeded shuffle); for each part, the
-setting a selection rule (:data:`RULES`; default: the best of a coarse grid) chooses on
+setting a selection rule (:data:`RULES`; default: the cheapest setting within one standard error of the best) chooses on
 the *other* parts is applied to it. :func:`compare_rules` measures the rules against
 each other over several seeds and fold counts. The held-out
 figures are those per-query results put together, compared with the baseline by a
@@ -530,7 +530,10 @@ RULES: dict[str, str] = {
     "nested": "the rule (best, one-se, first-stage, coarse) that does best in an inner "
     "5-fold cross-validation on the training queries",
 }
-DEFAULT_RULE = "coarse"
+# Chosen by `evaluate --compare-rules` on SciFact (300 queries, seeds 0-2, 5 and 10 folds):
+# one-se held out 0.7160 (coarse 0.7108, best 0.7045), 22 of 45 folds agreeing; with
+# the cross-encoder sabotaged, 0.7122 and 44 of 45, never reranking.
+DEFAULT_RULE = "one-se"
 COARSE_WEIGHTS: tuple[float, ...] = (1.0, 0.7, 0.4)
 NOISE_Z = 1.96
 INNER_FOLDS = 5
