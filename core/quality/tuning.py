@@ -8,9 +8,10 @@ are evaluated in seconds.
 
 :func:`tune` chooses a setting without ever reporting on the queries it chose on:
 the queries are split into ``folds`` parts (a seeded shuffle); for each part, the
-setting a selection rule (:data:`RULES`; default: the cheapest setting within one standard error of the best) chooses on
-the *other* parts is applied to it. :func:`compare_rules` measures the rules against
-each other over several seeds and fold counts. The held-out
+setting a selection rule (:data:`RULES`; default: the cheapest setting within one
+standard error of the best) chooses on the *other* parts is applied to it.
+:func:`compare_rules` measures the rules against each other over several seeds and
+fold counts. The held-out
 figures are those per-query results put together, compared with the baseline by a
 paired bootstrap. The recommended setting is the one chosen on all queries (the
 held-out figures estimate how well that choosing procedure does on unseen queries).
