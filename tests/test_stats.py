@@ -22,6 +22,9 @@ def test_a_uniform_gain_is_better_and_a_uniform_loss_worse() -> None:
     worse = paired_bootstrap([0.6] * 20, [0.5] * 20, resamples=500)
     assert worse.verdict == "worse" and worse.losses == 20
     assert "hurts" in worse.sentence() and "first stage" in worse.sentence()
+    other = worse.sentence("Reading by max", keep="reading by first")
+    assert other.startswith("Reading by max hurts") and "first stage" not in other
+    assert other.endswith("Keep reading by first here.")
 
 
 def test_one_win_among_many_ties_is_within_noise() -> None:

@@ -122,7 +122,10 @@ def passages_scifact_main(
     for how in readings[1:]:
         other = [q.reranked[PRIMARY_METRIC] for q in reports[how].queries]
         cmp = paired_bootstrap(first, other)
-        print(f"{how} vs {readings[0]}: " + cmp.sentence(f"Reading by {how}"))
+        print(
+            f"{how} vs {readings[0]}: "
+            + cmp.sentence(f"Reading by {how}", keep=f"reading by {readings[0]}")
+        )
     if dense_readings:
         dense_vs_truncation(
             {how: reports[how] for how in dense_readings if how in reports},
@@ -183,7 +186,10 @@ def dense_vs_truncation(truncated: dict, run, index_of, paired_bootstrap) -> Non
         f"dense passages {passages.base[PRIMARY_METRIC]:.4f} ({ms(passages, False)})"
     )
     cmp = paired_bootstrap(per_query(trunc, False), per_query(passages, False))
-    print("  alone, dense passages vs truncation: " + cmp.sentence("Dense passages"))
+    print(
+        "  alone, dense passages vs truncation: "
+        + cmp.sentence("Dense passages", keep="one vector per document")
+    )
     for how, report in reports.items():
         before = truncated[how]
         print(
@@ -193,5 +199,6 @@ def dense_vs_truncation(truncated: dict, run, index_of, paired_bootstrap) -> Non
         )
         cmp = paired_bootstrap(per_query(before, True), per_query(report, True))
         print(
-            f"  + rerank ({how}), dense passages vs truncation: " + cmp.sentence("Dense passages")
+            f"  + rerank ({how}), dense passages vs truncation: "
+            + cmp.sentence("Dense passages", keep="one vector per document")
         )

@@ -48,8 +48,14 @@ class PairedComparison:
             return "worse"
         return "within noise"
 
-    def sentence(self, what: str = "Reranking", metric: str = "nDCG@10") -> str:
-        """One plain sentence: the change, its interval and what it means."""
+    def sentence(
+        self,
+        what: str = "Reranking",
+        metric: str = "nDCG@10",
+        keep: str = "the first stage's order",
+    ) -> str:
+        """One plain sentence: the change, its interval and what it means (when it hurts:
+        keep ``keep``)."""
         interval = f"{self.confidence:.0%} CI {self.low:+.4f} to {self.high:+.4f}"
         counts = f"{self.wins} wins / {self.ties} ties / {self.losses} losses"
         if self.verdict == "better":
@@ -57,7 +63,7 @@ class PairedComparison:
         elif self.verdict == "worse":
             verdict = (
                 f"{what} hurts: {metric} {self.mean_delta:+.4f} ({interval}; {counts}). "
-                "Keep the first stage's order here."
+                f"Keep {keep} here."
             )
         else:
             verdict = (
