@@ -343,3 +343,24 @@ def test_a_collection_built_with_minilm_answers_like_the_dataset(cache, minilm) 
             [c.retrieval_score for c in b.candidates],
             atol=1e-5,
         )
+
+
+def test_the_ann_comparison_measures_both_libraries_against_exact_search() -> None:
+    from core.collection_bench import compare_ann
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(40, 32))
+    vectors = centers[rng.integers(0, 40, 4000)] + 0.3 * rng.normal(size=(4000, 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[rng.choice(4000, 20, replace=False)] + 0.05 * rng.normal(size=(20, 32))
+    out = compare_ann(vectors.astype(np.float32), queries.astype(np.float32), 4000)
+    assert out["vectors"] == 4000 and out["queries"] == 20
+    faiss_rows = {k: v for k, v in out.items() if k.startswith("faiss_ivf")}
+    usearch_rows = {k: v for k, v in out.items() if k.startswith("usearch_hnsw")}
+    assert len(faiss_rows) == 3 and len(usearch_rows) == 3
+    for row in [*faiss_rows.values(), *usearch_rows.values()]:
+        assert 0.0 <= row["recall"] <= 1.0 and row["p50_ms"] > 0
+    # More probes never find less; the widest search finds nearly everything exact finds.
+    recalls = [row["recall"] for row in faiss_rows.values()]
+    assert recalls == sorted(recalls) and recalls[-1] >= 0.9
+    assert max(row["recall"] for row in usearch_rows.values()) >= 0.9
