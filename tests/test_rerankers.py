@@ -109,6 +109,7 @@ def test_packaged_reranker_is_the_onnx_ms_marco_model(cross_encoder) -> None:
 def test_cache_key_names_the_numerics_not_the_threading(cross_encoder) -> None:
     import onnxruntime
 
+    from core.models.cpu import int8_kernel
     from core.models.onnx_optimize import file_sha256
     from core.models.packaged import packaged_cross_encoder_dir
 
@@ -117,7 +118,7 @@ def test_cache_key_names_the_numerics_not_the_threading(cross_encoder) -> None:
     assert isinstance(key, str)
     assert key == (
         f"{PACKAGED_CROSS_ENCODER}|onnx-int8-packaged-{file_sha256(folder / 'model.onnx')[:12]}"
-        f"|onnxruntime-{onnxruntime.__version__}|512"
+        f"|onnxruntime-{onnxruntime.__version__}-{int8_kernel()}|512"
     )
     # workers and threads give bit-identical scores: same key; max_length does not
     assert OnnxCrossEncoder(folder, workers=1, threads=None, cache_size=0).cache_key == key

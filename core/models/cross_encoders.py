@@ -101,11 +101,11 @@ class OnnxCrossEncoder:
     slower here and moves logits by up to ~1, reordering most movie top 10s; any
     rounding change does (onnxruntime's SkipLayerNorm fusion turned off: 0.34). So
     ``cache_key`` names everything that fixes the numerics: the model id, which graph
-    and its sha256, the onnxruntime version (its fusions and kernels) and
-    ``max_length``; ``workers`` and ``threads`` do not change a score, so are not in
-    it. ``model_path`` (another graph of the same model, e.g. the fused one for the
-    benchmark) and ``graph`` (its label in ``cache_key``) default to the packaged
-    ``model.onnx``.
+    and its sha256, the onnxruntime version (its fusions and kernels), the CPU's
+    INT8 kernel family (:func:`core.models.cpu.int8_kernel`) and ``max_length``;
+    ``workers`` and ``threads`` do not change a score, so are not in it. ``model_path``
+    (another graph of the same model, e.g. the fused one for the benchmark) and
+    ``graph`` (its label in ``cache_key``) default to the packaged ``model.onnx``.
 
     Scores of repeated ``(query, text, max_length)`` are kept in a :class:`ScoreCache`
     (``cache_size`` entries, 0 disables it). ``InferenceSession.run`` is thread-safe,
@@ -131,6 +131,7 @@ class OnnxCrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from core.models.cpu import int8_kernel
         from core.models.onnx_optimize import file_sha256
 
         model_path = model_path or model_dir / "model.onnx"
@@ -140,7 +141,7 @@ class OnnxCrossEncoder:
         self.graph = graph
         self.cache_key = (
             f"{name}|onnx-int8-{graph}-{file_sha256(model_path)[:12]}"
-            f"|onnxruntime-{ort.__version__}|{max_length}"
+            f"|onnxruntime-{ort.__version__}-{int8_kernel()}|{max_length}"
         )
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(1, int(workers))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.models.base import DEFAULT_ENCODER, ProgressFn, TextKind, normalize_rows
+from core.models.cpu import int8_kernel
 from core.models.hub import load_hub_model, quiet_transformers
 from core.models.packaged import packaged_encoder_path, packaged_model_ids
 
@@ -53,7 +54,9 @@ class SentenceTransformerEncoder:
         if backend not in ENCODER_BACKENDS:
             raise ValueError(f"backend must be one of {ENCODER_BACKENDS}, not {backend!r}")
         self.name = model_id
-        self.cache_key = model_id if backend != "onnx-int8" else f"{model_id}#onnx-int8"
+        self.cache_key = (
+            model_id if backend != "onnx-int8" else f"{model_id}#onnx-int8-{int8_kernel()}"
+        )
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._model = None
