@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from core.bench.common import BENCH_QUERIES, candidates, default_scifact_path, emit, log_stderr
-from core.bench.machine import _cpu_flags, _cpu_model, load_average
+from core.bench.machine import _cpu_model, load_average
+from core.models.cpu import cpu_flags
 
 # MiniLM-L-12-H384 (the reranker): layers, hidden size, FFN size.
 RERANKER_SHAPE = (12, 384, 1536)
@@ -92,7 +93,7 @@ class Peak:
         return self.fp32_per_cycle * self.ghz * 1e9 * self.cores
 
 
-def cpu_peak(flags: set[str], ghz: float, cores: int, vendor: str = "") -> Peak:
+def cpu_peak(flags: set[str] | frozenset[str], ghz: float, cores: int, vendor: str = "") -> Peak:
     """The int8 and fp32 MAC peaks from the CPU's instruction sets (assumptions stated).
 
     * AMX: not modelled (onnxruntime's MLAS would use it; none of our machines has it).
@@ -338,7 +339,7 @@ def bench_rerankers(settings: FidelitySettings, scifact: Path | None, log) -> di
     movie_scores, movie_timing = interleaved(rerankers, movie_pools)
     tokens = _token_counts(reranker_dir, movie_pools)
     macs = float(np.median([sum(pair_macs(n) for n in q) for q in tokens]))
-    peak = cpu_peak(_cpu_flags(), cpu_ghz(), os.cpu_count() or 1, _cpu_model())
+    peak = cpu_peak(cpu_flags(), cpu_ghz(), os.cpu_count() or 1, _cpu_model())
     out: dict[str, Any] = {
         "reference": reference,
         "movies": {

@@ -34,10 +34,6 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _cpu_flags() -> set[str]:
-    return set(cpu_flags())
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -52,7 +48,7 @@ def machine_info() -> dict[str, Any]:
     """What this CPU offers, and what onnxruntime and PyTorch report using."""
     import onnxruntime as ort
 
-    flags = _cpu_flags()
+    flags = cpu_flags()
     info: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),

@@ -11,10 +11,10 @@ the queries are split into ``folds`` parts (a seeded shuffle); for each part, th
 setting a selection rule (:data:`RULES`; default: the cheapest setting within one
 standard error of the best) chooses on the *other* parts is applied to it.
 :func:`compare_rules` measures the rules against each other over several seeds and
-fold counts. The held-out
-figures are those per-query results put together, compared with the baseline by a
-paired bootstrap. The recommended setting is the one chosen on all queries (the
-held-out figures estimate how well that choosing procedure does on unseen queries).
+fold counts. The held-out figures are those per-query results put together, compared
+with the baseline by a paired bootstrap. The recommended setting is the one chosen on
+all queries (the held-out figures estimate how well that choosing procedure does on
+unseen queries).
 """
 
 from __future__ import annotations
