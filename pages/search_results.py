@@ -240,18 +240,18 @@ def _judged_figures(result: SearchResult, ratings: dict[str, int]) -> None:
 def downloads(result: SearchResult) -> None:
     """Download every candidate of this search as CSV or JSON, or the view as an HTML
     report."""
-    e1, e2, e3, _ = st.columns([1, 1, 1, 3])
-    e1.download_button(
+    row = st.container(horizontal=True)  # buttons at their labels' width, side by side
+    row.download_button(
         "Download CSV", export_csv(result), "rerank-results.csv", "text/csv", on_click="ignore"
     )
-    e2.download_button(
+    row.download_button(
         "Download JSON",
         export_json(result),
         "rerank-results.json",
         "application/json",
         on_click="ignore",
     )
-    e3.download_button(
+    row.download_button(
         "Export report (HTML)",
         search_report(result),
         "search-report.html",
