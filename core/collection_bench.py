@@ -304,6 +304,8 @@ def main(args) -> int:
             "seconds": {k: round(v, 1) for k, v in manifest["timings"].items()},
             "note": "read from the manifest of the earlier build",
         }
+        if manifest.get("encoder_backend") != derived.backend:
+            report["real_vectors"] = f"{manifest['model']} ({manifest.get('encoder_backend')})"
     report["jsonl_bytes"] = jsonl.stat().st_size if jsonl.is_file() else None
     report["disk_bytes"] = disk_usage(folder)
     report["disk_total_mb"] = round(sum(report["disk_bytes"].values()) / 1e6, 1)
@@ -535,12 +537,17 @@ def format_report(r: dict[str, Any]) -> str:
         f"load avg at start {r['load_avg_start']}, end {r['load_avg_end']}",
         f"corpus: {r['corpus']['how']}; sources {r['corpus']['source_documents']}, "
         f"{r['corpus']['distinct_sentences']:,} distinct real sentences",
-        f"vectors: derived (mean of real sentence vectors + noise sigma {NOISE_SIGMA}); cosine "
-        f"to the real encoder on {enc['sample_docs']} docs: mean "
-        f"{enc['derived_vs_real_cosine_mean']}, 5th pct {enc['derived_vs_real_cosine_p5']}",
+        (
+            f"vectors: real, made by `collection build` with {r['real_vectors']} "
+            f"(encode {r['build']['seconds'].get('encode', 0):,.0f} s)"
+            if "real_vectors" in r
+            else f"vectors: derived (mean of real sentence vectors + noise sigma {NOISE_SIGMA}); "
+            f"cosine to the real encoder on {enc['sample_docs']} docs: mean "
+            f"{enc['derived_vs_real_cosine_mean']}, 5th pct {enc['derived_vs_real_cosine_p5']}"
+        ),
         f"real encoding rate (sample): {enc['real_docs_per_s']} docs/s (load {enc['load_avg']}) "
-        f"-> {r['docs']:,} docs would take ~{enc['extrapolated_real_encoding_h']} h "
-        "(extrapolated, not run)",
+        f"-> {r['docs']:,} docs would take ~{enc['extrapolated_real_encoding_h']} h"
+        + ("" if "real_vectors" in r else " (extrapolated, not run)"),
         "build (s): " + ", ".join(f"{k} {v}" for k, v in r["build"]["seconds"].items()),
         f"disk: {r['disk_total_mb']:,} MB "
         + str({k: round(v / 1e6, 1) for k, v in r["disk_bytes"].items()})

@@ -14,7 +14,7 @@
 5. **ann** — at :data:`~core.search.collection_index.EXACT_THRESHOLD` rows or more, a
    faiss ``IVF{nlist},SQ8`` index trained on a sample, filled in blocks from the memmap,
    ``nprobe`` chosen as the smallest reaching recall@100 >= :data:`TARGET_RECALL` on
-   sample documents used as queries; that recall is stored in the manifest.
+   query-like runs of words from sample records; that recall is stored in the manifest.
 6. **manifest** — written last; the working folder ``build/`` is removed.
 
 Memory stays flat: one chunk of records, texts or tokens at a time, plus the posting
@@ -176,8 +176,8 @@ def build_collection(
     ``restart`` discards any earlier build (finished or not). ``records`` replaces the
     file reader (tests, generated corpora); ``source`` then only names the input.
     ``recall_queries`` (a description and unit query vectors) are the queries on which
-    ``nprobe`` is chosen and recall measured; by default the titles (else first words)
-    of 200 sample records, encoded with ``encoder`` as queries.
+    ``nprobe`` is chosen and recall measured; by default runs of 6-12 words from 200
+    sample records, encoded with ``encoder`` as queries.
     """
     folder = collection_path(name)
     src = Path(source).expanduser()
@@ -552,9 +552,15 @@ def nlist_for(count: int) -> int:
 
 
 def _sample_queries(folder: Path, count: int, encoder: Encoder, resolved) -> tuple[str, np.ndarray]:
-    """Query-like texts from sample records (a title, else the first 12 words of the
-    embed text), encoded as queries: short texts far from any one document, as real
-    queries are (a document's own vector would overstate recall)."""
+    """Query-like texts from sample records: a run of 6-12 consecutive words from a random
+    place in each one's embed text, encoded as queries.
+
+    Short texts that only partly match any one document, as real queries are. A record's
+    title or its own vector would overstate recall: on the real 200k collection, titles
+    gave recall@100 0.995 at nprobe 8 where 300 real SciFact queries got 0.875; these
+    runs of words give a curve just below the real queries' (0.845 at 8, 0.966 at 96 vs
+    0.985) with the same mean cosine to the nearest document (0.55 vs 0.56).
+    """
     rng = np.random.default_rng(1)
     rows = np.sort(rng.choice(count, size=min(RECALL_QUERIES, count), replace=False))
     db = sqlite3.connect(folder / RECORDS)
@@ -564,14 +570,15 @@ def _sample_queries(folder: Path, count: int, encoder: Encoder, resolved) -> tup
             record = json.loads(
                 db.execute("SELECT record FROM records WHERE pos = ?", (pos,)).fetchone()[0]
             )
-            title = value_to_text(record.get(resolved["title_field"] or "")) if record else ""
-            words = embed_text(record, resolved["embed_fields"]).split()[:12]
-            texts.append(title if len(title.split()) >= 3 else " ".join(words))
+            words = embed_text(record, resolved["embed_fields"]).split() if record else []
+            size = int(rng.integers(6, 13))
+            start = int(rng.integers(0, len(words) - size + 1)) if len(words) > size else 0
+            texts.append(" ".join(words[start : start + size]))
     finally:
         db.close()
     texts = [t for t in texts if t] or ["query"]
     return (
-        f"{len(texts)} sample records' titles or first 12 words, encoded as queries",
+        f"{len(texts)} runs of 6-12 words from sample records, encoded as queries",
         encoder.encode(texts, kind="query"),
     )
 
