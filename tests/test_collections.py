@@ -198,6 +198,15 @@ def test_nprobe_is_chosen_on_runs_of_words_not_on_titles(
         assert 1 <= len(run.split()) <= 12
     assert sum(len(run.split()) >= 6 for run in asked) >= 190
 
+    # A collection built before says its recall is overstated and how to measure it again.
+    from core.present.views import approximate_note
+
+    assert "overstate" not in approximate_note(films)
+    old = "200 sample records' titles or first 12 words, encoded as queries"
+    monkeypatch.setitem(films.manifest["index"], "recall_queries", old)
+    note = approximate_note(films)
+    assert "titles as queries overstate recall" in note and "--restart" in note
+
 
 def test_saved_bm25_scores_equal_the_in_memory_bm25(cache, movies_jsonl, movies, fake_encoder):
     _build(movies_jsonl, "films", fake_encoder, exact_threshold=10_000)
