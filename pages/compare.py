@@ -26,6 +26,7 @@ from pages.h2h_panel import (
     show_charts,
     show_figures,
     show_tables,
+    spec_from_state,
     spec_of,
     spec_picker,
     with_spec,
@@ -84,7 +85,7 @@ with st.sidebar:
 
 ca, cb = st.columns(2)
 a = spec_picker("a", "A", ca)
-b = spec_picker("b", "B", cb)
+spec_picker("b", "B", cb)
 st.text_input("Query", key="h2h_query", placeholder="Describe what you are looking for…")
 examples = EXAMPLE_QUERIES.get(state.h2h_dataset, ())
 if examples:
@@ -98,9 +99,13 @@ if examples:
             key=f"h2h_example_{text}",
         )
 
-dataset_changed = state.h2h_dataset != view.dataset
-settings = with_spec(
-    replace(
+
+def current_view() -> tuple[SearchSettings, RerankSpec]:
+    """The view the widgets describe (settings with A as their second stage, and B),
+    read from session state so a callback sees the same view the page draws."""
+    view = state.h2h_view[0]
+    dataset_changed = state.h2h_dataset != view.dataset
+    shown = replace(
         view,
         dataset=state.h2h_dataset,
         query=state.h2h_query.strip(),
@@ -111,9 +116,11 @@ settings = with_spec(
         rerank_fields=() if dataset_changed else view.rerank_fields,
         id_field="" if dataset_changed else view.id_field,
         title_field="" if dataset_changed else view.title_field,
-    ),
-    a,
-)
+    )
+    return with_spec(shown, spec_from_state("a")), spec_from_state("b")
+
+
+settings, b = current_view()
 state.h2h_view = (settings, b)
 params = {**settings.to_params(), "a": a.to_string(), "b": b.to_string()}
 state.h2h_params = params
@@ -124,25 +131,39 @@ elif params != state.h2h_seed_params:
 if st.query_params.to_dict() != params:
     st.query_params.from_dict(params)
 
+
 # --- walkthrough builder (sidebar) --------------------------------------------------------
+def add_step() -> None:
+    """Append the current view as a step. A callback runs before the next run's body, so
+    the click is kept even when another interaction interrupts that run early (a step
+    added in the body was lost when the user changed the query right after clicking)."""
+    shown, b_shown = current_view()
+    if not shown.query:
+        state.wt_add_error = "Type a query first: a step is a query and its two orders."
+        return
+    try:
+        state.wt_draft = state.get("wt_draft", Walkthrough()).add(
+            step_from_view(shown, b_shown.to_string(), state.get("wt_note", ""))
+        )
+        state.wt_added = len(state.wt_draft.steps)
+    except CoreError as exc:
+        state.wt_add_error = str(exc)
+
+
 draft: Walkthrough = state.setdefault("wt_draft", Walkthrough())
 with st.sidebar:
     st.header("Walkthrough")
     st.text_area("Note for this step (optional)", key="wt_note", height=80)
-    if st.button(
+    st.button(
         "Add this view as a step",
         key="wt_add",
         disabled=not settings.query,
         help="The query, first stage, A, B and your note become the next step.",
         width="stretch",
-    ):
-        try:
-            state.wt_draft = draft = draft.add(
-                step_from_view(settings, b.to_string(), state.get("wt_note", ""))
-            )
-            state.wt_added = len(draft.steps)
-        except CoreError as exc:
-            st.error(str(exc), icon="🚫")
+        on_click=add_step,
+    )
+    if error := state.pop("wt_add_error", None):
+        st.error(error, icon="🚫")
     if added := state.pop("wt_added", None):
         st.success(f"Step {added} added.", icon="✅")
     for number, step in enumerate(draft.steps, start=1):

@@ -48,7 +48,6 @@ def seed_picker(prefix: str, spec: RerankSpec) -> None:
 
 def spec_picker(prefix: str, title: str, container) -> RerankSpec:
     """A reranker choice, a model id where needed and a cross-encoder weight; the spec."""
-    state = st.session_state
     with container:
         choice = st.selectbox(
             f"{title}: second stage",
@@ -74,6 +73,14 @@ def spec_picker(prefix: str, title: str, container) -> RerankSpec:
             help="1 = order by the reranker alone; below 1 the order blends in the first "
             "stage's score (weight × minmax(reranker) + (1 − weight) × minmax(first stage)).",
         )
+    return spec_from_state(prefix)
+
+
+def spec_from_state(prefix: str) -> RerankSpec:
+    """The spec the ``prefix`` picker's widgets hold in session state (callbacks read it
+    before the picker is drawn again)."""
+    state = st.session_state
+    choice = state[f"{prefix}_choice"]
     model = (state.get(f"{prefix}_model") or "").strip()
     if choice == "none":
         return RerankSpec("none")

@@ -59,6 +59,17 @@ def _go(offset: int) -> None:
     state.wt_step = min(max(state.wt_step + offset, 0), total - 1)
 
 
+def cast_vote(query: str, choice: str, a_label: str, b_label: str) -> None:
+    """Record a vote on the lists shown for ``query``. A callback, so the vote is kept
+    even when the next click interrupts the run before the buttons are drawn again."""
+    voter = state.get("blind_voter", "")
+    seed = state.setdefault("blind_seed", secrets.token_hex(8))
+    state.setdefault("blind_votes", {})[(voter, query)] = make_vote(
+        query, choice, seed=seed, a=a_label, b=b_label, voter=voter
+    )
+    state.pop("wt_report", None)  # a prepared report no longer has every vote
+
+
 st.title(walkthrough.title)
 nav = st.columns([1, 1, 3, 2])
 nav[0].button("◀ Previous", on_click=_go, args=(-1,), disabled=index == 0, width="stretch")
@@ -96,25 +107,25 @@ if blind:
         (v2, "tie", "Tie"),
         (v3, "right", "Right is better"),
     ):
-        if col.button(
+        col.button(
             text,
             key=f"vote_{choice}",
             type="primary" if current is not None and current.choice == choice else "secondary",
             width="stretch",
-        ):
-            votes[(voter, h2h.query)] = make_vote(
-                h2h.query, choice, seed=seed, a=a_label, b=b_label, voter=voter
-            )
-            state.pop("wt_report", None)  # a prepared report no longer has every vote
-            st.rerun()
+            on_click=cast_vote,
+            args=(h2h.query, choice, a_label, b_label),
+        )
     st.caption(
         f"{len(votes)} vote(s) so far"
         + (f"; this query: {current.choice}" if current is not None else "")
         + ". The reveal shows which list was which."
     )
-    if st.button("Reveal", key="blind_reveal", disabled=not votes):
-        state.blind_revealed = True
-        st.rerun()
+    st.button(
+        "Reveal",
+        key="blind_reveal",
+        disabled=not votes,
+        on_click=lambda: state.update(blind_revealed=True),
+    )
     if state.get("blind_revealed") and votes:
         all_votes = list(votes.values())
         result = tally(all_votes, all_votes[0].a, all_votes[0].b)

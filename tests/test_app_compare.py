@@ -99,6 +99,28 @@ def test_add_steps_save_and_open_the_link_then_step_through():
     assert any("Step 1 of 2" in str(p.proto.text) for p in fresh.get("progress"))
 
 
+def test_a_step_takes_the_query_typed_in_the_same_interaction_and_never_an_empty_one():
+    # The step is added by the button's callback (before the run's body, so a later
+    # interaction cannot interrupt it away) from the widgets' current values: a query
+    # typed and then the button clicked, without Enter, is the step's query.
+    at = compare_app(dataset="sample", q=BATS, ret="bm25", k="10", n="5", reranker="none", b="none")
+    at.run()
+    at.text_input(key="h2h_query").input(WOOD)
+    at.selectbox(key="b_choice").select("none")
+    button(at, "Add this view as a step").click().run()
+    no_exception(at)
+    (step,) = at.session_state["wt_draft"].steps
+    assert step.query == WOOD and step.params["q"] == WOOD and step.b == "none"
+    assert any(s.value == "Step 1 added." for s in at.success)
+    # The box emptied and the (still enabled) button clicked: an error, no step.
+    at.text_input(key="h2h_query").input("")
+    button(at, "Add this view as a step").click().run()
+    no_exception(at)
+    assert len(at.session_state["wt_draft"].steps) == 1
+    assert any("Type a query first" in e.value for e in at.error)
+    assert button(at, "Add this view as a step").disabled
+
+
 def test_unknown_walkthrough_link_is_one_error():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params["walkthrough"] = "0123456789abcdef"

@@ -129,13 +129,19 @@ def test_walkthrough_shared_by_link_blind_test_and_report(
 ) -> None:
     builder = new_context().new_page()
     open_compare(builder, app_server, QUERIES[0])
-    for query, note in zip(QUERIES, NOTES, strict=True):
+    note_box = builder.get_by_label("Note for this step (optional)")
+    for number, (query, note) in enumerate(zip(QUERIES, NOTES, strict=True), start=1):
         if query != QUERIES[0]:
             set_query(builder, query)
-        builder.get_by_label("Note for this step (optional)").fill(note)
-        builder.get_by_label("Note for this step (optional)").blur()
+        note_box.fill(note)  # differs from the box's last value: its blur reruns
+        wait_for_app_run(builder, note_box.blur)
         click(builder, "Add this view as a step")
-    expect(builder.get_by_text("Step 3 added.")).to_be_visible()
+        # As a presenter would: see the step added before changing the query.
+        expect(builder.get_by_text(f"Step {number} added.")).to_be_visible()
+    steps = builder.get_by_test_id("stSidebar").get_by_test_id("stCaptionContainer")
+    expect(steps.filter(has_text=" — B: ")).to_have_text(
+        [re.compile(re.escape(query)) for query in QUERIES]
+    )
     click(builder, "Save and share")
     link = builder.get_by_test_id("stCode").inner_text().strip()
     assert re.fullmatch(r"/\?walkthrough=[0-9a-f]{16}", link), link
