@@ -470,6 +470,15 @@ def _add_collection_commands(commands) -> None:
         default=None,
         help="approximate (faiss IVF-SQ8) index from this many records (default 50,000)",
     )
+    retune = sub.add_parser(
+        "retune",
+        help="choose an approximate collection's nprobe again on runs of words from its "
+        "records (seconds; nothing re-encoded)",
+    )
+    retune.add_argument("name")
+    retune.add_argument(
+        "--encoder", default=None, help="bi-encoder (default: the one it was built with)"
+    )
     sub.add_parser("list", help="list built collections")
     info = sub.add_parser("info", help="print a collection's manifest")
     info.add_argument("name")
@@ -822,9 +831,16 @@ def _collection(args: argparse.Namespace) -> int:
         return bench_main(args)
     from core.models.base import DEFAULT_ENCODER
     from core.models.registry import load_encoder
-    from core.search.collection_build import build_collection, print_progress
+    from core.search.collection_build import build_collection, print_progress, retune_collection
     from core.search.collection_index import EXACT_THRESHOLD
 
+    if args.collection_command == "retune":
+        built_with = open_collection(args.name).manifest["model"]
+        report = retune_collection(
+            args.name, encoder=load_encoder(args.encoder or built_with), progress=print_progress()
+        )
+        print(report.summary())
+        return 0
     encoder = load_encoder(args.encoder or DEFAULT_ENCODER)
     report = build_collection(
         args.path,

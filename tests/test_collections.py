@@ -205,7 +205,65 @@ def test_nprobe_is_chosen_on_runs_of_words_not_on_titles(
     old = "200 sample records' titles or first 12 words, encoded as queries"
     monkeypatch.setitem(films.manifest["index"], "recall_queries", old)
     note = approximate_note(films)
-    assert "titles as queries overstate recall" in note and "--restart" in note
+    assert "titles as queries overstate recall" in note
+    assert "python -m core collection retune films" in note
+
+
+def test_retune_chooses_nprobe_again_without_touching_the_data(
+    cache, movies_jsonl, fake_encoder, monkeypatch, capsys
+) -> None:
+    from core.cli import main
+    from core.models import registry
+    from core.present.views import approximate_note
+    from core.search.collection_build import retune_collection
+
+    _build(movies_jsonl, "films", fake_encoder, exact_threshold=500)
+    folder = collection_path("films")
+    built = json.loads((folder / "manifest.json").read_text())["index"]
+    assert built["nprobe"] > 1 and built["recall_at_100"] >= collection_build.TARGET_RECALL
+    # As a collection built before the fix: chosen on titles, too few lists probed.
+    old = {**built, "nprobe": 1, "recall_at_100": 0.997}
+    old["recall_queries"] = "200 sample records' titles or first 12 words, encoded as queries"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "index": old}))
+    assert "overstate" in approximate_note(open_collection("films"))
+    data = {f.name: f.stat().st_mtime_ns for f in folder.iterdir() if f.name != "manifest.json"}
+
+    report = retune_collection("films", encoder=fake_encoder)
+    assert report.before["nprobe"] == 1 and report.before["recall_at_100"] == 0.997
+    # The same runs of words as a fresh build, so the same choice.
+    assert report.after["nprobe"] == built["nprobe"]
+    assert report.after["recall_at_100"] == built["recall_at_100"]
+    assert "before: nprobe 1, recall@100 vs exact 0.997 (200 sample records' titles" in (
+        report.summary()
+    )
+    films = open_collection("films")  # reopened: its manifest changed
+    assert films.manifest["index"]["nprobe"] == built["nprobe"]
+    assert films.manifest["index"]["recall_queries"] == built["recall_queries"]
+    assert films.manifest["index"]["retuned"] and "retune" in films.manifest["timings"]
+    assert "overstate" not in approximate_note(films)
+    assert data == {
+        f.name: f.stat().st_mtime_ns for f in folder.iterdir() if f.name != "manifest.json"
+    }
+    index = build_index(films, fake_encoder, films.default_embed_fields).index
+    import faiss
+
+    assert faiss.extract_index_ivf(index.ann).nprobe == built["nprobe"]
+
+    # From the command line, with the encoder the collection was built with.
+    monkeypatch.setattr(registry, "load_encoder", lambda name: fake_encoder)
+    assert main(["collection", "retune", "films"]) == 0
+    out = capsys.readouterr().out
+    assert f"after:  nprobe {built['nprobe']}" in out and "nothing" not in out
+
+    # Queries from another model would not share the vectors' space; exact has no nprobe.
+    with pytest.raises(DatasetError, match="recall queries must be encoded with it too"):
+        retune_collection("films", encoder=type(fake_encoder)("another-encoder"))
+    _build(movies_jsonl, "small", fake_encoder, exact_threshold=10_000)
+    with pytest.raises(DatasetError, match="exact index"):
+        retune_collection("small", encoder=fake_encoder)
+    assert main(["collection", "retune", "small"]) == 2
+    assert "exact index" in capsys.readouterr().err
 
 
 def test_saved_bm25_scores_equal_the_in_memory_bm25(cache, movies_jsonl, movies, fake_encoder):

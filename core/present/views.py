@@ -531,8 +531,9 @@ def approximate_note(collection) -> str:
     if _TITLE_QUERIES in str(index.get("recall_queries", "")):
         measured += (
             " (built before nprobe was chosen on runs of words: titles as queries overstate "
-            "recall, 0.997 where real queries got 0.875 on a 200k collection; rebuild with "
-            "`collection build ... --restart`)"
+            "recall, 0.997 where real queries got 0.875 on a 200k collection; choose it "
+            f"again in seconds with `python -m core collection retune "
+            f"{collection.collection_name}`)"
         )
     return (
         f"Dense search on collection '{collection.collection_name}' "

@@ -614,11 +614,28 @@ def _ann(
     os.replace(tmp, folder / ANN_INDEX)
     del index
 
-    # nprobe: the smallest reaching TARGET_RECALL, measured through the serving path.
-    from core.search.collection_index import open_faiss_index
-
     if recall_queries is None:  # build_collection passes them from the threshold on
         raise ValueError("an approximate index needs recall queries to choose nprobe")
+    return {
+        "kind": IVF_KIND,
+        "file": ANN_INDEX,
+        "factory": f"IVF{nlist},SQ8",
+        "metric": "inner_product",
+        "nlist": nlist,
+        **_choose_nprobe(folder, vectors, recall_queries, say),
+        "rescore": RESCORE_FACTOR,
+        "threshold": threshold,
+        "trained_on": int(train_n),
+    }
+
+
+def _choose_nprobe(
+    folder: Path, vectors: np.ndarray, recall_queries: tuple[str, np.ndarray], say
+) -> dict[str, Any]:
+    """The smallest nprobe reaching TARGET_RECALL on ``recall_queries``, measured through
+    the serving path (faiss, then exact rescoring) against exact search."""
+    from core.search.collection_index import open_faiss_index
+
     described, queries = recall_queries[0], np.asarray(recall_queries[1], dtype=np.float32)
     say("ann: recall", 0, len(NPROBES))
     exact = exact_search_many(vectors, queries, 100)
@@ -634,19 +651,95 @@ def _ann(
             chosen = nprobe
             break
     return {
-        "kind": IVF_KIND,
-        "file": ANN_INDEX,
-        "factory": f"IVF{nlist},SQ8",
-        "metric": "inner_product",
-        "nlist": nlist,
         "nprobe": chosen,
-        "rescore": RESCORE_FACTOR,
         "recall_at_100": curve[chosen],
         "recall_curve": curve,
         "recall_queries": described,
-        "threshold": threshold,
-        "trained_on": int(train_n),
     }
+
+
+@dataclass
+class RetuneReport:
+    """What ``collection retune`` changed: nprobe and measured recall, before and after."""
+
+    name: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    seconds: float
+
+    def summary(self) -> str:
+        """Lines for the CLI."""
+
+        def line(info: dict[str, Any]) -> str:
+            recall = info.get("recall_at_100")
+            shown = f"{recall:.3f}" if recall is not None else "not measured"
+            return (
+                f"nprobe {info.get('nprobe')}, recall@100 vs exact {shown} "
+                f"({info.get('recall_queries', 'sample queries')})"
+            )
+
+        curve = ", ".join(f"{k}: {v:.3f}" for k, v in self.after["recall_curve"].items())
+        return "\n".join(
+            [
+                f"collection '{self.name}': nprobe chosen again in {self.seconds:.1f} s "
+                "(vectors, records and index file unchanged)",
+                f"before: {line(self.before)}",
+                f"after:  {line(self.after)}",
+                f"recall@100 by nprobe: {curve}",
+            ]
+        )
+
+
+def retune_collection(
+    name: str,
+    *,
+    encoder: Encoder,
+    progress: BuildProgress | None = None,
+    recall_queries: tuple[str, np.ndarray] | None = None,
+) -> RetuneReport:
+    """Choose a built collection's ``nprobe`` again, on runs of words from its records
+    (or ``recall_queries``), without re-encoding: for collections built when nprobe was
+    chosen on titles, which overstated recall. Rewrites only the manifest's index entry
+    (a running app reopens the collection when its manifest changes).
+
+    ``encoder`` must be the one the collection was built with (queries and vectors must
+    share a space): :class:`DatasetError` otherwise, and for an exact index.
+    """
+    folder = collection_path(name.removeprefix("collection:"))
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"no built collection named '{name}' ({folder})")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    index = manifest.get("index") or {}
+    if index.get("kind") != IVF_KIND:
+        raise DatasetError(
+            f"collection '{manifest['name']}' has an exact index ({manifest['count']:,} "
+            "records, under the approximate threshold): no nprobe to choose"
+        )
+    key = getattr(encoder, "cache_key", encoder.name)
+    if key != manifest.get("model_key"):
+        raise DatasetError(
+            f"collection '{manifest['name']}' was embedded with {manifest.get('model')} "
+            f"({manifest.get('model_key')}); recall queries must be encoded with it too, "
+            f"not {encoder.name} ({key})"
+        )
+    t0 = time.perf_counter()
+    say = progress or (lambda stage, done, total: None)
+    if recall_queries is None:
+        resolved = {"embed_fields": tuple(manifest["embed_fields"])}
+        recall_queries = _sample_queries(folder, int(manifest["count"]), encoder, resolved)
+    vectors = np.load(folder / VECTORS, mmap_mode="r")
+    chosen = _choose_nprobe(folder, vectors, recall_queries, say)
+    seconds = time.perf_counter() - t0
+    before = {k: index.get(k) for k in chosen}
+    manifest["index"] = {
+        **index,
+        **chosen,
+        "retuned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    manifest["timings"] = {**manifest.get("timings", {}), "retune": round(seconds, 3)}
+    atomic_write(path, json.dumps(manifest, indent=2).encode())
+    return RetuneReport(manifest["name"], before, chosen, seconds)
 
 
 # --- 5. bm25 ---------------------------------------------------------------------------
