@@ -272,7 +272,8 @@ BAD_FILES = {
         "latin1.json",
         LATIN1,
         {},
-        r"latin1\.json is not UTF-8 text: byte \d+ \(0xe9\).*Latin-1",
+        r"latin1\.json is not UTF-8 text: line 1, column \d+ \(byte offset \d+\) "
+        r"holds 0xe9.*Latin-1",
     ),
     "oversized": (
         "oversized.json",

@@ -174,7 +174,7 @@ def test_judgments_later_row_wins() -> None:
         (b"query,doc_id,rating\nq,d1,good\n", "line 2: rating 'good'"),
         (b"query,doc_id,rating\nq,d1\n", "line 2: expected 3 fields"),
         (b"query,doc_id,rating\n,d1,1\n", "line 2: empty query"),
-        (b"query,doc_id,rating\n\xff\xfe,d1,1\n", "not UTF-8"),
+        (b"query,doc_id,rating\n\xff\xfe,d1,1\n", r"not UTF-8 text: line 2, column 1 \(byte"),
     ],
 )
 def test_bad_judgments_are_dataset_errors(data: bytes, message: str) -> None:

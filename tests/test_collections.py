@@ -51,6 +51,55 @@ def _build(path, name, encoder, **options):
 # --- streaming readers -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 1 << 20])
+def test_a_file_that_is_not_utf8_is_refused_with_its_line_and_column(
+    tmp_path, monkeypatch, block
+) -> None:
+    # The streamed readers only know a position in their buffer: the message comes from
+    # a scan of the file in blocks, so characters cut by a block's end must not count.
+    from core.data import encoding
+
+    monkeypatch.setattr(encoding, "_BLOCK", block)
+    good = '{"id": 1, "title": "Amélie — ok"}\n'.encode()
+    jsonl = tmp_path / "films.jsonl"
+    jsonl.write_bytes(encoding._BOM + good + '{"id": 2, "title": "café"}\n'.encode("latin-1"))
+    with pytest.raises(DatasetError) as caught:
+        list(streams.iter_records(jsonl))
+    offset = len(encoding._BOM + good) + len('{"id": 2, "title": "caf')
+    assert str(caught.value) == (
+        f"films.jsonl is not UTF-8 text: line 2, column 24 (byte offset {offset}) holds "
+        "0xe9, which is not valid UTF-8 (it may be Latin-1 or Windows-1252); save the file "
+        "as UTF-8."
+    )
+    csv_file = tmp_path / "films.csv"
+    csv_file.write_bytes(encoding._BOM + "title\ncafé\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"line 2, column 4 \(byte offset 12\) holds 0xe9"):
+        list(streams.iter_records(csv_file))
+    first = tmp_path / "first.csv"
+    first.write_bytes(encoding._BOM + "tïtle\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"line 1, column 2 \(byte offset 4\)"):
+        list(streams.iter_records(first))
+    wide = tmp_path / "wide.json"
+    wide.write_bytes('[{"title": "x"}]'.encode("utf-16"))
+    with pytest.raises(DatasetError, match=r"line 1, column 1 .*\(it looks like UTF-16\)"):
+        list(streams.iter_records(wide))
+
+
+def test_collection_build_of_a_latin1_file_is_one_line_and_exit_2(
+    cache, tmp_path, fake_encoder, monkeypatch, capsys
+) -> None:
+    from core.cli import main
+    from core.models import registry
+
+    monkeypatch.setattr(registry, "load_encoder", lambda name: fake_encoder)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("id,title\n1,ok\n2,café\n".encode("latin-1"))
+    assert main(["collection", "build", str(bad), "--name", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv is not UTF-8 text: line 3, column 6 (byte offset 19)" in err
+    assert "Traceback" not in err
+
+
 def test_json_array_is_read_incrementally_across_tiny_buffers(monkeypatch) -> None:
     monkeypatch.setattr(streams, "_CHUNK", 3)
     rows = [{"id": i, "text": "é" * i, "x": 1.5e10, "flag": None} for i in range(30)]

@@ -307,7 +307,10 @@ def test_object_without_exactly_one_array_is_rejected(data) -> None:
 
 
 def test_non_utf8_bytes_are_rejected() -> None:
-    with pytest.raises(DatasetError, match=r"^latin\.json is not UTF-8 text \(byte 11\)$"):
+    with pytest.raises(
+        DatasetError,
+        match=r"^latin\.json is not UTF-8 text: line 1, column 12 \(byte offset 11\) holds 0xe9",
+    ):
         parse_json_records('[{"a": "caf\xe9"}]'.encode("latin-1"), "latin.json")
 
 

@@ -276,7 +276,8 @@ def test_latin1_bytes_are_rejected_with_offset(tmp_path):
     data = '[{"title": "café au lait"}]'.encode("latin-1")
     message = _error(tmp_path, "latin1.json", data)
     offset = data.index(b"\xe9")
-    assert f"byte {offset} (0xe9)" in message
+    # Where an editor shows it (line and column, from 1) and the byte offset (from 0).
+    assert f"line 1, column {offset + 1} (byte offset {offset}) holds 0xe9" in message
     assert "save the file as UTF-8" in message
 
 
@@ -284,7 +285,7 @@ def test_latin1_offset_counts_the_bom(tmp_path):
     data = b"\xef\xbb\xbftitle\ncaf\xe9\n"
     message = _error(tmp_path, "bom.csv", data)
     assert data.index(b"\xe9") == 12
-    assert "byte 12 (0xe9)" in message
+    assert "line 2, column 4 (byte offset 12) holds 0xe9" in message
 
 
 def test_utf16_is_recognised(tmp_path):

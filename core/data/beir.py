@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.data.csvsafe import LINE_END, spreadsheet_safe_cells, unspreadsheet
 from core.data.documents import Dataset
+from core.data.encoding import not_utf8_message
 from core.models.errors import DatasetError, DatasetUnavailableError
 
 Qrels = dict[str, dict[str, int]]
@@ -208,7 +209,7 @@ def _decode(source: str | os.PathLike[str] | bytes, what: str) -> tuple[str, str
     try:
         return name, data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{name} is not UTF-8 text; save it as UTF-8.") from exc
+        raise DatasetError(f"{not_utf8_message(name, data)}.") from exc
 
 
 def _looks_like_trec(text: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.data.collection import Collection, is_collection_id, open_collection
 from core.data.documents import Dataset, make_dataset
+from core.data.encoding import not_utf8_message
 from core.models.errors import DatasetError, DatasetUnavailableError
 from core.models.paths import PROJECT_ROOT, atomic_write, cache_dir
 
@@ -82,7 +83,7 @@ def parse_json_records(data: bytes, source: str) -> list[dict[str, Any]]:
     try:
         payload = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{source} is not UTF-8 text (byte {exc.start})") from exc
+        raise DatasetError(f"{not_utf8_message(source, data)}.") from exc
     except json.JSONDecodeError as exc:
         raise DatasetError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"

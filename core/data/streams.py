@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.data.encoding import file_not_utf8_message
 from core.models.errors import DatasetError, DatasetUnavailableError
 
 FORMATS = {
@@ -54,15 +55,18 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
     if not file.is_file():
         raise DatasetUnavailableError(f"file not found: {file}")
     fmt = source_format(file)
-    if fmt == "json":
-        with file.open("r", encoding="utf-8-sig") as handle:
-            yield from _objects(iter_json_array(handle, file.name), file.name)
-    elif fmt == "jsonl":
-        yield from _iter_jsonl(file)
-    elif fmt in ("csv", "tsv"):
-        yield from _iter_csv(file, "\t" if fmt == "tsv" else ",")
-    else:
-        yield from _iter_parquet(file)
+    try:
+        if fmt == "json":
+            with file.open("r", encoding="utf-8-sig") as handle:
+                yield from _objects(iter_json_array(handle, file.name), file.name)
+        elif fmt == "jsonl":
+            yield from _iter_jsonl(file)
+        elif fmt in ("csv", "tsv"):
+            yield from _iter_csv(file, "\t" if fmt == "tsv" else ",")
+        else:
+            yield from _iter_parquet(file)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{file_not_utf8_message(file)}.") from None
 
 
 def _objects(values: Iterator[Any], source: str) -> Iterator[dict[str, Any]]:

@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from core.data.documents import value_to_text
+from core.data.encoding import not_utf8_message
 from core.models.errors import DatasetError, SettingsError
 from core.models.base import DEFAULT_MAX_LENGTH
 
@@ -109,7 +110,6 @@ TITLE_NAMES: Final = ("title", "name", "headline", "subject", "question")
 
 CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _NUMERIC = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*\Z")
-_BOM = b"\xef\xbb\xbf"
 
 
 class UploadError(DatasetError):
@@ -402,23 +402,10 @@ def short_list(items: Sequence[str], limit: int = 8) -> str:
 
 
 def _decode(data: bytes, name: str) -> str:
-    offset = 0
-    if data.startswith(_BOM):
-        data, offset = data[len(_BOM) :], len(_BOM)
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        at = exc.start + offset
-        bad = data[exc.start]
-        hint = ""
-        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            hint = " (it looks like UTF-16)"
-        elif bad >= 0x80:
-            hint = " (it may be Latin-1 or Windows-1252)"
-        raise UploadError(
-            f"{name} is not UTF-8 text: byte {at} (0x{bad:02x}) is not valid UTF-8"
-            f"{hint}; save the file as UTF-8 and upload it again"
-        ) from None
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UploadError(f"{not_utf8_message(name, data)} and upload it again") from None
 
 
 def _json_type(value: Any) -> str:
