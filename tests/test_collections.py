@@ -122,7 +122,7 @@ def test_bad_inputs_name_where(tmp_path) -> None:
         streams.source_format(tmp_path / "x.xlsx")
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]")
-    with pytest.raises(DatasetError, match="record 0 is a int"):
+    with pytest.raises(DatasetError, match="record 0 is a JSON number, not an object"):
         list(streams.iter_records(listed))
 
 
@@ -380,7 +380,7 @@ def test_build_errors_are_one_clear_line(cache, tmp_path, movies_jsonl, fake_enc
         _build(tmp_path / "x.txt", "x", fake_encoder)
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
-    with pytest.raises(DatasetError, match="no records"):
+    with pytest.raises(DatasetError, match="^empty.json holds no records$"):
         _build(empty, "e", fake_encoder)
     _build(movies_jsonl, "films", fake_encoder, exact_threshold=10_000)
     with pytest.raises(DatasetError, match="already built"):

@@ -29,6 +29,22 @@ TextStyle = Literal["plain", "fields"]
 _TITLE_CANDIDATES = ("title", "name", "headline", "subject", "question")
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (null, boolean, number, string, array,
+    object), for messages about records."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def value_to_text(value: Any) -> str:
     """Render one field value as text; ``""`` means "nothing to say".
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.data.documents import json_type
 from core.data.encoding import file_not_utf8_message
 from core.models.errors import DatasetError, DatasetUnavailableError
 
@@ -73,7 +74,8 @@ def _objects(values: Iterator[Any], source: str) -> Iterator[dict[str, Any]]:
     for i, value in enumerate(values):
         if not isinstance(value, dict):
             raise DatasetError(
-                f"{source}: record {i} is a {type(value).__name__}, not an object with named fields"
+                f"{source}: record {i} is a JSON {json_type(value)}, not an object with named "
+                "fields"
             )
         yield value
 
@@ -188,7 +190,7 @@ def _iter_jsonl(file: Path) -> Iterator[dict[str, Any]]:
                 ) from exc
             if not isinstance(value, dict):
                 raise DatasetError(
-                    f"{file.name}: line {line_no} is a {type(value).__name__}, not an object"
+                    f"{file.name}: line {line_no} is a JSON {json_type(value)}, not an object"
                 )
             yield value
 

@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from core.data.documents import value_to_text
+from core.data.documents import json_type, value_to_text
 from core.data.encoding import not_utf8_message
 from core.models.errors import DatasetError, SettingsError
 from core.models.base import DEFAULT_MAX_LENGTH
@@ -408,20 +408,6 @@ def _decode(data: bytes, name: str) -> str:
         raise UploadError(f"{not_utf8_message(name, data)} and upload it again") from None
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _parse_json(text: str, name: str) -> tuple[list[dict[str, Any]], UploadFormat]:
     try:
         payload = json.loads(text)
@@ -456,12 +442,12 @@ def _parse_json(text: str, name: str) -> tuple[list[dict[str, Any]], UploadForma
         where = f" of '{key}'"
     if not isinstance(payload, list):
         raise UploadError(
-            f"{name} holds a JSON {_json_type(payload)}; expected an array of records (objects)"
+            f"{name} holds a JSON {json_type(payload)}; expected an array of records (objects)"
         )
     for i, record in enumerate(payload):
         if not isinstance(record, dict):
             raise UploadError(
-                f"{name}: record {i}{where} is a JSON {_json_type(record)}, "
+                f"{name}: record {i}{where} is a JSON {json_type(record)}, "
                 "not an object with named fields"
             )
     return payload, "json"
@@ -495,7 +481,7 @@ def _parse_jsonl(text: str, name: str, limit: int | None) -> list[dict[str, Any]
             ) from None
         if not isinstance(value, dict):
             raise UploadError(
-                f"{name} line {number} (record {len(records)}) is a JSON {_json_type(value)}, "
+                f"{name} line {number} (record {len(records)}) is a JSON {json_type(value)}, "
                 "not an object with named fields"
             )
         records.append(value)

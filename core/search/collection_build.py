@@ -225,7 +225,7 @@ def build_collection(
 
     if not state.done("ingest"):
         t0 = time.perf_counter()
-        _ingest(folder, state, read, id_field, say)
+        _ingest(folder, state, read, id_field, say, src.name or str(source))
         state.finish("ingest", time.perf_counter() - t0)
     db = sqlite3.connect(folder / RECORDS)
     try:
@@ -373,7 +373,7 @@ def _versions() -> dict[str, str]:
 
 
 # --- 1. ingest -------------------------------------------------------------------------
-def _ingest(folder: Path, state: _State, read, id_field: str | None, say) -> None:
+def _ingest(folder: Path, state: _State, read, id_field: str | None, say, source: str) -> None:
     db = sqlite3.connect(folder / RECORDS)
     try:
         db.execute("PRAGMA journal_mode=DELETE")
@@ -417,7 +417,7 @@ def _ingest(folder: Path, state: _State, read, id_field: str | None, say) -> Non
         if batch or pos == stored:
             _commit(db, batch, fields, chosen_id)
         if pos == 0:
-            raise DatasetError("the file holds no records")
+            raise DatasetError(f"{source} holds no records")
         say("ingest", pos, pos)
     finally:
         db.close()
