@@ -291,6 +291,7 @@ def test_retune_chooses_nprobe_again_without_touching_the_data(
     assert films.manifest["index"]["recall_queries"] == built["recall_queries"]
     assert films.manifest["index"]["retuned"] and "retune" in films.manifest["timings"]
     assert "overstate" not in approximate_note(films)
+    assert "measured when re-tuned (20" in approximate_note(films)
     assert data == {
         f.name: f.stat().st_mtime_ns for f in folder.iterdir() if f.name != "manifest.json"
     }

@@ -523,8 +523,9 @@ def approximate_note(collection) -> str:
     index = collection.manifest.get("index") or {}
     recall = index.get("recall_at_100")
     measured = (
-        f"recall@100 {recall:.3f} against exact search, measured at build time on "
-        f"{index.get('recall_queries', 'sample queries')}"
+        f"recall@100 {recall:.3f} against exact search, measured "
+        + (f"when re-tuned ({index['retuned'][:10]})" if index.get("retuned") else "at build time")
+        + f" on {index.get('recall_queries', 'sample queries')}"
         if recall is not None
         else "recall not measured"
     )
