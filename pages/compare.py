@@ -150,6 +150,21 @@ def add_step() -> None:
         state.wt_add_error = str(exc)
 
 
+def save_walkthrough() -> None:
+    """Save the draft under the title typed (a callback, like :func:`add_step`)."""
+    title = (state.get("wt_title") or "Walkthrough").strip() or "Walkthrough"
+    state.wt_draft = Walkthrough(title, state.get("wt_draft", Walkthrough()).steps)
+    try:
+        state.wt_saved = WalkthroughStore().put(state.wt_draft)
+    except (CoreError, OSError) as exc:
+        state.wt_save_error = str(exc)
+
+
+def clear_steps() -> None:
+    state.wt_draft = Walkthrough()
+    state.pop("wt_saved", None)
+
+
 draft: Walkthrough = state.setdefault("wt_draft", Walkthrough())
 with st.sidebar:
     st.header("Walkthrough")
@@ -173,14 +188,15 @@ with st.sidebar:
         )
     if draft.steps:
         st.text_input("Title", value=draft.title, key="wt_title")
-        if st.button("Save and share", key="wt_save", type="primary", width="stretch"):
-            state.wt_draft = draft = Walkthrough(
-                (state.get("wt_title") or "Walkthrough").strip() or "Walkthrough", draft.steps
-            )
-            try:
-                state.wt_saved = WalkthroughStore().put(draft)
-            except (CoreError, OSError) as exc:
-                st.error(f"Could not save the walkthrough: {exc}", icon="🚫")
+        st.button(
+            "Save and share",
+            key="wt_save",
+            type="primary",
+            width="stretch",
+            on_click=save_walkthrough,
+        )
+        if error := state.pop("wt_save_error", None):
+            st.error(f"Could not save the walkthrough: {error}", icon="🚫")
         if saved := state.get("wt_saved"):
             st.caption("Open it anywhere on this server:")
             st.code(f"/?walkthrough={saved}", language=None)
@@ -198,10 +214,7 @@ with st.sidebar:
             on_click="ignore",
             width="stretch",
         )
-        if st.button("Clear steps", key="wt_clear", width="stretch"):
-            state.wt_draft = Walkthrough()
-            state.pop("wt_saved", None)
-            st.rerun()
+        st.button("Clear steps", key="wt_clear", width="stretch", on_click=clear_steps)
     imported = st.file_uploader("Import walkthrough (JSON)", type=["json"], key="wt_import")
     if imported is not None and state.get("wt_imported") != imported.file_id:
         try:

@@ -166,10 +166,20 @@ def show_figures(h2h: HeadToHead) -> None:
     )
     cols[2].metric(f"Overlap@{n}", f"{agree.overlap:.0%}", help="Share of the top-N both have.")
     cols[3].metric("Same top result", "yes" if agree.top_same else "no")
-    cols[4].metric("A time", f"{h2h.a.seconds * 1000:.0f} ms", help=_time_help(h2h.a))
+    cols[4].metric(
+        "A time",
+        f"{h2h.a.seconds * 1000:.0f} ms",
+        delta=_time_note(h2h.a),
+        delta_color="off",
+        delta_arrow="off",
+        help=_time_help(h2h.a),
+    )
     cols[5].metric(
         "B time",
         f"{h2h.b.seconds * 1000:.0f} ms",
+        delta=_time_note(h2h.b),
+        delta_color="off",
+        delta_arrow="off",
         help=(
             "Same model as A: its scores were computed once; only the fusion differs. "
             if h2h.b.shared_scores
@@ -197,6 +207,20 @@ def show_figures(h2h: HeadToHead) -> None:
                 "length and were truncated.",
                 icon="✂️",
             )
+
+
+def _time_note(side) -> str | None:
+    """Why a time is near zero: scores reused from A or from the score cache."""
+    if side.spec.is_none:
+        return None
+    if side.shared_scores:
+        return "A's scores, fused"
+    pairs = side.result.num_candidates
+    if side.cached_pairs and side.cached_pairs >= pairs:
+        return "all pairs from cache"
+    if side.cached_pairs:
+        return f"{side.cached_pairs} of {pairs} pairs from cache"
+    return None
 
 
 def _time_help(side) -> str | None:

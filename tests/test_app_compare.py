@@ -139,6 +139,12 @@ def test_import_exported_walkthrough_json():
     assert export.proto.label == "Export walkthrough (JSON)"
     draft = at.session_state["wt_draft"]
     assert parse_walkthrough(draft.to_json()) == draft
+    button(at, "Save and share").click().run()
+    assert at.session_state["wt_saved"]
+    button(at, "Clear steps").click().run()
+    no_exception(at)
+    assert not at.session_state["wt_draft"].steps and "wt_saved" not in at.session_state
+    assert not [b for b in at.button if b.label in ("Save and share", "Clear steps")]
 
 
 @pytest.mark.slow
@@ -152,6 +158,9 @@ def test_blind_vote_and_reveal_with_the_cross_encoder():
     assert at.slider(key="b_weight").value == 0.5
     figures = metrics(at)
     assert "A time" in figures and "B time" in figures
+    # B's near-zero time says why: it fuses A's scores (nothing scored twice).
+    (b_time,) = [m for m in at.metric if m.label == "B time"]
+    assert b_time.delta == "A's scores, fused"
     button(at, "Add this view as a step").click().run()
     at.switch_page("pages/walkthrough.py").run()
     no_exception(at)
