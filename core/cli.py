@@ -479,7 +479,9 @@ def _add_collection_commands(commands) -> None:
     retune.add_argument(
         "--encoder", default=None, help="bi-encoder (default: the one it was built with)"
     )
-    sub.add_parser("list", help="list built collections")
+    remove = sub.add_parser("remove", help="delete a collection, built or unfinished, from disk")
+    remove.add_argument("name")
+    sub.add_parser("list", help="list built collections (and unfinished builds)")
     info = sub.add_parser("info", help="print a collection's manifest")
     info.add_argument("name")
     bench = sub.add_parser(
@@ -813,14 +815,28 @@ def _export_dataset(args: argparse.Namespace):
 
 
 def _collection(args: argparse.Namespace) -> int:
-    from core.data.collection import list_collections, open_collection
+    from core.data.collection import (
+        list_collections,
+        open_collection,
+        remove_collection,
+        unfinished_builds,
+    )
 
     if args.collection_command == "list":
-        found = list_collections()
-        if not found:
+        found, unfinished = list_collections(), unfinished_builds()
+        if not found and not unfinished:
             print("no collections built yet: python -m core collection build FILE --name NAME")
         for info in found:
             print(f"{info.dataset_id:<32} {info.label}   model: {info.model}")
+        for name in unfinished:
+            print(
+                f"{name:<32} unfinished build: the same `collection build` command resumes "
+                f"it; `collection remove {name}` deletes it"
+            )
+        return 0
+    if args.collection_command == "remove":
+        freed = remove_collection(args.name)
+        print(f"removed collection '{args.name}' ({freed / 1e6:,.1f} MB freed)")
         return 0
     if args.collection_command == "info":
         print(json.dumps(open_collection(args.name).manifest, indent=2))

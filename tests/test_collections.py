@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -461,6 +462,26 @@ def test_cli_lists_and_searches_a_collection(cache, movies_jsonl, fake_encoder, 
     assert out["dataset"] == "collection:films" and out["results"]
     assert main(["search", "heist", "--dataset", "collection:nope", "--no-rerank"]) == 2
     assert "no collection named 'nope'" in capsys.readouterr().err
+
+    # An unfinished build is listed with how to resume or drop it; remove frees both.
+    (collection_path("half") / "build").mkdir(parents=True)
+    (collection_path("half") / "build" / "state.json").write_text("{}")
+    assert main(["collection", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "collection:films" in out and "half" in out and "unfinished build" in out
+    open_collection("films").record(open_collection("films").ids[0])  # opened, then removed
+    assert main(["collection", "remove", "films"]) == 0
+    assert re.search(r"removed collection 'films' \([\d.]+ MB freed\)", capsys.readouterr().out)
+    assert main(["collection", "remove", "half"]) == 0
+    assert not collection_path("films").exists() and not collection_path("half").exists()
+    with pytest.raises(DatasetUnavailableError, match="no collection named 'films'"):
+        open_collection("films")
+    assert main(["collection", "list"]) == 0
+    assert "no collections built yet" in capsys.readouterr().out
+    assert main(["collection", "remove", "films"]) == 2
+    assert "no collection named 'films' to remove (on disk: none)" in capsys.readouterr().err
+    assert main(["collection", "remove", "../etc"]) == 2
+    assert "invalid collection name" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -464,3 +465,32 @@ def open_collection(name: str) -> Collection:
         for old in [k for k in _OPEN if k.startswith(f"{name}@")]:
             _OPEN.pop(old).close()
         return _OPEN.setdefault(key, opened)
+
+
+def unfinished_builds() -> list[str]:
+    """Names of collection folders holding a build that has not finished (no manifest):
+    the same ``collection build`` command resumes them; ``collection remove`` drops them."""
+    root = collections_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not (p / MANIFEST).is_file()
+    )
+
+
+def remove_collection(name: str) -> int:
+    """Delete collection ``name`` (built or unfinished) from disk; the bytes it held.
+    :class:`DatasetUnavailableError` if there is no such folder."""
+    name = name.removeprefix(PREFIX)
+    folder = collection_path(name)
+    if not folder.is_dir():
+        known = ", ".join([c.name for c in list_collections()] + unfinished_builds())
+        raise DatasetUnavailableError(
+            f"no collection named '{name}' to remove (on disk: {known or 'none'})"
+        )
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    with _OPEN_LOCK:
+        for key in [k for k in _OPEN if k.startswith(f"{name}@")]:
+            _OPEN.pop(key).close()
+    shutil.rmtree(folder)
+    return size
