@@ -166,26 +166,14 @@ def show_figures(h2h: HeadToHead) -> None:
     )
     cols[2].metric(f"Overlap@{n}", f"{agree.overlap:.0%}", help="Share of the top-N both have.")
     cols[3].metric("Same top result", "yes" if agree.top_same else "no")
-    cols[4].metric(
-        "A time",
-        f"{h2h.a.seconds * 1000:.0f} ms",
-        delta=_time_note(h2h.a),
-        delta_color="off",
-        delta_arrow="off",
-        help=_time_help(h2h.a),
-    )
-    cols[5].metric(
+    _time_metric(cols[4], "A time", h2h.a)
+    _time_metric(
+        cols[5],
         "B time",
-        f"{h2h.b.seconds * 1000:.0f} ms",
-        delta=_time_note(h2h.b),
-        delta_color="off",
-        delta_arrow="off",
-        help=(
-            "Same model as A: its scores were computed once; only the fusion differs. "
-            if h2h.b.shared_scores
-            else ""
-        )
-        + (_time_help(h2h.b) or ""),
+        h2h.b,
+        "Same model as A: its scores were computed once; only the fusion differs. "
+        if h2h.b.shared_scores
+        else "",
     )
     r = h2h.a.result
     stage = RETRIEVER_LABELS[r.retriever] + (
@@ -207,6 +195,18 @@ def show_figures(h2h: HeadToHead) -> None:
                 "length and were truncated.",
                 icon="✂️",
             )
+
+
+def _time_metric(col, label: str, side, help_prefix: str = "") -> None:
+    """A side's second-stage time, with why it is near zero when it is."""
+    col.metric(
+        label,
+        f"{side.seconds * 1000:.0f} ms",
+        delta=_time_note(side),
+        delta_color="off",
+        delta_arrow="off",
+        help=(help_prefix + (_time_help(side) or "")) or None,
+    )
 
 
 def _time_note(side) -> str | None:

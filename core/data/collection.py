@@ -462,9 +462,14 @@ def open_collection(name: str) -> Collection:
         )
     opened = Collection(folder)
     with _OPEN_LOCK:
-        for old in [k for k in _OPEN if k.startswith(f"{name}@")]:
-            _OPEN.pop(old).close()
+        _close_open(name)
         return _OPEN.setdefault(key, opened)
+
+
+def _close_open(name: str) -> None:
+    """Close and forget every opened copy of collection ``name`` (hold ``_OPEN_LOCK``)."""
+    for key in [k for k in _OPEN if k.startswith(f"{name}@")]:
+        _OPEN.pop(key).close()
 
 
 def unfinished_builds() -> list[str]:
@@ -490,7 +495,6 @@ def remove_collection(name: str) -> int:
         )
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     with _OPEN_LOCK:
-        for key in [k for k in _OPEN if k.startswith(f"{name}@")]:
-            _OPEN.pop(key).close()
+        _close_open(name)
     shutil.rmtree(folder)
     return size

@@ -48,9 +48,11 @@ from core.data.collection import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    PREFIX,
     RECORDS,
     VECTORS,
     collection_path,
+    read_manifest,
 )
 from core.data.documents import _TITLE_CANDIDATES, embed_text, value_to_text
 from core.data.streams import iter_records, source_format
@@ -705,11 +707,8 @@ def retune_collection(
     ``encoder`` must be the one the collection was built with (queries and vectors must
     share a space): :class:`DatasetError` otherwise, and for an exact index.
     """
-    folder = collection_path(name.removeprefix("collection:"))
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise DatasetError(f"no built collection named '{name}' ({folder})")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    folder = collection_path(name.removeprefix(PREFIX))
+    manifest = read_manifest(folder)
     index = manifest.get("index") or {}
     if index.get("kind") != IVF_KIND:
         raise DatasetError(
@@ -738,7 +737,7 @@ def retune_collection(
         "retuned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     manifest["timings"] = {**manifest.get("timings", {}), "retune": round(seconds, 3)}
-    atomic_write(path, json.dumps(manifest, indent=2).encode())
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
     return RetuneReport(manifest["name"], before, chosen, seconds)
 
 
