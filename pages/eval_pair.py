@@ -13,6 +13,7 @@ from core.present.report import pair_report_html
 from core.present.views import escape_markdown
 from core.quality.evaluation import PRIMARY_METRIC, evaluate_pair
 from core.search.scorestore import ScoreStore
+from pages.actions import action_button, running_action
 from pages.common import get_encoder, reranker_for, together_api_key
 from pages.h2h_panel import seed_picker, spec_picker
 
@@ -42,42 +43,45 @@ def pair_panel(labelled: LabelledSet, *, retriever: str, encoder_id: str, candid
             a,
             b,
         )
-        if st.button("Compare A and B", key="pair_run", type="primary"):
-            bar = st.progress(0.0, text="Starting…")
+        if action_button("Compare A and B", "pair_run", type="primary"):
+            with running_action("pair_run"):
+                bar = st.progress(0.0, text="Starting…")
 
-            def progress(done: int, total: int, stage: str) -> None:
-                bar.progress(done / max(total, 1), text=f"{stage}: {done:,} / {total:,}")
+                def progress(done: int, total: int, stage: str) -> None:
+                    bar.progress(done / max(total, 1), text=f"{stage}: {done:,} / {total:,}")
 
-            try:
-                api_key = together_api_key()
-                models = {
-                    s.reranker: reranker_for(s.reranker, api_key) for s in (a, b) if not s.is_none
-                }
-                report = evaluate_pair(
-                    labelled.dataset,
-                    labelled.queries,
-                    labelled.qrels,
-                    a=a,
-                    b=b,
-                    reranker_a=models.get(a.reranker),
-                    reranker_b=models.get(b.reranker),
-                    encoder=get_encoder(encoder_id) if retriever != "bm25" else None,
-                    retriever=retriever,
-                    candidates=candidates,
-                    embed_fields=labelled.embed_fields,
-                    rerank_fields=labelled.rerank_fields,
-                    rerank_style=labelled.rerank_style,  # type: ignore[arg-type]
-                    max_queries=labelled.max_queries,
-                    ignore_identical_ids=labelled.ignore_identical_ids,
-                    store=ScoreStore(),
-                    progress=progress,
-                )
-            except CoreError as exc:
+                try:
+                    api_key = together_api_key()
+                    models = {
+                        s.reranker: reranker_for(s.reranker, api_key)
+                        for s in (a, b)
+                        if not s.is_none
+                    }
+                    report = evaluate_pair(
+                        labelled.dataset,
+                        labelled.queries,
+                        labelled.qrels,
+                        a=a,
+                        b=b,
+                        reranker_a=models.get(a.reranker),
+                        reranker_b=models.get(b.reranker),
+                        encoder=get_encoder(encoder_id) if retriever != "bm25" else None,
+                        retriever=retriever,
+                        candidates=candidates,
+                        embed_fields=labelled.embed_fields,
+                        rerank_fields=labelled.rerank_fields,
+                        rerank_style=labelled.rerank_style,  # type: ignore[arg-type]
+                        max_queries=labelled.max_queries,
+                        ignore_identical_ids=labelled.ignore_identical_ids,
+                        store=ScoreStore(),
+                        progress=progress,
+                    )
+                except CoreError as exc:
+                    bar.empty()
+                    st.error(str(exc), icon="🚫")
+                    return
                 bar.empty()
-                st.error(str(exc), icon="🚫")
-                return
-            bar.empty()
-            state.pair_report = (run_key, report)
+                state.pair_report = (run_key, report)
         stored = state.get("pair_report")
         if stored is None or stored[0] != run_key:
             st.caption("Pick A and B, then press **Compare A and B**.")

@@ -15,11 +15,13 @@ from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages import evaluate_panels as panels
 from pages import quality_panels as quality
+from pages.actions import action_button, running_action, switch_if_asked
 from pages.common import BUILTIN_LABELS, collection_labels, load_named_dataset
 from pages.eval_pair import pair_panel
 from serve import ensure_navigation
 
 ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
+switch_if_asked()  # Apply on the Search page, Judge them on the Search page
 
 st.title("Does reranking help?")
 st.caption(
@@ -119,17 +121,21 @@ first_encoder = encoder_id if retriever != "bm25" else None
 run_key = (labelled.run_key(candidates, rerank_on, first_encoder, options), threshold)
 tune_key = (labelled.tune_key(candidates), threshold)
 run_col, tune_col = st.columns([1, 3])
-if run_col.button("Run evaluation", type="primary"):
-    report = panels.evaluate(labelled, first_encoder, rerank_on, candidates, options, threshold)
-    state.eval_report = (run_key, report, labelled)
-if tune_col.button(
+if action_button("Run evaluation", "eval_run", where=run_col, type="primary"):
+    with running_action("eval_run"):
+        report = panels.evaluate(labelled, first_encoder, rerank_on, candidates, options, threshold)
+        state.eval_report = (run_key, report, labelled)
+if action_button(
     "Find the best setting (cross-validated)",
+    "eval_tune",
+    where=tune_col,
     disabled=labelled.num_judged < 4,
     help="Tries dense (MiniLM, bge-small), BM25 and hybrid first stages, rerank depths "
     "10–100 and cross-encoder weights 0.2–1, choosing on 4/5 of the queries and scoring "
     "on the other fifth, five times over. Needs at least 4 judged queries.",
 ):
-    state.eval_tuned = (tune_key, panels.tune(labelled, candidates, encoders, threshold))
+    with running_action("eval_tune"):
+        state.eval_tuned = (tune_key, panels.tune(labelled, candidates, encoders, threshold))
 
 stored_tune = state.get("eval_tuned")
 if stored_tune is not None and stored_tune[0] == tune_key:

@@ -39,6 +39,7 @@ from core.search.pipeline import search_with_rerank
 from core.search.retrievers import make_retriever
 from core.search.scorestore import ScoreStore
 from pages import common
+from pages.actions import switch_later
 
 VERDICT_BOX = {"better": st.success, "worse": st.error, "within noise": st.info}
 
@@ -141,6 +142,7 @@ def _apply(config: Config) -> None:
     state.view = applied_view(state.get("view") or SearchSettings(), config)
     state.applied_setting = config.label
     state.pop("query", None)  # the Search page re-seeds its widgets from state.view
+    switch_later("pages/search.py", state.view.to_params())
 
 
 def recommended(tuned: TuneReport) -> None:
@@ -163,9 +165,13 @@ def recommended(tuned: TuneReport) -> None:
         f"(nDCG@10 {tuned.baseline.means['ndcg@10']:.3f}): "
         + tuned.heldout_vs_baseline.sentence("The tuned setting")
     )
-    if st.button("Apply on the Search page", type="primary", key="apply_setting"):
-        _apply(rec)
-        st.switch_page("pages/search.py", query_params=st.session_state.view.to_params())
+    st.button(
+        "Apply on the Search page",
+        type="primary",
+        key="apply_setting",
+        on_click=_apply,
+        args=(rec,),
+    )
     st.dataframe(fold_table(tuned), hide_index=True, key="tune_folds")
     st.caption("Best per first stage, on all queries (in-sample: for orientation only).")
     st.dataframe(best_per_stage_table(tuned), hide_index=True, key="tune_stages")

@@ -7,6 +7,7 @@ import streamlit as st
 from core.models.errors import CoreError
 from core.present.views import escape_markdown
 from core.search.milvus import normalize_reference
+from pages.actions import action_button, running_action
 
 
 def milvus_box() -> str | None:
@@ -22,13 +23,14 @@ def milvus_box() -> str | None:
         text = st.text_input(
             "Collection", key="milvus_input", placeholder="milvus:movies@./movies.db"
         )
-        if not st.button("Open collection", key="milvus_open", disabled=not text.strip()):
+        if not action_button("Open collection", "milvus_open", disabled=not text.strip()):
             return None
-        try:
-            return normalize_reference(text)
-        except CoreError as exc:
-            st.error(escape_markdown(str(exc)), icon="🚫")
-            return None
+        with running_action("milvus_open"):
+            try:
+                return normalize_reference(text)
+            except CoreError as exc:
+                st.error(escape_markdown(str(exc)), icon="🚫")
+                return None
 
 
 if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)

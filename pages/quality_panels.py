@@ -25,6 +25,7 @@ from core.quality.evaluation import CONDENSED_NOTE, EvaluationReport
 from core.quality.metrics import GAIN_NOTE
 from core.quality.tuning import RULES, TuneReport
 from core.search.pipeline import SearchResult
+from pages.actions import switch_later
 
 JUDGMENT_TYPES = ["csv", "tsv", "txt", "qrels"]
 ID_AS_IS = ""
@@ -128,8 +129,13 @@ def unjudged_panel(report: EvaluationReport, *, dataset_name: str | None) -> Non
         return
     by_query = dict.fromkeys(r["query"] for r in rows)
     pick = st.selectbox("Judge the new documents of", list(by_query), key="eval_judge_pick")
-    if st.button("Judge them on the Search page", key="eval_judge_go"):
-        _open_for_judging(report, dataset_name, pick)
+    st.button(
+        "Judge them on the Search page",
+        key="eval_judge_go",
+        on_click=lambda: _open_for_judging(
+            report, dataset_name, st.session_state.get("eval_judge_pick", pick)
+        ),
+    )
 
 
 def _open_for_judging(report: EvaluationReport, dataset_name: str, query: str) -> None:
@@ -156,7 +162,7 @@ def _open_for_judging(report: EvaluationReport, dataset_name: str, query: str) -
     )
     state.judge_focus = (query, tuple(d for d, _ in q.unjudged_entered))
     state.pop("query", None)  # the Search page re-seeds its widgets from state.view
-    st.switch_page("pages/search.py", query_params=state.view.to_params())
+    switch_later("pages/search.py", state.view.to_params())
 
 
 def judge_prompt(result: SearchResult, ratings: dict[str, int]) -> set[str] | None:
@@ -175,9 +181,11 @@ def judge_prompt(result: SearchResult, ratings: dict[str, int]) -> set[str] | No
                 "rate them below.",
                 icon="🔍",
             )
-            if st.button("Show every result", key="judge_all"):
-                state.pop("judge_focus", None)
-                st.rerun()
+            st.button(
+                "Show every result",
+                key="judge_all",
+                on_click=lambda: state.pop("judge_focus", None),
+            )
             return wanted
         state.pop("judge_focus", None)
     if fresh:
@@ -188,9 +196,13 @@ def judge_prompt(result: SearchResult, ratings: dict[str, int]) -> set[str] | No
             "as irrelevant.",
             icon="🔍",
         )
-        if st.button(f"Judge the {len(fresh)} unjudged", key="judge_unjudged"):
-            state.judge_focus = (result.query, tuple(c.id for c in fresh))
-            st.rerun()
+        st.button(
+            f"Judge the {len(fresh)} unjudged",
+            key="judge_unjudged",
+            on_click=lambda focus=(result.query, tuple(c.id for c in fresh)): state.update(
+                judge_focus=focus
+            ),
+        )
     return None
 
 

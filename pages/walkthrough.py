@@ -13,6 +13,7 @@ from core.present.views import escape_markdown
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough
 from core.quality.blind import make_vote, pairwise_csv, tally, votes_csv, votes_json
 from core.quality.headtohead import parse_spec
+from pages.actions import action_button, running_action
 from pages.h2h_panel import run_head_to_head, show_blind, show_charts, show_figures, show_large
 
 state = st.session_state
@@ -171,32 +172,33 @@ else:
 
 # --- report ---------------------------------------------------------------------------------
 st.divider()
-if st.button("Prepare the report of the whole walkthrough (HTML)", key="wt_report_build"):
-    built = []
-    bar = st.progress(0.0, text="Running every step…")
-    try:
-        for number, s in enumerate(steps, start=1):
-            built.append((run_head_to_head(s.settings, parse_spec(s.b)), s.note))
-            bar.progress(number / total, text=f"Step {number} of {total}")
-    except CoreError as exc:
-        st.error(f"Step {len(built) + 1}: {exc}", icon="🚫")
-        st.stop()
-    bar.empty()
-    revealed = state.get("blind_revealed") and votes
-    all_votes = list(votes.values()) if revealed else []
-    state.wt_report = walkthrough_report(
-        walkthrough.title,
-        built,
-        tally(all_votes, all_votes[0].a, all_votes[0].b) if all_votes else None,
-        [
-            (
-                v.query,
-                "A | B" if v.a_left else "B | A",
-                v.choice + (f" ({v.voter})" if v.voter else ""),
-            )
-            for v in all_votes
-        ],
-    )
+if action_button("Prepare the report of the whole walkthrough (HTML)", "wt_report_build"):
+    with running_action("wt_report_build"):
+        built = []
+        bar = st.progress(0.0, text="Running every step…")
+        try:
+            for number, s in enumerate(steps, start=1):
+                built.append((run_head_to_head(s.settings, parse_spec(s.b)), s.note))
+                bar.progress(number / total, text=f"Step {number} of {total}")
+        except CoreError as exc:
+            st.error(f"Step {len(built) + 1}: {exc}", icon="🚫")
+            st.stop()
+        bar.empty()
+        revealed = state.get("blind_revealed") and votes
+        all_votes = list(votes.values()) if revealed else []
+        state.wt_report = walkthrough_report(
+            walkthrough.title,
+            built,
+            tally(all_votes, all_votes[0].a, all_votes[0].b) if all_votes else None,
+            [
+                (
+                    v.query,
+                    "A | B" if v.a_left else "B | A",
+                    v.choice + (f" ({v.voter})" if v.voter else ""),
+                )
+                for v in all_votes
+            ],
+        )
 if state.get("wt_report"):
     st.download_button(
         "Download report (HTML)",

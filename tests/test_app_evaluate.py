@@ -34,6 +34,7 @@ from core.quality.evaluation import (
     evaluate_judgments,
 )
 from core.search.pipeline import search_with_rerank
+from pages.actions import PENDING
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGMENTS_SOURCE = "Judgments CSV on a dataset"
@@ -516,6 +517,30 @@ def test_search_page_judgments_are_used_on_the_evaluate_page() -> None:
     assert RUN_PROMPT in texts(at.info)
     assert _run_button(at)
     assert not at.error
+
+
+def test_a_click_whose_run_was_interrupted_is_still_carried_out() -> None:
+    """Streamlit drops a click whose run is interrupted before it reaches the button; the
+    page records it in the button's callback instead, and does the work in the next run
+    (here: the run after the callback, with no click in it). An error ends the request."""
+    at = make_app().run()
+    at.session_state["judgments"] = {"sample": {SAMPLE_BATS: {"s15": 3, "s33": 0}}}
+    at.switch_page("pages/evaluate.py").run()
+    at.radio(key="eval_source").set_value(JUDGMENTS_SOURCE).run()
+    at.selectbox(key="eval_dataset").set_value("sample").run()
+    assert "eval_report" not in at.session_state
+    at.session_state[PENDING + "eval_run"] = True  # what the callback leaves
+    at.run()
+    assert_no_exception(at)
+    report = at.session_state["eval_report"][1]
+    assert [q.qid for q in report.queries] == [SAMPLE_BATS]
+    assert PENDING + "eval_run" not in at.session_state  # done: not run again
+    assert RUN_PROMPT not in texts(at.info)
+    at.session_state[PENDING + "eval_tune"] = True  # disabled (one judged query): dropped
+    at.run()
+    assert_no_exception(at)
+    assert "eval_tuned" not in at.session_state
+    assert PENDING + "eval_tune" not in at.session_state
 
 
 @pytest.mark.parametrize(
