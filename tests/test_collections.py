@@ -137,6 +137,13 @@ def test_csv_and_parquet_stream_records(tmp_path) -> None:
         {"id": "1", "title": "One", "text": "first"},
         {"id": "2", "title": "Two"},
     ]
+    # Separators as uploads read them: a header of semicolons, Excel's "sep=" line.
+    euro = tmp_path / "euro.csv"
+    euro.write_text('id;title;text\n1;One;"first, then"\n', encoding="utf-8")
+    assert list(streams.iter_records(euro)) == [{"id": "1", "title": "One", "text": "first, then"}]
+    named = tmp_path / "named.csv"
+    named.write_text("\ufeffsep=|\nid|text\n1|a;b,c\n", encoding="utf-8")
+    assert list(streams.iter_records(named)) == [{"id": "1", "text": "a;b,c"}]
     table = pa.table({"id": [1, 2], "text": ["a", None], "tags": [["x"], []]})
     pq.write_table(table, tmp_path / "a.parquet")
     assert list(streams.iter_records(tmp_path / "a.parquet")) == [

@@ -886,3 +886,15 @@ def test_store_then_parse_round_trip(tmp_path):
     assert parsed.dataset_id == dataset_id
     dataset, _ = build_upload_dataset(parsed)
     assert dataset.name == dataset_id and len(dataset) == 3
+
+
+def test_csv_sep_line_names_the_separator_and_lines_keep_their_numbers(tmp_path):
+    data = b"sep=;\ntitle;overview\nHeat;A crime saga, in LA\nAlien;Space;extra\n"
+    assert _error(tmp_path, "excel.csv", data) == (
+        "excel.csv line 4 has 3 values but the header names 2 columns"
+    )
+    parsed = _upload(tmp_path, "excel.csv", data.rsplit(b"Alien", 1)[0])
+    assert parsed.fields == ("title", "overview")
+    assert parsed.records == ({"title": "Heat", "overview": "A crime saga, in LA"},)
+    blank_first = b"\r\n\ntitle,overview\nHeat,Robbers\nAlien,Space,extra\n"
+    assert _error(tmp_path, "blank.csv", blank_first).startswith("blank.csv line 5 has")

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from core.data.documents import json_type
+from core.data.csvformat import sep_line, sniff_delimiter
 from core.data.encoding import file_not_utf8_message
 from core.models.errors import DatasetError, DatasetUnavailableError
 
@@ -196,9 +198,16 @@ def _iter_jsonl(file: Path) -> Iterator[dict[str, Any]]:
 
 
 def _iter_csv(file: Path, delimiter: str) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV file as records; the separator is ``delimiter`` unless the first line
+    names one (``sep=;``) or the header holds ``; | TAB`` more often (core.data.csvformat)."""
     csv.field_size_limit(1 << 28)
     with file.open("r", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        first = handle.readline()
+        named = sep_line(first)
+        lines: Iterable[str] = handle
+        if named is None:
+            lines = itertools.chain([first], handle)
+        reader = csv.reader(lines, delimiter=named or sniff_delimiter(first, delimiter))
         header = next(reader, None)
         if not header:
             raise DatasetError(f"{file.name} is empty: expected a header row")

@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from core.data.documents import json_type, value_to_text
+from core.data.csvformat import sep_line, sniff_delimiter
 from core.data.encoding import not_utf8_message
 from core.models.errors import DatasetError, SettingsError
 from core.models.base import DEFAULT_MAX_LENGTH
@@ -497,11 +498,15 @@ def _parse_jsonl(text: str, name: str, limit: int | None) -> list[dict[str, Any]
 def _parse_csv(
     text: str, name: str, limit: int, delimiter: str | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    if delimiter is None:
-        header_line = text.lstrip("\r\n").split("\n", 1)[0]
-        counts = {d: header_line.count(d) for d in (",", ";", "\t", "|")}
-        best = max(counts, key=lambda d: counts[d])
-        delimiter = best if counts[best] > counts[","] else ","
+    body = text.lstrip("\r\n")
+    skipped = text[: len(text) - len(body)].count("\n")  # lines before the header
+    first_line, _, rest = body.partition("\n")
+    named = sep_line(first_line)
+    text = body
+    if named is not None:  # Excel's "sep=;" line names the separator and is no header
+        delimiter, text, skipped = named, rest, skipped + 1
+    elif delimiter is None:
+        delimiter = sniff_delimiter(first_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[dict[str, Any]] = []
     header: list[str] | None = None
@@ -514,7 +519,7 @@ def _parse_csv(
                 continue
             if len(row) > len(header):
                 raise UploadError(
-                    f"{name} line {reader.line_num} has {len(row)} values but the header "
+                    f"{name} line {reader.line_num + skipped} has {len(row)} values but the header "
                     f"names {len(header)} columns"
                 )
             records.append({k: v for k, v in zip(header, row, strict=False) if v != ""})
@@ -525,7 +530,7 @@ def _parse_csv(
                     f"python -m core collection build FILE --name NAME"
                 )
     except csv.Error as exc:
-        raise UploadError(f"{name} is not valid CSV at line {reader.line_num}: {exc}") from None
+        raise UploadError(f"{name} is not valid CSV at line {reader.line_num + skipped}: {exc}") from None
     if header is None:
         raise UploadError(f"{name} is empty; upload a JSON, JSON Lines or CSV file with records")
     return records, header
