@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data.documents import Dataset, rerank_text
+from core.models.cross_encoders import tokens_per_second
 from core.models.errors import CoreError
 from core.present.passages import (
     dense_summary,
@@ -22,7 +23,13 @@ from core.present.passages import (
 )
 from core.present.views import PASSAGE_TOKENS_MAX
 from core.search.passage_index import PassageVectorIndex
-from core.search.passages import AGGREGATES, MIN_WINDOW, PassageSettings, expected_passages
+from core.search.passages import (
+    AGGREGATES,
+    MIN_WINDOW,
+    PassageSettings,
+    ReadingEstimate,
+    estimate_reading,
+)
 from core.search.pipeline import Candidate, SearchResult
 
 
@@ -78,15 +85,19 @@ def passage_picker(disabled: bool, *, dense_disabled: bool = False) -> None:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _mean_passages(
+def _reading(
     content_hash: str, _dataset: Dataset, fields: tuple[str, ...], settings: PassageSettings
-):
+) -> ReadingEstimate:
     texts = [rerank_text(r, fields) for r in sample_texts(_dataset.records)]
-    return expected_passages(texts, settings)
+    return estimate_reading(texts, settings)
 
 
 def passage_estimate(
-    dataset: Dataset, fields: tuple[str, ...], settings: PassageSettings, candidates: int
+    dataset: Dataset,
+    fields: tuple[str, ...],
+    settings: PassageSettings,
+    candidates: int,
+    reranker: object | None = None,
 ) -> None:
     """A caption with the expected pairs and seconds per query, before the run (none
     when the settings are out of range: the search then says why)."""
@@ -94,9 +105,10 @@ def passage_estimate(
         settings = settings.checked()
     except CoreError:
         return
-    mean = _mean_passages(dataset.content_hash, dataset, fields, settings)
-    if mean > 1.0 or settings.aggregate != "first":
-        st.caption(estimate_note(mean, candidates, settings.aggregate))
+    estimate = _reading(dataset.content_hash, dataset, fields, settings)
+    if estimate.passages_per_doc > 1.0 or settings.aggregate != "first":
+        rate, measured = tokens_per_second(reranker)
+        st.caption(estimate_note(estimate, candidates, settings.aggregate, rate, measured))
 
 
 def dense_caption(result: SearchResult, build) -> None:

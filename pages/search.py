@@ -220,7 +220,11 @@ if settings.reranker != NO_RERANK:
 
 if reranker is not None and not hosted_reranker:  # the cost, shown before the run
     passage_estimate(
-        dataset, settings.rerank_fields, settings.passage_settings(), settings.candidates
+        dataset,
+        settings.rerank_fields,
+        settings.passage_settings(),
+        settings.candidates,
+        reranker,
     )
 # Reruns caused by the details picker, the score toggle or a download reuse the result
 # instead of scoring every candidate again.

@@ -108,7 +108,7 @@ def test_aggregates() -> None:
 
 def test_per_query_cap_refuses_with_the_estimate(tok) -> None:
     docs = [RerankDoc(str(i), BURIED) for i in range(5)]
-    with pytest.raises(PassageLimitError, match=r"needs \d+ passages \(about \d+ s"):
+    with pytest.raises(PassageLimitError, match=r"needs \d+ passages \(about \d+(\.\d)? s"):
         plan_passages(QUERY, docs, PassageSettings(max_per_query=5), tokenizer=tok, max_length=512)
 
 
@@ -229,10 +229,10 @@ def test_cli_search_reads_passages(tmp_path, capsys) -> None:
     assert len(data["results"][0]["passages"]["spans"]) >= 2
 
 
-def test_expected_passages_counts_as_cutting_every_text_would() -> None:
+def test_the_estimate_counts_passages_and_tokens_as_cutting_every_text_would() -> None:
     """The estimate counts short texts from one batch tokenisation and cuts only the
-    longer ones: the same mean as cutting every text."""
-    from core.search.passages import expected_passages, query_budget, split_text
+    longer ones: the same passages and tokens as cutting every text."""
+    from core.search.passages import estimate_reading, query_budget, split_text
 
     texts = ["a short plot about a heist"] * 5 + [" ".join(["word"] * 900)] * 3 + [""]
     tokenizer = reranker_tokenizer(None)
@@ -242,9 +242,20 @@ def test_expected_passages_counts_as_cutting_every_text_would() -> None:
         PassageSettings(aggregate="max", window=64, stride=32),
         PassageSettings(aggregate="top2", window=128, stride=128, max_per_doc=2),
     ):
-        cut = [
-            len(split_text(str(i), t, tokenizer, budget, settings).passages)
-            for i, t in enumerate(texts)
-        ]
-        assert expected_passages(texts, settings) == pytest.approx(sum(cut) / len(texts))
+        docs = [split_text(str(i), t, tokenizer, budget, settings) for i, t in enumerate(texts)]
+        cut = [len(d.passages) for d in docs]
+        for p in (p for d in docs for p in d.passages):  # what the model reads of each
+            assert p.tokens == len(tokenizer.encode(p.text, add_special_tokens=False).ids)
+        tokens = sum(p.tokens for d in docs for p in d.passages)
+        estimate = estimate_reading(texts, settings)
+        assert estimate.passages_per_doc == pytest.approx(sum(cut) / len(texts))
+        assert estimate.tokens_per_pair == pytest.approx(tokens / sum(cut) + 512 - budget)
         assert max(cut) > 1
+    # FirstP: one pair per document, of what fits beside the query.
+    first = estimate_reading(texts, PassageSettings(aggregate="first"))
+    assert first.passages_per_doc == 1.0
+    fits = [min(len(tokenizer.encode(t, add_special_tokens=False).ids), budget) for t in texts]
+    assert first.tokens_per_pair == pytest.approx(sum(fits) / len(texts) + 512 - budget)
+    # Cost follows the tokens: long passages cost more per pair than short plots.
+    short = estimate_reading(texts[:5], PassageSettings(aggregate="max"))
+    assert first.seconds(100, 7000.0) > 3 * short.seconds(100, 7000.0)

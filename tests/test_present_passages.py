@@ -13,7 +13,7 @@ from core.present.passages import (
     reading_summary,
 )
 from core.present.views import SearchSettings
-from core.search.passages import PassageRead, PassageSettings
+from core.search.passages import PassageRead, PassageSettings, ReadingEstimate
 from core.search.pipeline import Candidate, SearchResult
 
 TEXT = "body: Heat <script>alert(1)</script> **bold** then the boiler pressure is 1.5 bar."
@@ -100,8 +100,11 @@ def test_reading_summary_counts_full_and_part() -> None:
 
 
 def test_estimate_note() -> None:
-    note = estimate_note(1.5, 100, "max")
-    assert "about 150 (query, passage) pairs" in note and "≈ 9 s" in note
+    note = estimate_note(ReadingEstimate(1.5, 420.0), 100, "max", 7000.0, measured=False)
+    assert "about 150 (query, passage) pairs" in note and "~420 tokens each" in note
+    assert "≈ 9.0 s" in note and "~7,000 tokens/s (typical of a 2-core CPU)" in note
+    short = estimate_note(ReadingEstimate(1.0, 80.0), 100, "max", 8000.0, measured=True)
+    assert "≈ 1.0 s" in short and "(measured on this server)" in short
 
 
 def test_passages_setting_round_trips_through_the_link() -> None:

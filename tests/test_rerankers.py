@@ -366,3 +366,33 @@ def test_unknown_encoder_offline_fails_fast_and_clearly() -> None:
     assert message.startswith("embedding model 'some-org/not-an-encoder' is not available")
     assert DEFAULT_ENCODER in message
     assert "\n" not in message
+
+
+def test_throughput_is_measured_on_the_rerankers_own_uncached_calls() -> None:
+    """The time estimates use the tokens per second this process measured; before any
+    call large enough to measure, the documented default."""
+    from core.models.cross_encoders import DEFAULT_TOKENS_PER_SECOND, Throughput, tokens_per_second
+
+    meter = Throughput(window=2, min_tokens=100)
+    meter.add(50, 1.0)  # too small: mostly fixed overhead
+    assert meter.rate is None
+    meter.add(1000, 1.0)
+    meter.add(3000, 1.0)
+    assert meter.rate == 2000.0
+    meter.add(500, 1.0)  # the window keeps the last two calls
+    assert meter.rate == 1750.0
+    assert tokens_per_second(None) == (DEFAULT_TOKENS_PER_SECOND, False)
+
+    reranker = load_reranker(PACKAGED_CROSS_ENCODER)
+    reranker.throughput = Throughput(min_tokens=1000)
+    docs = [
+        RerankDoc(str(i), f"throughput plot {i}: " + "a crew plans a heist " * 12)
+        for i in range(20)
+    ]
+    assert tokens_per_second(reranker) == (DEFAULT_TOKENS_PER_SECOND, False)
+    reranker.rank("a heist that goes wrong", docs)
+    rate, measured = tokens_per_second(reranker)
+    assert measured and rate > 0
+    before = reranker.throughput.rate
+    reranker.rank("a heist that goes wrong", docs)  # all from the cache: nothing measured
+    assert reranker.throughput.rate == before

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from core.data.documents import embed_text
 from core.search.hits import PassageMatch
 from core.search.passage_index import PassageVectorIndex
-from core.search.passages import AGGREGATES, PAIRS_PER_SECOND, format_seconds
+from core.search.passages import AGGREGATES, ReadingEstimate, format_seconds
 from core.search.pipeline import Candidate, SearchResult
 
 STOPWORDS = frozenset(
@@ -215,15 +215,24 @@ def reading_summary(result: SearchResult) -> str | None:
     return text
 
 
-def estimate_note(mean_passages: float, candidates: int, aggregate: str) -> str:
-    """What a query will cost: pairs and seconds (no cache hits) at the measured rate."""
-    pairs = mean_passages * candidates
-    seconds = pairs / PAIRS_PER_SECOND
+def estimate_note(
+    estimate: ReadingEstimate,
+    candidates: int,
+    aggregate: str,
+    tokens_per_second: float,
+    measured: bool,
+) -> str:
+    """What a query will cost: pairs and seconds (no cache hits) at the reranker's rate,
+    measured on this server's own scoring when it has scored enough already."""
+    pairs = estimate.pairs(candidates)
+    seconds = estimate.seconds(candidates, tokens_per_second)
+    source = "measured on this server" if measured else "typical of a 2-core CPU"
     return (
         f"Estimate: about {pairs:,.0f} (query, passage) pairs per query "
-        f"({mean_passages:.1f} per document, {AGGREGATES[aggregate]}) ≈ "
-        f"{format_seconds(seconds)} of cross-encoder time at ~{PAIRS_PER_SECOND:g} "
-        "pairs/s; cached pairs are free."
+        f"({estimate.passages_per_doc:.1f} per document, {AGGREGATES[aggregate]}; "
+        f"~{estimate.tokens_per_pair:,.0f} tokens each) ≈ {format_seconds(seconds)} of "
+        f"cross-encoder time at ~{tokens_per_second:,.0f} tokens/s ({source}); "
+        "cached pairs are free."
     )
 
 

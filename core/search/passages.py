@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.models.base import RerankDoc, Reranker, RerankResult, results_from_scores
-from core.models.cross_encoders import reranker_tokenizer
+from core.models.cross_encoders import DEFAULT_TOKENS_PER_SECOND, reranker_tokenizer
 from core.models.errors import SettingsError
 
 Aggregate = Literal["first", "max", "top2"]
@@ -52,10 +52,6 @@ DEFAULT_AGGREGATE: Aggregate = "max"
 DEFAULT_MAX_PER_DOC = 8
 DEFAULT_MAX_PER_QUERY = 1000
 MIN_WINDOW = 16
-# Cross-encoder pairs per second measured on this machine (2 shared cores, packaged
-# INT8 MiniLM-L-12, ~400-token pairs, other engineers' jobs running): the basis of the
-# time estimate shown before a long run. See the README.
-PAIRS_PER_SECOND = 17.0
 
 
 class PassageLimitError(SettingsError):
@@ -106,11 +102,13 @@ class PassageSettings:
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A window of a text: its text and its character span ``[start, end)``."""
+    """A window of a text: its text, its character span ``[start, end)`` and how many
+    of the reranker's tokens it holds (what the model reads of it)."""
 
     start: int
     end: int
     text: str
+    tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +186,7 @@ def split_text(
     offsets, words = enc.offsets, enc.word_ids
     n = len(offsets)
     if n <= window:
-        return DocPassages(doc_id, (Passage(0, len(text), text),), 1, n, True)
+        return DocPassages(doc_id, (Passage(0, len(text), text, n),), 1, n, True)
 
     def same_word(i: int) -> bool:
         return 0 < i < n and words[i] is not None and words[i] == words[i - 1]
@@ -216,7 +214,7 @@ def split_text(
     windows = len(spans)
     kept = spans[: settings.max_per_doc]
     passages = tuple(
-        Passage(offsets[a][0], offsets[b - 1][1], text[offsets[a][0] : offsets[b - 1][1]])
+        Passage(offsets[a][0], offsets[b - 1][1], text[offsets[a][0] : offsets[b - 1][1]], b - a)
         for a, b in kept
     )
     complete = windows <= settings.max_per_doc
@@ -232,7 +230,8 @@ def first_passage(
     enc = tokenizer.encode(text, add_special_tokens=False)
     n = len(enc.offsets)
     end = len(text) if n <= budget else (enc.offsets[budget - 1][1] if budget > 0 else 0)
-    return DocPassages(doc_id, (Passage(0, len(text), text),), 1, n, n <= budget), (0, end)
+    read = Passage(0, len(text), text, min(n, max(budget, 0)))
+    return DocPassages(doc_id, (read,), 1, n, n <= budget), (0, end)
 
 
 def aggregate_scores(scores: Sequence[float], how: str) -> tuple[float, int]:
@@ -259,6 +258,7 @@ class PassagePlan:
     budget: int
     docs: tuple[DocPassages, ...]
     read_spans: tuple[tuple[int, int], ...]  # "first": the span read of each doc
+    query_tokens: int = 0  # of every pair: the query and the special tokens
 
     @property
     def pairs(self) -> int:
@@ -266,9 +266,14 @@ class PassagePlan:
         return sum(len(d.passages) for d in self.docs)
 
     @property
-    def estimated_seconds(self) -> float:
-        """Seconds to score the pairs at :data:`PAIRS_PER_SECOND` (no cache hits)."""
-        return self.pairs / PAIRS_PER_SECOND
+    def tokens(self) -> int:
+        """Tokens the reranker reads over all the pairs."""
+        passages = sum(p.tokens for d in self.docs for p in d.passages)
+        return passages + self.pairs * self.query_tokens
+
+    def estimated_seconds(self, tokens_per_second: float = DEFAULT_TOKENS_PER_SECOND) -> float:
+        """Seconds to score the pairs at ``tokens_per_second`` (no cache hits)."""
+        return self.tokens / tokens_per_second
 
 
 def plan_passages(
@@ -292,11 +297,13 @@ def plan_passages(
             span = (0, len(doc.text))
         plans.append(plan)
         spans.append(span)
-    result = PassagePlan(query, settings, budget, tuple(plans), tuple(spans))
+    result = PassagePlan(
+        query, settings, budget, tuple(plans), tuple(spans), query_tokens=max_length - budget
+    )
     if result.pairs > settings.max_per_query:
         raise PassageLimitError(
             f"this query needs {result.pairs:,} passages (about "
-            f"{format_seconds(result.estimated_seconds)} to score), over the cap of "
+            f"{format_seconds(result.estimated_seconds())} to score), over the cap of "
             f"{settings.max_per_query:,}: raise the cap, lower the candidates or the "
             "passages per document, or use a larger stride"
         )
@@ -304,7 +311,9 @@ def plan_passages(
 
 
 def format_seconds(seconds: float) -> str:
-    """``"40 s"`` or ``"3.5 min"``."""
+    """``"0.8 s"``, ``"40 s"`` or ``"3.5 min"``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
@@ -386,31 +395,53 @@ def rank_passages(
     return ranked, reads
 
 
-def expected_passages(
+@dataclass(frozen=True)
+class ReadingEstimate:
+    """What reading one candidate costs on average, for a typical query: passages (pairs)
+    and the tokens of each pair (query and special tokens included)."""
+
+    passages_per_doc: float
+    tokens_per_pair: float
+
+    def pairs(self, candidates: int) -> float:
+        """(query, passage) pairs one query scores."""
+        return self.passages_per_doc * candidates
+
+    def seconds(self, candidates: int, tokens_per_second: float) -> float:
+        """Cross-encoder seconds for one query of ``candidates`` (no cache hits): the
+        work grows with the tokens read, so long pairs cost more than short ones."""
+        return self.pairs(candidates) * self.tokens_per_pair / tokens_per_second
+
+
+def estimate_reading(
     texts: Sequence[str],
     settings: PassageSettings,
     *,
     reranker: Reranker | None = None,
     max_length: int = 512,
     query: str = "a typical short query of about ten words here",
-) -> float:
-    """Mean passages per document over ``texts`` for a typical query: times the
-    candidates, the pairs one query will score (the estimate shown before a run)."""
+) -> ReadingEstimate:
+    """Mean passages per document and tokens per pair over ``texts`` (a sample of the
+    dataset) for a typical query: the estimate shown before a run."""
     if not texts:
-        return 0.0
-    if settings.aggregate == "first":
-        return 1.0
+        return ReadingEstimate(0.0, 0.0)
     tokenizer = reranker_tokenizer(reranker)
     budget = query_budget(tokenizer, query, max_length)
     # A text within one window is one passage: count tokens in one batch call, and
     # cut only the longer texts.
-    window = _window(settings, budget)
+    window = budget if settings.aggregate == "first" else _window(settings, budget)
     lengths = [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
-    total = sum(
-        len(split_text(str(i), t, tokenizer, budget, settings).passages) if n > window else 1
-        for i, (t, n) in enumerate(zip(texts, lengths, strict=True))
-    )
-    return total / len(texts)
+    passages = 0
+    tokens = 0
+    for i, (text, n) in enumerate(zip(texts, lengths, strict=True)):
+        if n <= window or settings.aggregate == "first":
+            passages, tokens = passages + 1, tokens + min(n, budget)
+            continue
+        doc = split_text(str(i), text, tokenizer, budget, settings)
+        passages += len(doc.passages)
+        tokens += sum(p.tokens for p in doc.passages)
+    query_tokens = max_length - budget
+    return ReadingEstimate(passages / len(texts), tokens / passages + query_tokens)
 
 
 class StoreScorer:
