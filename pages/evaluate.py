@@ -83,8 +83,8 @@ if source.startswith("SciFact"):
         total,
         min(50, total),
         key="eval_queries",
-        help=f"The first N of {total} judged test queries (all {total} take a few minutes "
-        "the first time; cross-encoder scores are then cached on disk).",
+        help=f"The first N of {total} judged test queries (the cost of each button is "
+        "shown below; cross-encoder scores are then cached on disk).",
     )
     labelled = LabelledSet.from_beir(source, beir, dataset, max_queries)
 else:
@@ -120,6 +120,7 @@ options = SecondStage(
 first_encoder = encoder_id if retriever != "bm25" else None
 run_key = (labelled.run_key(candidates, rerank_on, first_encoder, options), threshold)
 tune_key = (labelled.tune_key(candidates), threshold)
+panels.cost_caption(labelled, depth if rerank_on else None, candidates, encoders)
 run_col, tune_col = st.columns([1, 3])
 if action_button("Run evaluation", "eval_run", where=run_col, type="primary"):
     with running_action("eval_run"):

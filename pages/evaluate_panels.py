@@ -10,10 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.data.documents import rerank_text
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
+from core.models.cross_encoders import tokens_per_second
 from core.models.errors import CoreError
 from core.present.charts import movement_chart, outcome_chart
 from core.present.evaluate_state import LabelledSet, applied_view
+from core.present.passages import evaluation_cost_note, sample_texts
 from core.present.tables import (
     best_per_stage_table,
     evaluation_stages,
@@ -35,6 +38,7 @@ from core.quality.tuning import (
 )
 from core.quality.tuning import tune as tune_settings
 from core.search.activity import visitor_search
+from core.search.passages import PassageSettings, estimate_reading
 from core.search.pipeline import search_with_rerank
 from core.search.retrievers import make_retriever
 from core.search.scorestore import ScoreStore
@@ -89,13 +93,40 @@ def evaluate(
     return report
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _tokens_per_pair(content_hash: str, _dataset, fields: tuple[str, ...]) -> float:
+    texts = [rerank_text(r, fields) for r in sample_texts(_dataset.records)]
+    return estimate_reading(texts, PassageSettings(aggregate="first")).tokens_per_pair
+
+
+def cost_caption(
+    labelled: LabelledSet, depth: int | None, candidates: int, encoders: list[str]
+) -> None:
+    """Before running: the most pairs each button will score, and how long that takes."""
+    dataset = labelled.dataset
+    tokens = _tokens_per_pair(dataset.content_hash, dataset, tuple(labelled.rerank_fields))
+    try:
+        reranker = common.get_reranker(PACKAGED_CROSS_ENCODER)
+    except CoreError:  # the run says why; the estimate uses the default rate
+        reranker = None
+    rate, measured = tokens_per_second(reranker, tokens)
+    stages = len(_stages(encoders))
+    st.caption(
+        evaluation_cost_note(labelled.num_judged, depth, candidates, stages, tokens, rate, measured)
+    )
+
+
+def _stages(encoders: list[str]):
+    return default_stages(DEFAULT_ENCODER, BGE_SMALL if BGE_SMALL in encoders else None)
+
+
 def tune(
     labelled: LabelledSet, candidates: int, encoders: list[str], threshold: int = 1
 ) -> TuneReport:
     """Cross-validate the grid of first stages, depths and weights, with a progress bar,
     and time the cross-encoder at each depth (3 queries, live); an error is shown and
     stops the page."""
-    stages = default_stages(DEFAULT_ENCODER, BGE_SMALL if BGE_SMALL in encoders else None)
+    stages = _stages(encoders)
     loaded = {s.encoder: common.get_encoder(s.encoder) for s in stages if s.encoder}
     cross_encoder = common.get_reranker(PACKAGED_CROSS_ENCODER)
     bar, progress = _progress_bar()

@@ -107,7 +107,7 @@ def passage_estimate(
         return
     estimate = _reading(dataset.content_hash, dataset, fields, settings)
     if estimate.passages_per_doc > 1.0 or settings.aggregate != "first":
-        rate, measured = tokens_per_second(reranker)
+        rate, measured = tokens_per_second(reranker, estimate.tokens_per_pair)
         st.caption(estimate_note(estimate, candidates, settings.aggregate, rate, measured))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.present.passages import (
     describe_read,
     estimate_note,
+    evaluation_cost_note,
     highlight_html,
     highlight_segments,
     passage_rows,
@@ -105,6 +106,18 @@ def test_estimate_note() -> None:
     assert "≈ 9.0 s" in note and "~7,000 tokens/s (typical of a 2-core CPU)" in note
     short = estimate_note(ReadingEstimate(1.0, 80.0), 100, "max", 8000.0, measured=True)
     assert "≈ 1.0 s" in short and "(measured on this server)" in short
+
+
+def test_evaluation_cost_note_prices_both_buttons_by_tokens() -> None:
+    note = evaluation_cost_note(50, 100, 100, 4, 350.0, 7000.0, measured=False)
+    # 5,000 pairs x 350 tokens / 7,000 tokens/s = 250 s; the grid: 4 stages' candidates.
+    assert "Run evaluation scores up to 5,000 (query, document) pairs ≈ 4.2 min" in note
+    assert "Find the best setting up to 20,000 (query, document) pairs ≈ 16.7 min" in note
+    assert "(4 first stages, whose candidates overlap)" in note
+    assert "~350 tokens per pair at ~7,000 tokens/s (typical of a 2-core CPU)" in note
+    off = evaluation_cost_note(4, None, 20, 4, 80.0, 8000.0, measured=True)
+    assert "Run evaluation" not in off  # reranking off: the first stage alone is free
+    assert "up to 320 (query, document) pairs ≈ 3.2 s" in off and "measured on this" in off
 
 
 def test_passages_setting_round_trips_through_the_link() -> None:

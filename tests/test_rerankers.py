@@ -371,17 +371,32 @@ def test_unknown_encoder_offline_fails_fast_and_clearly() -> None:
 def test_throughput_is_measured_on_the_rerankers_own_uncached_calls() -> None:
     """The time estimates use the tokens per second this process measured; before any
     call large enough to measure, the documented default."""
-    from core.models.cross_encoders import DEFAULT_TOKENS_PER_SECOND, Throughput, tokens_per_second
+    from core.models.cross_encoders import (
+        DEFAULT_TOKENS_PER_SECOND,
+        Throughput,
+        length_factor,
+        tokens_per_second,
+    )
 
-    meter = Throughput(window=2, min_tokens=100)
+    meter = Throughput(window=3, min_tokens=100)
     meter.add(50, 1.0)  # too small: mostly fixed overhead
     assert meter.rate is None
-    meter.add(1000, 1.0)
-    meter.add(3000, 1.0)
+    meter.add(1000, 1.0, pairs=10)  # 100-token pairs
+    meter.add(3000, 1.0, pairs=10)  # 300-token pairs
     assert meter.rate == 2000.0
-    meter.add(500, 1.0)  # the window keeps the last two calls
-    assert meter.rate == 1750.0
+    assert meter.rate_for(90.0) == 1000.0  # calls of similar pairs only
+    assert meter.rate_for(330.0) == 3000.0
+    # None similar: every call's seconds carried over to pairs of that length.
+    seconds = sum(length_factor(1000) / length_factor(n) for n in (100, 300))
+    assert meter.rate_for(1000.0) == pytest.approx(4000 / seconds)
+    assert meter.rate_for(1000.0) < 2000.0
+    meter.add(500, 1.0, pairs=5)
+    meter.add(600, 1.0, pairs=6)  # the window keeps the last three calls
+    assert meter.rate == pytest.approx(4100 / 3) and meter.rate_for(100.0) == 550.0
     assert tokens_per_second(None) == (DEFAULT_TOKENS_PER_SECOND, False)
+    # Unmeasured: this machine's model, slower per token for longer pairs.
+    assert tokens_per_second(None, 85.0)[0] == pytest.approx(7700, rel=0.01)
+    assert tokens_per_second(None, 340.0)[0] == pytest.approx(5770, rel=0.01)
 
     reranker = load_reranker(PACKAGED_CROSS_ENCODER)
     reranker.throughput = Throughput(min_tokens=1000)

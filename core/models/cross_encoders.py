@@ -29,44 +29,80 @@ from core.models.hub import load_hub_model, quiet_transformers
 from core.models.parallel import WorkerPool, default_workers
 
 DEFAULT_SCORE_CACHE_SIZE = 20_000
-# Tokens per second of the packaged INT8 MiniLM-L-12 on the 2-core machine this was
-# built on, used until a process has measured its own: 50 movie pairs (~3,700 tokens)
-# in ~0.44 s quiet, ~17 SciFact pairs/s (~400 tokens each) with other jobs running.
-DEFAULT_TOKENS_PER_SECOND = 7_000.0
+# How fast the packaged INT8 MiniLM-L-12 reads, on the 2-core machine this was built
+# on, until a process has measured its own calls. Its speed falls with the pair's
+# length (attention grows with its square): tokens/s = RATE_AT_ZERO / (1 + n / LENGTH_SCALE)
+# for pairs of n tokens, fitted to ~7,700 tokens/s on movie pairs (~85 tokens) and
+# ~5,770 on SciFact's (~340; 5,000 pairs in 295 s).
+RATE_AT_ZERO = 8_670.0
+LENGTH_SCALE = 677.0
+DEFAULT_TOKENS_PER_SECOND = 7_000.0  # pairs of ~160 tokens
+
+
+def length_factor(tokens_per_pair: float) -> float:
+    """How much slower per token pairs of this length run than very short ones."""
+    return 1.0 + tokens_per_pair / LENGTH_SCALE
 
 
 class Throughput:
     """Tokens per second of one reranker's uncached scoring, measured on this process's
     own calls: the last ``window`` calls of at least ``min_tokens`` tokens (smaller ones
-    are mostly fixed overhead). Thread-safe; shared by every session using the model."""
+    are mostly fixed overhead). Long pairs run fewer tokens per second than short ones
+    (attention grows with the square of the length: SciFact's ~340-token pairs ~5,800
+    tokens/s here, movies' ~85-token pairs ~7,700), so a rate for pairs of a given
+    length comes from calls of similar pairs when there are some. Thread-safe; shared
+    by every session using the model."""
 
-    def __init__(self, window: int = 32, min_tokens: int = 1_000) -> None:
+    def __init__(self, window: int = 64, min_tokens: int = 1_000) -> None:
         self.min_tokens = min_tokens
-        self._calls: deque[tuple[int, float]] = deque(maxlen=window)
+        self._calls: deque[tuple[int, int, float]] = deque(maxlen=window)
         self._lock = threading.Lock()
 
-    def add(self, tokens: int, seconds: float) -> None:
-        """Record one call: ``tokens`` scored in ``seconds`` of wall time."""
-        if tokens >= self.min_tokens and seconds > 0:
+    def add(self, tokens: int, seconds: float, pairs: int = 1) -> None:
+        """Record one call: ``pairs`` pairs of ``tokens`` tokens in all, scored in
+        ``seconds`` of wall time."""
+        if tokens >= self.min_tokens and seconds > 0 and pairs > 0:
             with self._lock:
-                self._calls.append((tokens, seconds))
+                self._calls.append((tokens, pairs, seconds))
 
-    @property
-    def rate(self) -> float | None:
-        """Tokens per second over the recorded calls; None before the first."""
+    def rate_for(self, tokens_per_pair: float | None = None) -> float | None:
+        """Tokens per second over the recorded calls whose pairs are within a factor 1.5
+        of ``tokens_per_pair`` long; if none is, every call's rate carried over to that
+        length by :func:`length_factor`; None before the first call."""
         with self._lock:
             calls = list(self._calls)
         if not calls:
             return None
-        return sum(t for t, _ in calls) / sum(s for _, s in calls)
+        if tokens_per_pair:
+            similar = [c for c in calls if 1 / 1.5 <= c[0] / c[1] / tokens_per_pair <= 1.5]
+            if not similar:
+                # Seconds each call would have taken for pairs of the wanted length.
+                scaled = sum(
+                    s * length_factor(tokens_per_pair) / length_factor(t / p) for t, p, s in calls
+                )
+                return sum(t for t, _, _ in calls) / scaled
+            calls = similar
+        return sum(t for t, _, _ in calls) / sum(s for _, _, s in calls)
+
+    @property
+    def rate(self) -> float | None:
+        """Tokens per second over every recorded call; None before the first."""
+        return self.rate_for(None)
 
 
-def tokens_per_second(reranker: object | None) -> tuple[float, bool]:
-    """How fast ``reranker`` scores, in tokens per second, and whether that was measured
-    in this process (else :data:`DEFAULT_TOKENS_PER_SECOND`)."""
+def tokens_per_second(
+    reranker: object | None, tokens_per_pair: float | None = None
+) -> tuple[float, bool]:
+    """How fast ``reranker`` scores pairs of about ``tokens_per_pair`` tokens, in tokens
+    per second, and whether that was measured in this process (else this machine's
+    model: :data:`RATE_AT_ZERO`, :func:`length_factor`)."""
     meter = getattr(reranker, "throughput", None)
-    rate = meter.rate if isinstance(meter, Throughput) else None
-    return (rate, True) if rate else (DEFAULT_TOKENS_PER_SECOND, False)
+    rate = meter.rate_for(tokens_per_pair) if isinstance(meter, Throughput) else None
+    if rate:
+        return rate, True
+    if tokens_per_pair:
+        return RATE_AT_ZERO / length_factor(tokens_per_pair), False
+    return DEFAULT_TOKENS_PER_SECOND, False
 
 
 class ScoreCache:
@@ -256,7 +292,7 @@ class OnnxCrossEncoder:
 
         self._pool.map(run, batches)
         tokens = sum(len(e.ids) for e in encodings)
-        self.throughput.add(tokens, time.perf_counter() - start)
+        self.throughput.add(tokens, time.perf_counter() - start, len(encodings))
         return scores, truncated
 
     def rank(
@@ -328,7 +364,7 @@ class SentenceTransformersCrossEncoder:
                 pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
             )
             seconds = time.perf_counter() - start
-        self.throughput.add(sum(min(n, self.max_length) for n in lengths), seconds)
+        self.throughput.add(sum(min(n, self.max_length) for n in lengths), seconds, len(docs))
         truncated = [n > self.max_length for n in lengths]
         flat = np.asarray(scores, dtype=np.float32).reshape(len(docs), -1)[:, 0]
         return results_from_scores(docs, flat.tolist(), self.score_kind, top_n, truncated)

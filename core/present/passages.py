@@ -226,13 +226,49 @@ def estimate_note(
     measured on this server's own scoring when it has scored enough already."""
     pairs = estimate.pairs(candidates)
     seconds = estimate.seconds(candidates, tokens_per_second)
-    source = "measured on this server" if measured else "typical of a 2-core CPU"
     return (
         f"Estimate: about {pairs:,.0f} (query, passage) pairs per query "
         f"({estimate.passages_per_doc:.1f} per document, {AGGREGATES[aggregate]}; "
         f"~{estimate.tokens_per_pair:,.0f} tokens each) ≈ {format_seconds(seconds)} of "
-        f"cross-encoder time at ~{tokens_per_second:,.0f} tokens/s ({source}); "
-        "cached pairs are free."
+        f"cross-encoder time {_at_rate(tokens_per_second, measured)}; cached pairs are free."
+    )
+
+
+def _at_rate(tokens_per_second: float, measured: bool) -> str:
+    source = "measured on this server" if measured else "typical of a 2-core CPU"
+    return f"at ~{tokens_per_second:,.0f} tokens/s ({source})"
+
+
+def evaluation_cost_note(
+    queries: int,
+    depth: int | None,
+    candidates: int,
+    stages: int,
+    tokens_per_pair: float,
+    tokens_per_second: float,
+    measured: bool,
+) -> str:
+    """What pressing the Evaluate page's buttons will cost at most (no cache hits):
+    *Run evaluation* reranks ``depth`` candidates of each query (None: no reranking),
+    *Find the best setting* the top ``candidates`` of each of ``stages`` first stages
+    (an upper bound: their candidates overlap)."""
+
+    def cost(pairs: int) -> str:
+        seconds = pairs * tokens_per_pair / tokens_per_second
+        return f"{pairs:,} (query, document) pairs ≈ {format_seconds(seconds)}"
+
+    parts = []
+    if depth:
+        parts.append(f"Run evaluation scores up to {cost(queries * depth)}")
+    parts.append(
+        f"Find the best setting up to {cost(queries * candidates * stages)} "
+        f"({stages} first stages, whose candidates overlap)"
+    )
+    return (
+        "Cross-encoder cost: "
+        + "; ".join(parts)
+        + f", ~{tokens_per_pair:,.0f} tokens per pair {_at_rate(tokens_per_second, measured)}."
+        " Pairs already in the score cache cost nothing."
     )
 
 
