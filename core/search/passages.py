@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.models.base import RerankDoc, Reranker, RerankResult, results_from_scores
-from core.models.cross_encoders import DEFAULT_TOKENS_PER_SECOND, reranker_tokenizer
+from core.models.cross_encoders import reranker_tokenizer
+from core.models.cross_encoders import tokens_per_second as tokens_per_second_of
 from core.models.errors import SettingsError
 
 Aggregate = Literal["first", "max", "top2"]
@@ -271,8 +272,11 @@ class PassagePlan:
         passages = sum(p.tokens for d in self.docs for p in d.passages)
         return passages + self.pairs * self.query_tokens
 
-    def estimated_seconds(self, tokens_per_second: float = DEFAULT_TOKENS_PER_SECOND) -> float:
-        """Seconds to score the pairs at ``tokens_per_second`` (no cache hits)."""
+    def estimated_seconds(self, tokens_per_second: float | None = None) -> float:
+        """Seconds to score the pairs at ``tokens_per_second`` (no cache hits; default:
+        this machine's rate for pairs of their mean length)."""
+        if tokens_per_second is None:
+            tokens_per_second, _ = tokens_per_second_of(None, self.tokens / max(self.pairs, 1))
         return self.tokens / tokens_per_second
 
 
