@@ -112,7 +112,15 @@ def cost_caption(
     rate, measured = tokens_per_second(reranker, tokens)
     stages = len(_stages(encoders))
     st.caption(
-        evaluation_cost_note(labelled.num_judged, depth, candidates, stages, tokens, rate, measured)
+        evaluation_cost_note(
+            labelled.num_judged,
+            min(depth, len(dataset)) if depth else None,  # a small dataset has fewer
+            min(candidates, len(dataset)),
+            stages,
+            tokens,
+            rate,
+            measured,
+        )
     )
 
 

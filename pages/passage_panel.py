@@ -108,7 +108,8 @@ def passage_estimate(
     estimate = _reading(dataset.content_hash, dataset, fields, settings)
     if estimate.passages_per_doc > 1.0 or settings.aggregate != "first":
         rate, measured = tokens_per_second(reranker, estimate.tokens_per_pair)
-        st.caption(estimate_note(estimate, candidates, settings.aggregate, rate, measured))
+        read = min(candidates, len(dataset))  # a small dataset has fewer candidates
+        st.caption(estimate_note(estimate, read, settings.aggregate, rate, measured))
 
 
 def dense_caption(result: SearchResult, build) -> None:
