@@ -70,6 +70,17 @@ def browser_text(key: str) -> str | None:
     return None
 
 
+def stage_progress():
+    """A progress bar and the ``progress(done, total, stage)`` callback that fills it, for
+    work reported stage by stage (evaluations, tuning, A vs B)."""
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.progress(done / max(total, 1), text=f"{stage}: {done:,} / {total:,}")
+
+    return bar, progress
+
+
 def together_api_key() -> str | None:
     """The Together key: the session's password field, Streamlit secrets, or the env."""
     try:

@@ -14,7 +14,7 @@ from core.present.views import escape_markdown
 from core.quality.evaluation import PRIMARY_METRIC, evaluate_pair
 from core.search.scorestore import ScoreStore
 from pages.actions import action_button, running_action
-from pages.common import get_encoder, reranker_for, together_api_key
+from pages.common import get_encoder, reranker_for, stage_progress, together_api_key
 from pages.h2h_panel import seed_picker, spec_picker
 
 VERDICT_BOX = {"B better": st.success, "A better": st.success}
@@ -45,42 +45,9 @@ def pair_panel(labelled: LabelledSet, *, retriever: str, encoder_id: str, candid
         )
         if action_button("Compare A and B", "pair_run", type="primary"):
             with running_action("pair_run"):
-                bar = st.progress(0.0, text="Starting…")
-
-                def progress(done: int, total: int, stage: str) -> None:
-                    bar.progress(done / max(total, 1), text=f"{stage}: {done:,} / {total:,}")
-
-                try:
-                    api_key = together_api_key()
-                    models = {
-                        s.reranker: reranker_for(s.reranker, api_key)
-                        for s in (a, b)
-                        if not s.is_none
-                    }
-                    report = evaluate_pair(
-                        labelled.dataset,
-                        labelled.queries,
-                        labelled.qrels,
-                        a=a,
-                        b=b,
-                        reranker_a=models.get(a.reranker),
-                        reranker_b=models.get(b.reranker),
-                        encoder=get_encoder(encoder_id) if retriever != "bm25" else None,
-                        retriever=retriever,
-                        candidates=candidates,
-                        embed_fields=labelled.embed_fields,
-                        rerank_fields=labelled.rerank_fields,
-                        rerank_style=labelled.rerank_style,  # type: ignore[arg-type]
-                        max_queries=labelled.max_queries,
-                        ignore_identical_ids=labelled.ignore_identical_ids,
-                        store=ScoreStore(),
-                        progress=progress,
-                    )
-                except CoreError as exc:
-                    bar.empty()
-                    st.error(str(exc), icon="🚫")
+                report = _compare(labelled, a, b, retriever, encoder_id, candidates)
+                if report is None:
                     return
-                bar.empty()
                 state.pair_report = (run_key, report)
         stored = state.get("pair_report")
         if stored is None or stored[0] != run_key:
@@ -121,6 +88,39 @@ def pair_panel(labelled: LabelledSet, *, retriever: str, encoder_id: str, candid
             "text/csv",
             on_click="ignore",
         )
+
+
+def _compare(labelled: LabelledSet, a, b, retriever: str, encoder_id: str, candidates: int):
+    """Run A and B on the same candidates with a progress bar; None (error shown) on a
+    :class:`CoreError`."""
+    bar, progress = stage_progress()
+    try:
+        api_key = together_api_key()
+        models = {s.reranker: reranker_for(s.reranker, api_key) for s in (a, b) if not s.is_none}
+        return evaluate_pair(
+            labelled.dataset,
+            labelled.queries,
+            labelled.qrels,
+            a=a,
+            b=b,
+            reranker_a=models.get(a.reranker),
+            reranker_b=models.get(b.reranker),
+            encoder=get_encoder(encoder_id) if retriever != "bm25" else None,
+            retriever=retriever,
+            candidates=candidates,
+            embed_fields=labelled.embed_fields,
+            rerank_fields=labelled.rerank_fields,
+            rerank_style=labelled.rerank_style,  # type: ignore[arg-type]
+            max_queries=labelled.max_queries,
+            ignore_identical_ids=labelled.ignore_identical_ids,
+            store=ScoreStore(),
+            progress=progress,
+        )
+    except CoreError as exc:
+        st.error(str(exc), icon="🚫")
+        return None
+    finally:
+        bar.empty()
 
 
 if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)

@@ -48,15 +48,6 @@ from pages.actions import switch_later
 VERDICT_BOX = {"better": st.success, "worse": st.error, "within noise": st.info}
 
 
-def _progress_bar():
-    bar = st.progress(0.0, text="Starting…")
-
-    def progress(done: int, total: int, stage: str) -> None:
-        bar.progress(done / max(total, 1), text=f"{stage}: {done:,} / {total:,}")
-
-    return bar, progress
-
-
 def evaluate(
     labelled: LabelledSet,
     encoder_id: str | None,
@@ -69,7 +60,7 @@ def evaluate(
     an error is shown and stops the page."""
     encoder = common.get_encoder(encoder_id) if encoder_id is not None else None
     reranker = common.get_reranker(PACKAGED_CROSS_ENCODER) if rerank else None
-    bar, progress = _progress_bar()
+    bar, progress = common.stage_progress()
     run = {
         "encoder": encoder,
         "reranker": reranker,
@@ -137,7 +128,7 @@ def tune(
     stages = _stages(encoders)
     loaded = {s.encoder: common.get_encoder(s.encoder) for s in stages if s.encoder}
     cross_encoder = common.get_reranker(PACKAGED_CROSS_ENCODER)
-    bar, progress = _progress_bar()
+    bar, progress = common.stage_progress()
     try:
         bench = prepare(
             labelled.dataset,
