@@ -26,7 +26,7 @@ from core.models.base import (
     results_from_scores,
 )
 from core.models.hub import load_hub_model, quiet_transformers
-from core.models.parallel import WorkerPool, default_workers
+from core.models.parallel import WorkerPool, default_workers, in_background
 
 DEFAULT_SCORE_CACHE_SIZE = 20_000
 # How fast the packaged INT8 MiniLM-L-12 reads, on the 2-core machine this was built
@@ -60,8 +60,9 @@ class Throughput:
 
     def add(self, tokens: int, seconds: float, pairs: int = 1) -> None:
         """Record one call: ``pairs`` pairs of ``tokens`` tokens in all, scored in
-        ``seconds`` of wall time."""
-        if tokens >= self.min_tokens and seconds > 0 and pairs > 0:
+        ``seconds`` of wall time. Background work (the warm-up) is not recorded: it gives
+        way to visitors, so its wall time says nothing of the model's speed."""
+        if tokens >= self.min_tokens and seconds > 0 and pairs > 0 and not in_background():
             with self._lock:
                 self._calls.append((tokens, pairs, seconds))
 

@@ -29,6 +29,12 @@ _YIELD_TO: contextvars.ContextVar[Priority | None] = contextvars.ContextVar(
 )
 
 
+def in_background() -> bool:
+    """Whether this thread's model calls run as :func:`background` work (they give way to
+    visitors, so their wall time is not the model's speed)."""
+    return _YIELD_TO.get() is not None
+
+
 @contextmanager
 def background(priority: Priority) -> Iterator[None]:
     """Run the ``with`` block's model calls as background work: between two items, a
