@@ -53,10 +53,10 @@ PAGE_MODULES = (
     "altair",
     "core.present.charts",
     "core.present.search_state",
-    "pages.common",
-    "pages.search_sidebar",
-    "pages.search_results",
-    "pages.passage_panel",
+    "pages.widgets.common",
+    "pages.widgets.search_sidebar",
+    "pages.widgets.search_results",
+    "pages.widgets.passage_panel",
 )
 
 

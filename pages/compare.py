@@ -19,8 +19,8 @@ from core.present.walkthrough import (
 )
 from core.quality.headtohead import RerankSpec, parse_spec
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
-from pages.common import BUILTIN_LABELS
-from pages.h2h_panel import (
+from pages.widgets.common import BUILTIN_LABELS
+from pages.widgets.h2h_panel import (
     run_head_to_head,
     seed_picker,
     show_charts,

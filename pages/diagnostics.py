@@ -17,8 +17,8 @@ from core.present.diagnostics_state import (
     settings_from_widgets,
 )
 from core.present.views import EXAMPLE_QUERIES, NO_RERANK, SearchSettings, escape_markdown
-from pages import common
-from pages.diagnostics_views import ablation_view, ceiling_view, settings_sidebar
+from pages.widgets import common
+from pages.widgets.diagnostics_views import ablation_view, ceiling_view, settings_sidebar
 from serve import ensure_navigation
 
 ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)

@@ -13,11 +13,11 @@ from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
 from core.present.views import escape_markdown
 from core.quality.evaluation import SecondStage, beir_to_dataset
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
-from pages import evaluate_panels as panels
-from pages import quality_panels as quality
-from pages.actions import action_button, running_action, switch_if_asked
-from pages.common import BUILTIN_LABELS, collection_labels, load_named_dataset
-from pages.eval_pair import pair_panel
+from pages.widgets import evaluate_panels as panels
+from pages.widgets import quality_panels as quality
+from pages.widgets.actions import action_button, running_action, switch_if_asked
+from pages.widgets.common import BUILTIN_LABELS, collection_labels, load_named_dataset
+from pages.widgets.eval_pair import pair_panel
 from serve import ensure_navigation
 
 ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)

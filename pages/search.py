@@ -28,9 +28,9 @@ from core.present.views import (
     escape_markdown,
 )
 from core.search.milvus import is_milvus_reference
-from pages import search_results as results
-from pages import search_sidebar as sidebar
-from pages.common import (
+from pages.widgets import search_results as results
+from pages.widgets import search_sidebar as sidebar
+from pages.widgets.common import (
     BUILTIN_LABELS,
     browser_text,
     encoder_for,
@@ -42,10 +42,10 @@ from pages.common import (
     reranker_for,
     together_api_key,
 )
-from pages.h2h_panel import search_compare_panel
-from pages.milvus_panel import milvus_box
-from pages.passage_panel import dense_caption, passage_estimate
-from pages.upload_panel import quality_report, upload_box
+from pages.widgets.h2h_panel import search_compare_panel
+from pages.widgets.milvus_panel import milvus_box
+from pages.widgets.passage_panel import dense_caption, passage_estimate
+from pages.widgets.upload_panel import quality_report, upload_box
 from serve import ensure_navigation
 
 ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)

@@ -13,8 +13,14 @@ from core.present.views import escape_markdown
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough
 from core.quality.blind import make_vote, pairwise_csv, tally, votes_csv, votes_json
 from core.quality.headtohead import parse_spec
-from pages.actions import action_button, running_action
-from pages.h2h_panel import run_head_to_head, show_blind, show_charts, show_figures, show_large
+from pages.widgets.actions import action_button, running_action
+from pages.widgets.h2h_panel import (
+    run_head_to_head,
+    show_blind,
+    show_charts,
+    show_figures,
+    show_large,
+)
 
 state = st.session_state
 

@@ -75,7 +75,7 @@ def bats_app() -> AppTest:
 @pytest.fixture
 def movies_unavailable(monkeypatch, tmp_path):
     """The movies file is gone: point the env var at nothing and forget the cached copy."""
-    from pages.common import get_dataset, load_named_dataset
+    from pages.widgets.common import get_dataset, load_named_dataset
 
     monkeypatch.setenv("RERANK_MOVIES_PATH", str(tmp_path / "gone" / "movies.json"))
     get_dataset.clear()

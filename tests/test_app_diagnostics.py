@@ -1,6 +1,6 @@
 """The "Ceiling & fields" page (pages/diagnostics.py) with AppTest.
 
-The deterministic fakes stand in for the models: ``pages.common.get_encoder`` and
+The deterministic fakes stand in for the models: ``pages.widgets.common.get_encoder`` and
 ``get_reranker`` are patched, and the page imports them from there on every run.
 Everything runs on the 40-record sample dataset, where the fake bi-encoder's order is
 computed below independently of the page. One test (slow) opens the page on movies
@@ -74,12 +74,12 @@ def fake_order(sample) -> list[str]:
 @pytest.fixture
 def fakes(monkeypatch, tmp_path, fake_order):
     """Fake models in the page; the reranker loves what retrieval ranks last."""
-    import pages.common
+    import pages.widgets.common
 
     # scores: the last retrieved 3.0, the first 2.0, the 12th 1.0, the rest 0
     reranker = FakeReranker({fake_order[-1]: 3.0, fake_order[0]: 2.0, fake_order[11]: 1.0})
-    monkeypatch.setattr(pages.common, "get_reranker", lambda model_id: reranker)
-    monkeypatch.setattr(pages.common, "get_encoder", lambda model_id: FakeEncoder())
+    monkeypatch.setattr(pages.widgets.common, "get_reranker", lambda model_id: reranker)
+    monkeypatch.setattr(pages.widgets.common, "get_encoder", lambda model_id: FakeEncoder())
     monkeypatch.setenv("RERANK_CACHE_DIR", str(tmp_path / "cache"))
     clear_memory_cache()
     yield reranker
@@ -144,10 +144,10 @@ def test_ceiling_view_with_fakes(fakes, fake_order, sample) -> None:
 def test_field_ablation_view_with_a_word_counting_reranker(
     monkeypatch, fakes, sample, fake_order
 ) -> None:
-    import pages.common
+    import pages.widgets.common
 
     reranker = WordReranker()
-    monkeypatch.setattr(pages.common, "get_reranker", lambda model_id: reranker)
+    monkeypatch.setattr(pages.widgets.common, "get_reranker", lambda model_id: reranker)
     at = open_page(dataset="sample", query=SAMPLE_BATS, candidates=10, results=5, view="fields")
     assert_no_exception(at)
     # the same ablation, computed directly on the fake retrieval's first 10
@@ -214,7 +214,7 @@ def test_too_large_for_the_ceiling_but_fine_for_the_ablation(monkeypatch, fakes)
 
 
 def test_unavailable_dataset_says_why(monkeypatch, tmp_path) -> None:
-    from pages.common import get_dataset, load_named_dataset
+    from pages.widgets.common import get_dataset, load_named_dataset
 
     monkeypatch.setenv("RERANK_MOVIES_PATH", str(tmp_path / "gone" / "movies.json"))
     get_dataset.clear()

@@ -34,7 +34,7 @@ from core.quality.evaluation import (
     evaluate_judgments,
 )
 from core.search.pipeline import search_with_rerank
-from pages.actions import PENDING
+from pages.widgets.actions import PENDING
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGMENTS_SOURCE = "Judgments CSV on a dataset"

@@ -9,6 +9,7 @@ wrong direction.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def module_name(path: Path) -> str:
 
 
 def project_files() -> list[Path]:
-    return sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "pages").glob("*.py")])
+    return sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "pages").rglob("*.py")])
 
 
 def test_layer_of_reads_the_tree() -> None:
@@ -57,7 +58,7 @@ def test_layer_of_reads_the_tree() -> None:
     assert layer_of("core.models.base") == "models"
     assert layer_of("core.search.pipeline") == "search"
     assert layer_of("core.cli") == "top"
-    assert layer_of("pages.common") == "top"
+    assert layer_of("pages.widgets.common") == "top"
     assert layer_of("numpy") is None
 
 
@@ -106,3 +107,14 @@ def test_every_package_says_what_it_is_for_and_may_import() -> None:
     for package in LAYERS[:-1]:
         doc = ast.get_docstring(ast.parse((ROOT / "core" / package / "__init__.py").read_text()))
         assert doc and "May import" in doc, package
+
+
+def test_pages_holds_only_the_pages_the_navigation_lists() -> None:
+    """``pages/`` holds exactly the scripts app.py's ``st.navigation`` lists (so none
+    needs a guard against being opened as a page); their building blocks live in
+    ``pages/widgets/``, which Streamlit's pages-directory mode never reads."""
+    listed = set(re.findall(r'st\.Page\(\s*"pages/(\w+)\.py"', (ROOT / "app.py").read_text()))
+    scripts = {p.stem for p in (ROOT / "pages").glob("*.py")}
+    assert listed and scripts == listed, (sorted(scripts - listed), sorted(listed - scripts))
+    for path in (ROOT / "pages" / "widgets").glob("*.py"):
+        assert "ensure_navigation" not in path.read_text(), path.name

@@ -106,19 +106,6 @@ def test_upload_limits_agree() -> None:
     assert flags([], {"RERANK_MAX_UPLOAD_MB": "lots"}) == []
 
 
-def test_every_module_in_pages_recovers_when_opened_as_a_page() -> None:
-    """In pages-directory mode every file of pages/ is a page: helpers guard themselves
-    when run as a script, so a link to one recovers like a page's link does."""
-    for path in sorted((ROOT / "pages").glob("*.py")):
-        source = path.read_text()
-        if path.stem in ("search", "diagnostics", "evaluate", "about"):
-            continue  # checked above: the guard is their first statement
-        if path.stem == "__init__":
-            continue
-        assert 'if __name__ == "__main__":' in source, f"pages/{path.name}"
-        assert source.rstrip().endswith("ensure_navigation()"), f"pages/{path.name}"
-
-
 def test_the_page_modules_preload_imports_and_reports_failures(capsys) -> None:
     assert serve.preload(serve.PAGE_MODULES) == []
     assert serve.preload(("core.no_such_module",)) == ["core.no_such_module"]

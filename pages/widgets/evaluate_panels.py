@@ -42,8 +42,8 @@ from core.search.passages import PassageSettings, estimate_reading
 from core.search.pipeline import search_with_rerank
 from core.search.retrievers import make_retriever
 from core.search.scorestore import ScoreStore
-from pages import common
-from pages.actions import switch_later
+from pages.widgets import common
+from pages.widgets.actions import switch_later
 
 VERDICT_BOX = {"better": st.success, "worse": st.error, "within noise": st.info}
 
@@ -281,9 +281,3 @@ def open_query(report: EvaluationReport, labelled: LabelledSet) -> None:
         col.markdown(f"**{title}**")
         col.dataframe(marked_order(items, rank, relevant), hide_index=True)
     st.altair_chart(movement_chart(result, marked=relevant), width="stretch")
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

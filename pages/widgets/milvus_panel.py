@@ -7,7 +7,7 @@ import streamlit as st
 from core.models.errors import CoreError
 from core.present.views import escape_markdown
 from core.search.milvus import normalize_reference
-from pages.actions import action_button, running_action
+from pages.widgets.actions import action_button, running_action
 
 
 def milvus_box() -> str | None:
@@ -31,9 +31,3 @@ def milvus_box() -> str | None:
             except CoreError as exc:
                 st.error(escape_markdown(str(exc)), icon="🚫")
                 return None
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

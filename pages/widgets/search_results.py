@@ -34,8 +34,8 @@ from core.present.views import (
 )
 from core.search.index import IndexBuild
 from core.search.pipeline import SearchResult
-from pages.passage_panel import dense_details, passage_details, reading_caption
-from pages.quality_panels import judge_prompt
+from pages.widgets.passage_panel import dense_details, passage_details, reading_caption
+from pages.widgets.quality_panels import judge_prompt
 
 
 def summary(result: SearchResult, build: IndexBuild | None) -> None:
@@ -260,9 +260,3 @@ def downloads(result: SearchResult) -> None:
         help="One self-contained file: settings, both orders, movement and score charts, "
         "timings. Opens offline and prints well.",
     )
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -13,9 +13,9 @@ from core.present.report import pair_report_html
 from core.present.views import escape_markdown
 from core.quality.evaluation import PRIMARY_METRIC, evaluate_pair
 from core.search.scorestore import ScoreStore
-from pages.actions import action_button, running_action
-from pages.common import get_encoder, reranker_for, stage_progress, together_api_key
-from pages.h2h_panel import seed_picker, spec_picker
+from pages.widgets.actions import action_button, running_action
+from pages.widgets.common import get_encoder, reranker_for, stage_progress, together_api_key
+from pages.widgets.h2h_panel import seed_picker, spec_picker
 
 VERDICT_BOX = {"B better": st.success, "A better": st.success}
 
@@ -121,9 +121,3 @@ def _compare(labelled: LabelledSet, a, b, retriever: str, encoder_id: str, candi
         return None
     finally:
         bar.empty()
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -24,8 +24,8 @@ from core.present.views import (
 from core.search.fusion import FUSION_LABELS, FUSION_METHODS
 from core.search.milvus import is_milvus_reference
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
-from pages.common import BUILTIN_LABELS, collection_labels, together_api_key
-from pages.passage_panel import passage_picker
+from pages.widgets.common import BUILTIN_LABELS, collection_labels, together_api_key
+from pages.widgets.passage_panel import passage_picker
 
 
 def reset_fields() -> None:
@@ -207,9 +207,3 @@ def together_key_box() -> None:
             help="Kept only in this browser session: never in the link, logs or exports. "
             "Alternatively set TOGETHER_API_KEY or add it to .streamlit/secrets.toml.",
         )
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -19,7 +19,13 @@ from core.quality.blind import a_is_left
 from core.quality.headtohead import HeadToHead, RerankSpec, head_to_head
 from core.search.activity import visitor_search
 from core.search.retrievers import RETRIEVER_LABELS, make_retriever
-from pages.common import encoder_for, get_index, load_named_dataset, reranker_for, together_api_key
+from pages.widgets.common import (
+    encoder_for,
+    get_index,
+    load_named_dataset,
+    reranker_for,
+    together_api_key,
+)
 
 MODEL_CHOICES = {
     PACKAGED_CROSS_ENCODER: "Local cross-encoder (MiniLM-L-12, INT8 ONNX)",
@@ -347,9 +353,3 @@ def search_compare_panel(settings: SearchSettings) -> None:
         icon=":material/compare_arrows:",
         query_params={**settings.to_params(), "b": b.to_string()},
     )
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -12,7 +12,7 @@ from core.data.upload_quality import QualityReport, build_upload_dataset
 from core.data.uploads import max_upload_bytes, max_upload_records, parse_upload
 from core.models.errors import CoreError
 from core.present.views import escape_markdown
-from pages.common import get_upload_store
+from pages.widgets.common import get_upload_store
 
 UPLOAD_TYPES = ["json", "jsonl", "ndjson", "csv", "tsv"]
 log = logging.getLogger(__name__)
@@ -84,9 +84,3 @@ def quality_report(report: QualityReport, *, expanded: bool) -> None:
         for note in report.notes():
             st.warning(escape_markdown(note), icon="⚠️")
         st.dataframe(pd.DataFrame(report.to_rows()), hide_index=True)
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -25,7 +25,7 @@ from core.quality.evaluation import CONDENSED_NOTE, EvaluationReport
 from core.quality.metrics import GAIN_NOTE
 from core.quality.tuning import RULES, TuneReport
 from core.search.pipeline import SearchResult
-from pages.actions import switch_later
+from pages.widgets.actions import switch_later
 
 JUDGMENT_TYPES = ["csv", "tsv", "txt", "qrels"]
 ID_AS_IS = ""
@@ -238,9 +238,3 @@ def tune_panel(tuned: TuneReport) -> None:
             f"{escape_markdown(best.config.label)}.",
             icon="⏱️",
         )
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -237,9 +237,3 @@ def ablation_view(
         "outside that top-N. Hover for every rank."
     )
     st.altair_chart(ablation_chart(ablation), width="content")
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -234,9 +234,3 @@ BUILTIN_LABELS = {
     "movies": "Movies (1,000 films, Together cookbook)",
     "sample": "Sample (40 field-guide notes)",
 }
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

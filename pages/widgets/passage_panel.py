@@ -157,9 +157,3 @@ def passage_details(result: SearchResult, picked: Candidate) -> None:
             column_config={"score": st.column_config.NumberColumn(format="%.2f")},
             key="passage_table",
         )
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()

@@ -65,9 +65,3 @@ def switch_if_asked() -> None:
     target = st.session_state.pop(SWITCH_TO, None)
     if target is not None:
         st.switch_page(target[0], query_params=target[1])
-
-
-if __name__ == "__main__":  # opened as a page: only in pages-directory mode (serve.py)
-    from serve import ensure_navigation
-
-    ensure_navigation()
