@@ -7,17 +7,25 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.data.datasets import BUILTIN
+from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
+from core.present.diagnostics_state import dataset_choices
+from core.present.gate import admit_spec, admit_view
 from core.present.report import head_to_head_report
-from core.present.views import EXAMPLE_QUERIES, SearchSettings, escape_markdown
+from core.present.views import (
+    EXAMPLE_QUERIES,
+    SearchSettings,
+    escape_markdown,
+    outside_text,
+    shown_value,
+)
 from core.present.walkthrough import (
     Walkthrough,
     WalkthroughStore,
     parse_walkthrough,
     step_from_view,
 )
-from core.quality.headtohead import RerankSpec, parse_spec
+from core.quality.headtohead import RerankSpec
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.widgets.common import BUILTIN_LABELS
 from pages.widgets.h2h_panel import (
@@ -39,24 +47,31 @@ state = st.session_state
 # none (the sidebar), keeps what the session was doing.
 params = st.query_params.to_dict()
 if "h2h_view" not in state or (params and params != state.get("h2h_params")):
-    if "q" in params or "b" in params:
-        view, warnings = SearchSettings.from_params(params)
+    # Every value of the link goes through the one gate (core.present.gate).
+    if "q" in params or "b" in params or "a" in params:
+        view, warnings = admit_view(params, origin="link")
     else:
         view, warnings = state.get("view") or SearchSettings(), []
-    try:
-        b = parse_spec(params.get("b", "")) if params.get("b") else RerankSpec("none")
-    except CoreError as exc:
-        warnings.append(str(exc))
-        b = RerankSpec("none")
+    if params.get("a"):
+        a_spec, more = admit_spec(params["a"], side="A", default=PACKAGED_CROSS_ENCODER)
+        warnings += more
+        view = with_spec(view, a_spec)
+    b, more = admit_spec(params.get("b"), side="B")
+    warnings += more
     # Shown until the view changes (a rerun must not lose them).
     state.h2h_warnings, state.h2h_seed_params = warnings, None
     state.h2h_view = (view, b)
     for key in ("h2h_query", "h2h_dataset"):
         state.pop(key, None)
 view, b_spec = state.h2h_view
-datasets = [*BUILTIN, *state.get("uploads", [])]
+datasets = dataset_choices(view.dataset, state.get("uploads", []))
 if "h2h_query" not in state:
     state.h2h_query = view.query
+    if view.dataset not in datasets:
+        state.h2h_warnings = [
+            *state.get("h2h_warnings", []),
+            f"dataset {shown_value(view.dataset)} cannot be compared here; using movies",
+        ]
     state.h2h_dataset = view.dataset if view.dataset in datasets else "movies"
     state.h2h_retriever = view.retriever
     state.h2h_candidates = view.candidates
@@ -66,7 +81,7 @@ if "h2h_query" not in state:
 
 st.title("Head to head")
 for warning in state.get("h2h_warnings", []):
-    st.warning(f"Link setting ignored: {warning}", icon="⚠️")
+    st.warning(f"Link setting ignored: {outside_text(warning)}", icon="⚠️")
 st.caption(
     "Two second stages on exactly the same candidates: which order is better for this "
     "query? Each side keeps its own score scale; the time of each is measured."
@@ -178,13 +193,12 @@ with st.sidebar:
         on_click=add_step,
     )
     if error := state.pop("wt_add_error", None):
-        st.error(error, icon="🚫")
+        st.error(outside_text(error), icon="🚫")
     if added := state.pop("wt_added", None):
         st.success(f"Step {added} added.", icon="✅")
     for number, step in enumerate(draft.steps, start=1):
         st.caption(
-            f"{number}. {escape_markdown(step.query)} — B: "
-            f"{escape_markdown(parse_spec(step.b).label)}"
+            f"{number}. {escape_markdown(step.query)} — B: {escape_markdown(step.b_spec.label)}"
         )
     if draft.steps:
         st.text_input("Title", value=draft.title, key="wt_title")
@@ -196,7 +210,7 @@ with st.sidebar:
             on_click=save_walkthrough,
         )
         if error := state.pop("wt_save_error", None):
-            st.error(f"Could not save the walkthrough: {error}", icon="🚫")
+            st.error(f"Could not save the walkthrough: {outside_text(error)}", icon="🚫")
         if saved := state.get("wt_saved"):
             st.caption("Open it anywhere on this server:")
             st.code(f"/?walkthrough={saved}", language=None)
@@ -223,7 +237,7 @@ with st.sidebar:
             state.pop("wt_saved", None)
             st.rerun()
         except CoreError as exc:
-            st.error(str(exc), icon="🚫")
+            st.error(outside_text(exc), icon="🚫")
 
 # --- run ----------------------------------------------------------------------------------
 if not settings.query:
@@ -232,7 +246,7 @@ if not settings.query:
 try:
     h2h = run_head_to_head(settings, b)
 except CoreError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(outside_text(exc), icon="🚫")
     st.stop()
 
 show_figures(h2h)

@@ -16,7 +16,8 @@ from core.present.diagnostics_state import (
     run_caption,
     settings_from_widgets,
 )
-from core.present.views import EXAMPLE_QUERIES, NO_RERANK, SearchSettings, escape_markdown
+from core.present.gate import admit_view
+from core.present.views import EXAMPLE_QUERIES, NO_RERANK, escape_markdown
 from pages.widgets import common
 from pages.widgets.diagnostics_views import ablation_view, ceiling_view, settings_sidebar
 from serve import ensure_navigation
@@ -40,7 +41,7 @@ if "diag_query" not in state:
     )
     state.pop("diag_rerank_fields", None)
     # what the link asked for and did not get (refused model ids included)
-    state.diag_url_warnings = SearchSettings.from_params(st.query_params.to_dict())[1]
+    state.diag_url_warnings = admit_view(st.query_params.to_dict())[1]
 
 
 def _use_example(text: str) -> None:

@@ -9,10 +9,9 @@ import streamlit as st
 
 from core.models.errors import CoreError
 from core.present.report import walkthrough_report
-from core.present.views import escape_markdown
+from core.present.views import escape_markdown, outside_text
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough
 from core.quality.blind import make_vote, pairwise_csv, tally, votes_csv, votes_json
-from core.quality.headtohead import parse_spec
 from pages.widgets.actions import action_button, running_action
 from pages.widgets.h2h_panel import (
     run_head_to_head,
@@ -34,7 +33,7 @@ if link_id and state.get("wt_open_id") != link_id:
         state.pop("blind_votes", None)
         state.pop("blind_revealed", None)
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(outside_text(exc), icon="🚫")
         state.pop("wt_open", None)
         state.wt_open_id = link_id
 walkthrough: Walkthrough | None = state.get("wt_open") if link_id else None
@@ -53,7 +52,7 @@ if walkthrough is None:
             state.wt_draft = parse_walkthrough(imported.getvalue())
             st.rerun()
         except CoreError as exc:
-            st.error(str(exc), icon="🚫")
+            st.error(outside_text(exc), icon="🚫")
     st.stop()
 
 steps = walkthrough.steps
@@ -77,7 +76,7 @@ def cast_vote(query: str, choice: str, a_label: str, b_label: str) -> None:
     state.pop("wt_report", None)  # a prepared report no longer has every vote
 
 
-st.title(walkthrough.title)
+st.title(outside_text(walkthrough.title))
 nav = st.columns([1, 1, 3, 2])
 nav[0].button("◀ Previous", on_click=_go, args=(-1,), disabled=index == 0, width="stretch")
 nav[1].button("Next ▶", on_click=_go, args=(1,), disabled=index >= total - 1, width="stretch")
@@ -91,14 +90,16 @@ blind = nav[3].toggle(
 
 step = steps[index]
 settings = step.settings
-b = parse_spec(step.b)
+b = step.b_spec
+for warning in step.warnings:
+    st.warning(f"Step setting ignored: {outside_text(warning)}", icon="⚠️")
 st.markdown(f"## “{escape_markdown(settings.query)}”")
 if step.note.strip():
     st.info(escape_markdown(step.note))  # notes are user text: shown literally
 try:
     h2h = run_head_to_head(settings, b)
 except CoreError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(outside_text(exc), icon="🚫")
     st.stop()
 
 votes: dict = state.setdefault("blind_votes", {})
@@ -184,10 +185,10 @@ if action_button("Prepare the report of the whole walkthrough (HTML)", "wt_repor
         bar = st.progress(0.0, text="Running every step…")
         try:
             for number, s in enumerate(steps, start=1):
-                built.append((run_head_to_head(s.settings, parse_spec(s.b)), s.note))
+                built.append((run_head_to_head(s.settings, s.b_spec), s.note))
                 bar.progress(number / total, text=f"Step {number} of {total}")
         except CoreError as exc:
-            st.error(f"Step {len(built) + 1}: {exc}", icon="🚫")
+            st.error(f"Step {len(built) + 1}: {outside_text(exc)}", icon="🚫")
             st.stop()
         bar.empty()
         revealed = state.get("blind_revealed") and votes

@@ -14,6 +14,7 @@ from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
 from core.data.upload_store import is_upload_id
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER, Encoder
+from core.present.gate import admit_view
 from core.present.views import (
     NO_RERANK,
     RERANKER_CHOICES,
@@ -48,7 +49,7 @@ def first_values(
     hosted bi-encoder the default one. An unknown dataset becomes movies, an unknown
     view the ceiling.
     """
-    seed, _ = SearchSettings.from_params(params)
+    seed, _ = admit_view(params, origin="link")
     if not any(k in params for k in LINK_KEYS):
         seed = remembered or search_view or seed
     known = (*BUILTIN, *uploads)

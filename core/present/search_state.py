@@ -8,13 +8,10 @@ functions read and fill such a mapping, so a plain dict stands in for it in test
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from core.data.collection import is_collection_id
-from core.data.datasets import BUILTIN
 from core.data.documents import Dataset
-from core.data.upload_store import is_upload_id
 from core.models.base import (
     DEFAULT_ENCODER,
     PACKAGED_CROSS_ENCODER,
@@ -23,10 +20,11 @@ from core.models.base import (
     Reranker,
 )
 from core.models.together import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANK_MODEL
+from core.present.gate import admit_view
 from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
 from core.search.activity import visitor_search
 from core.search.index import VectorIndex
-from core.search.milvus import is_milvus_reference, link_refusal
+from core.search.milvus import is_milvus_reference
 from core.search.passages import DEFAULT_AGGREGATE, PassageSettings
 from core.search.pipeline import SearchResult, search_with_rerank
 from core.search.retrievers import Retriever, make_retriever
@@ -36,27 +34,10 @@ OTHER_ENCODER = "other"
 
 
 def view_from_link(params: Mapping[str, str]) -> tuple[SearchSettings, list[str]]:
-    """The view a link opens, and a warning per setting of the link that was ignored.
-
-    An unknown dataset (neither built in, an upload id, ``collection:NAME`` nor a
-    ``milvus:`` reference) falls back to movies; a collection that is not built says so
-    when it is opened.
-    """
-    view, warnings = SearchSettings.from_params(params)
-    refused = is_milvus_reference(view.dataset) and link_refusal(view.dataset)
-    if refused:
-        warnings.append(refused)
-        view = replace(view, dataset="movies")
-    known = (
-        view.dataset in BUILTIN
-        or is_upload_id(view.dataset)
-        or is_milvus_reference(view.dataset)
-        or is_collection_id(view.dataset)
-    )
-    if not known:
-        warnings.append(f"unknown dataset {view.dataset!r} in the link; using movies")
-        view = replace(view, dataset="movies")
-    return view, warnings
+    """The view a link opens, and a warning per setting of the link that was ignored
+    (every rule of :mod:`core.present.gate`: unknown datasets and refused Milvus
+    references fall back to movies, refused model ids to the defaults)."""
+    return admit_view(params, origin="link")
 
 
 def widget_values(

@@ -431,6 +431,27 @@ def export_json(result: SearchResult) -> str:
 
 _MARKDOWN_SPECIALS = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+WORD_JOINER = "\u2060"
+"""An invisible character that joins words: put inside ``http:``, ``www.`` and ``x@y`` it
+keeps them from matching an autolink, and the text still reads the same."""
+# Streamlit's markdown (remark-gfm) turns bare URLs and e-mail addresses into links AFTER
+# backslash escapes are resolved, so escaping cannot stop it: these places get a joiner.
+_AUTOLINKS = re.compile(r"(?i)(?<![a-z])(https?|ftp|mailto|xmpp)(?=:)|\b(www)(?=\.)|(@)")
+DISPLAY_CHARS = 300
+"""Longest outside value shown whole; longer ones are cut with an ellipsis."""
+
+
+def shown_value(text: object, limit: int = 60) -> str:
+    """A value from outside as a warning quotes it: one line, cut to ``limit`` characters
+    (with how long it was), in quotes."""
+    flat = _LINE_BREAKS.sub(" ", str(text))
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return repr(flat)
+
+
+def _join_autolinks(match: re.Match[str]) -> str:
+    return match.group(0) + WORD_JOINER
 
 
 def escape_markdown(text: str) -> str:
@@ -440,12 +461,24 @@ def escape_markdown(text: str) -> str:
     punctuation character as itself), so no text becomes a link or autolink
     (``[x](u)``, ``<u>``, ``http://...``, ``www.``, e-mail), emphasis, code, LaTeX
     (``$``), a table, a heading, a list, HTML, an entity or a Streamlit directive
-    (``:red[...]``, ``:material/...:``). Line breaks and other control characters become
-    one space, so a message stays one line. Streamlit never renders raw HTML from
-    markdown (``unsafe_allow_html`` stays off); this is the second wall.
+    (``:red[...]``, ``:material/...:``). Bare URLs and e-mail addresses, which Streamlit's
+    markdown links after escapes are resolved, get an invisible word joiner
+    (:data:`WORD_JOINER`) after their scheme, ``www`` or ``@``. Line breaks and other
+    control characters become one space, so a message stays one line. Streamlit never
+    renders raw HTML from markdown (``unsafe_allow_html`` stays off): the second wall.
     """
-    text = _LINE_BREAKS.sub(" ", str(text))
+    text = _AUTOLINKS.sub(_join_autolinks, _LINE_BREAKS.sub(" ", str(text)))
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
+
+
+def outside_text(text: object, limit: int = DISPLAY_CHARS) -> str:
+    """The one way to show text that came from a link, a file, a record or a note in
+    markdown: cut to ``limit`` characters and escaped (:func:`escape_markdown`), so it can
+    never become a link, an image, a heading or HTML."""
+    flat = str(text)
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return escape_markdown(flat)
 
 
 def unjudged_entered(result: SearchResult, ratings: Mapping[str, int | None]) -> list[Candidate]:

@@ -24,8 +24,9 @@ from typing import Any
 
 from core.models.errors import CoreError, WalkthroughError
 from core.models.paths import atomic_write, cache_dir
+from core.present.gate import admit_spec, admit_view
 from core.present.views import SearchSettings
-from core.quality.headtohead import parse_spec
+from core.quality.headtohead import RerankSpec, parse_spec
 
 FORMAT = "rerank-walkthrough/1"
 MAX_STEPS = 100
@@ -47,8 +48,25 @@ class Step:
 
     @property
     def settings(self) -> SearchSettings:
-        """The step's settings (invalid values fall back to defaults, as links do)."""
-        return SearchSettings.from_params(self.params)[0]
+        """The step's settings, through the same gate as a link's (an unknown dataset, a
+        Milvus reference not the operator's or a refused model id falls back to the
+        default; :meth:`warnings` says which)."""
+        return admit_view(self.params, origin="stored")[0]
+
+    @property
+    def warnings(self) -> list[str]:
+        """What of the step's settings or B's spec was not used, one line each."""
+        return admit_view(self.params, origin="stored")[1] + self.b_spec_and_warnings[1]
+
+    @property
+    def b_spec(self) -> RerankSpec:
+        """B's spec, through the gate (a refused or malformed one is ``none``)."""
+        return self.b_spec_and_warnings[0]
+
+    @property
+    def b_spec_and_warnings(self) -> tuple[RerankSpec, list[str]]:
+        """B's spec and why it was not usable (empty when it was)."""
+        return admit_spec(self.b, side="B", origin="stored")
 
     @property
     def query(self) -> str:
@@ -126,6 +144,8 @@ def parse_walkthrough(data: bytes | str) -> Walkthrough:
         raw = json.loads(data)
     except ValueError as exc:
         raise WalkthroughError(f"walkthrough file is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise WalkthroughError("walkthrough file is nested too deeply to read") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise WalkthroughError(f"not a walkthrough: expected an object with format {FORMAT!r}")
     title = raw.get("title", "Walkthrough")
@@ -153,7 +173,7 @@ def parse_walkthrough(data: bytes | str) -> Walkthrough:
             parse_spec(b)
         except CoreError as exc:
             raise WalkthroughError(f"step {number}: {exc}") from None
-        if not SearchSettings.from_params(params)[0].query:
+        if not admit_view(params, origin="stored")[0].query:
             raise WalkthroughError(f"step {number} has no query (parameter 'q')")
         out.append(Step(dict(params), b, note))
     return Walkthrough(title.strip()[:200] or "Walkthrough", tuple(out))

@@ -10,7 +10,7 @@ import streamlit as st
 from core.models.errors import CoreError
 from core.present.evaluate_state import LabelledSet
 from core.present.report import pair_report_html
-from core.present.views import escape_markdown
+from core.present.views import escape_markdown, outside_text
 from core.quality.evaluation import PRIMARY_METRIC, evaluate_pair
 from core.search.scorestore import ScoreStore
 from pages.widgets.actions import action_button, running_action
@@ -117,7 +117,7 @@ def _compare(labelled: LabelledSet, a, b, retriever: str, encoder_id: str, candi
             progress=progress,
         )
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(outside_text(exc), icon="🚫")
         return None
     finally:
         bar.empty()

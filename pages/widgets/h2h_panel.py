@@ -10,13 +10,14 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
-from core.models.errors import CoreError
+from core.models.errors import CoreError, SettingsError
 from core.models.together import DEFAULT_RERANK_MODEL
 from core.present.compare_charts import h2h_movement_chart, side_score_chart
-from core.present.views import SearchSettings, escape_markdown
+from core.present.views import SearchSettings, escape_markdown, outside_text
 from core.quality.blind import a_is_left
-from core.quality.headtohead import HeadToHead, RerankSpec, head_to_head
+from core.quality.headtohead import NONE, HeadToHead, RerankSpec, head_to_head
 from core.search.activity import visitor_search
 from core.search.retrievers import RETRIEVER_LABELS, make_retriever
 from pages.widgets.common import (
@@ -111,6 +112,21 @@ def with_spec(settings: SearchSettings, spec: RerankSpec) -> SearchSettings:
     )
 
 
+def check_models(settings: SearchSettings, b: RerankSpec) -> None:
+    """The second wall behind the gate: every model id a head-to-head would load (the
+    bi-encoder, A and B) is one a visitor may select; SettingsError naming the first
+    that is not. Links and stored steps were already refused by the gate; this catches a
+    model id typed into the pickers or a view built some other way."""
+    wanted = [] if settings.retriever == "bm25" else [(settings.encoder, "encoder")]
+    wanted += [(spec.reranker, "reranker") for spec in (spec_of(settings), b)]
+    for model_id, role in wanted:
+        if model_id in (NONE, PACKAGED_CROSS_ENCODER):
+            continue
+        refusal = model_refusal(model_id, role, origin="typed")
+        if refusal is not None:
+            raise SettingsError(refusal)
+
+
 def run_head_to_head(settings: SearchSettings, b: RerankSpec) -> HeadToHead:
     """A (the view's second stage) vs ``b`` on the view's candidates; kept per session
     so reruns (votes, next/previous) never score again. Raises CoreError."""
@@ -120,6 +136,7 @@ def run_head_to_head(settings: SearchSettings, b: RerankSpec) -> HeadToHead:
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
+    check_models(settings, b)
     loaded = load_named_dataset(settings.dataset, settings.id_field, settings.title_field)
     dataset = loaded.dataset
     checked, _ = settings.with_dataset_fields(dataset.fields)
@@ -193,7 +210,7 @@ def show_figures(h2h: HeadToHead) -> None:
     )
     for name, side in (("A", h2h.a), ("B", h2h.b)):
         if side.result.notice:
-            st.warning(f"{name}: {side.result.notice}", icon="⚠️")
+            st.warning(f"{name}: {outside_text(side.result.notice)}", icon="⚠️")
         truncated = sum(c.truncated for c in side.result.candidates)
         if truncated:
             st.warning(
@@ -337,12 +354,12 @@ def search_compare_panel(settings: SearchSettings) -> None:
         from core.quality.headtohead import parse_spec
 
         a = spec_of(settings)
-        seed_picker("sb", parse_spec("local@0.5" if not (a.is_none or a.fused) else "local"))
+        seed_picker("sb", parse_spec("local") if a.is_none or a.fused else parse_spec("local@0.5"))
     b = spec_picker("sb", "B", st.container())
     try:
         h2h = run_head_to_head(settings, b)
     except CoreError as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(outside_text(exc), icon="🚫")
         return
     show_figures(h2h)
     show_tables(h2h)
