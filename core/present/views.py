@@ -424,9 +424,13 @@ def export_csv(result: SearchResult) -> str:
     return buffer.getvalue()
 
 
-def export_json(result: SearchResult) -> str:
-    """Settings, timings and every candidate (with its record) as JSON."""
-    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
+def export_json(result: SearchResult, manifest: Any = None) -> str:
+    """Settings, timings and every candidate (with its record) as JSON; with a
+    :class:`core.present.manifest.Manifest`, what it was computed from under "manifest"."""
+    data = result.to_dict()
+    if manifest is not None:
+        data["manifest"] = manifest.to_dict()
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
 _MARKDOWN_SPECIALS = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")

@@ -1,0 +1,216 @@
+"""The manifest (what a result was computed from) and drift (a link made on other data or
+model files): fingerprints, model keys, exports, and the one line a drifted link shows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.data.documents import make_dataset
+from core.models.onnx_optimize import file_sha256
+from core.models.packaged import packaged_cross_encoder_dir
+from core.present.drift import (
+    RecordChanges,
+    drift_line,
+    link_fingerprint,
+    record_changes,
+    steps_that_differ,
+)
+from core.present.manifest import (
+    Manifest,
+    dataset_print,
+    judgments_sha256,
+    make_manifest,
+    model_key,
+    recall_manifest,
+    record_digests,
+    search_manifest,
+)
+from core.present.views import SearchSettings
+
+RECORDS = [
+    {"id": "a", "title": "Bats in the attic", "text": "How to get bats out of a roof."},
+    {"id": "b", "title": "Mercury spills", "text": "A broken thermometer and its vapour."},
+    {"id": "c", "title": "Seasoned firewood", "text": "Let wood dry a year before burning."},
+]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Fingerprints and uploads go to a fresh cache folder per test."""
+    monkeypatch.setenv("RERANK_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def notes(records=RECORDS, name="notes"):
+    return make_dataset(name, records, id_field="id", title_field="title")
+
+
+def manifest_of(dataset, reranker="cross-encoder/ms-marco-MiniLM-L-12-v2", **kw):
+    view = SearchSettings(dataset=dataset.name, query="bats", reranker=reranker)
+    return search_manifest(view, dataset, **kw)
+
+
+def test_dataset_print_is_count_and_content_hash():
+    data = notes()
+    printed = dataset_print(data, label="notes.json")
+    assert (printed.records, printed.sha256, printed.label) == (3, data.content_hash, "notes.json")
+    assert dataset_print(notes()).sha256 == printed.sha256  # equal content, equal hash
+    edited = [dict(RECORDS[0], text="changed"), *RECORDS[1:]]
+    assert dataset_print(notes(edited)).sha256 != printed.sha256
+
+
+def test_packaged_reranker_key_names_its_file_runtime_and_length():
+    key = model_key("local", "reranker")
+    onnx = packaged_cross_encoder_dir() / "model.onnx"
+    assert key.model == "cross-encoder/ms-marco-MiniLM-L-12-v2"
+    assert key.file == str(onnx) and key.sha256 == file_sha256(onnx)
+    assert key.runtime.startswith("onnxruntime ") and "INT8" in key.runtime
+    assert key.max_length == 512
+    encoder = model_key("sentence-transformers/all-MiniLM-L6-v2", "encoder")
+    assert encoder.file.endswith("model.safetensors") and len(encoder.sha256) == 64
+    hosted = model_key("together:Salesforce/Llama-Rank-V1", "reranker")
+    assert hosted.file is None and hosted.sha256 is None and "hosted" in hosted.runtime
+
+
+def test_manifest_round_trips_and_names_every_file_hash():
+    data = notes()
+    manifest = manifest_of(data, label="notes.json")
+    again = Manifest.from_dict(json.loads(json.dumps(manifest.to_dict())))
+    assert again == manifest and again.fingerprint == manifest.fingerprint
+    hashes = [digest for _, digest in manifest.files()]
+    assert data.content_hash in hashes
+    assert all(m.sha256 in hashes for m in manifest.models)
+    assert manifest.settings["embed_fields"] == ["title", "text"]
+    assert {"onnxruntime", "sentence-transformers", "numpy"} <= set(manifest.packages)
+    assert len(manifest.fingerprint) == 12
+
+
+def test_fingerprint_follows_data_and_models_not_settings():
+    data = notes()
+    base = manifest_of(data)
+    other_query = search_manifest(SearchSettings(dataset="notes", query="wood"), data)
+    assert other_query.fingerprint == base.fingerprint
+    assert manifest_of(data, reranker="none").fingerprint != base.fingerprint
+    edited = notes([dict(RECORDS[0], text="changed"), *RECORDS[1:]])
+    assert manifest_of(edited).fingerprint != base.fingerprint
+
+
+def test_judgments_hash_is_canonical():
+    assert judgments_sha256({"q": {"a": 1, "b": 0}}) == judgments_sha256({"q": {"b": 0, "a": 1}})
+    assert judgments_sha256({"q": {"a": 1}}) != judgments_sha256({"q": {"a": 2}})
+    assert judgments_sha256(None) is None
+
+
+def test_manifest_is_remembered_with_record_digests():
+    data = notes()
+    manifest = manifest_of(data)
+    recalled = recall_manifest(manifest.fingerprint)
+    assert recalled is not None
+    assert recalled[0].fingerprint == manifest.fingerprint
+    assert recalled[1] == record_digests(data) and set(recalled[1]) == {"a", "b", "c"}
+    assert recall_manifest("../../etc/passwd") is None
+    assert recall_manifest("0" * 12) is None
+
+
+def test_export_json_carries_the_manifest(movies, minilm, movies_index, cross_encoder):
+    from core.present.search_state import run_search
+    from core.present.views import export_json
+
+    view = SearchSettings(query="a heist that goes wrong", candidates=10, results=5)
+    result = run_search(view, movies, encoder=minilm, index=movies_index, reranker=cross_encoder)
+    manifest = search_manifest(view, movies)
+    data = json.loads(export_json(result, manifest))
+    assert data["manifest"]["fingerprint"] == manifest.fingerprint
+    assert data["manifest"]["dataset"]["sha256"] == movies.content_hash
+    assert data["manifest"]["dataset"]["records"] == 1000
+    assert "manifest" not in json.loads(export_json(result))
+
+
+# -- drift ------------------------------------------------------------------------------
+
+
+def test_record_changes_counts_changed_added_removed():
+    then = {"a": "1", "b": "2", "c": "3"}
+    assert record_changes(then, {"a": "1", "b": "X", "c": "Y", "d": "4"}) == RecordChanges(2, 1, 0)
+    assert RecordChanges(3, 1, 0).phrase() == "3 records changed, 1 added"
+    assert RecordChanges(1, 0, 2).phrase() == "1 record changed, 2 removed"
+    assert RecordChanges(0, 1, 0).phrase() == "1 record added"
+
+
+def test_link_fingerprint_accepts_only_twelve_hex():
+    assert link_fingerprint({"fp": "A0c3d0a5bb80"}) == "a0c3d0a5bb80"
+    assert link_fingerprint({"fp": "<script>"}) is None
+    assert link_fingerprint({}) is None
+
+
+def test_editing_one_record_of_a_stored_upload_is_reported(tmp_path):
+    """A link made on an upload, opened on an edited copy of it (one record changed, one
+    added): one plain line says so, naming the file."""
+    from core.api import load_dataset
+    from core.data.upload_store import UploadStore
+
+    store = UploadStore()
+    original = json.dumps(RECORDS).encode()
+    first = store.put(original, "notes.json")
+    then_data = load_dataset(first)
+    then = manifest_of(then_data, label="notes.json")
+
+    edited = [dict(r) for r in RECORDS]
+    edited[1]["text"] = "A broken thermometer: open the windows."
+    edited.append({"id": "d", "title": "Shy pythons", "text": "Ball pythons curl up."})
+    second = store.put(json.dumps(edited).encode(), "notes.json")
+    assert second != first  # content-addressed: the edit is a new version
+    now_data = load_dataset(second)
+    now = manifest_of(now_data, label="notes.json", remember=False)
+
+    line = drift_line(then.fingerprint, now, now_data)
+    assert line == (
+        "This link was made on another version of dataset notes.json: 1 record changed, "
+        "1 added. Shown with what is here now."
+    )
+    assert drift_line(then.fingerprint, then, then_data) is None
+    assert drift_line(None, now, now_data) is None
+
+
+def test_another_reranker_file_is_reported():
+    from dataclasses import replace
+
+    data = notes()
+    then = manifest_of(data)
+    key = then.model("reranker")
+    other = replace(key, sha256="f" * 64)
+    now = replace(then, models=(then.model("encoder"), other))
+    line = drift_line(then.fingerprint, now, data)
+    assert line.startswith("This link was made with another reranker file (sha256 ")
+    assert f"{key.sha256[:12]}… then, sha256 ffffffffffff… now" in line
+
+
+def test_unknown_fingerprint_says_so_in_one_line():
+    now = manifest_of(notes(), remember=False)
+    line = drift_line("0123456789ab", now)
+    assert "other data or model files (fingerprint 0123456789ab" in line
+    assert "\n" not in line
+
+
+def test_walkthrough_steps_that_differ():
+    data = notes()
+    same = manifest_of(data)
+    edited = manifest_of(notes([dict(RECORDS[0], text="x"), *RECORDS[1:]]), remember=False)
+    fps = [same.fingerprint, same.fingerprint, None]
+    assert steps_that_differ(fps, [same, edited, edited]) == [2]
+
+
+def test_make_manifest_for_an_evaluation_names_judgments():
+    data = notes()
+    manifest = make_manifest(
+        "evaluation",
+        data,
+        {"candidates": 10},
+        encoder=None,
+        reranker=None,
+        judgments={"bats": {"a": 1}},
+        seed=0,
+    )
+    assert manifest.judgments_sha256 and manifest.seed == 0 and manifest.models == ()
+    assert ("judgments", manifest.judgments_sha256) in manifest.files()
