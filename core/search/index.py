@@ -4,13 +4,14 @@ Corpus embeddings are cached under ``<cache dir>/embeddings/`` in a file named b
 sha256 of (model id, dataset content hash, chosen fields, text format version, and for
 dense passages the passage settings and the encoder's limit): the
 same data embedded the same way is never encoded twice, across runs and processes.
-Writes are atomic (write to a temporary file, then rename), and one in-process lock
-per key keeps concurrent sessions from encoding the same corpus twice.
+Writes are atomic (write to a temporary file, then rename), and one lock per key keeps
+concurrent sessions from encoding the same corpus twice. Encoding goes chunk by chunk
+through :func:`core.search.chunked_embedding.encode_chunked`, so an interrupted build
+resumes from its last chunk.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ import numpy as np
 from core.data.collection import Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder, ProgressFn
-from core.models.paths import atomic_write, cache_dir
-from core.search.embedding_cache import TEXT_FORMAT_VERSION, embedding_cache_key, key_lock
+from core.models.paths import cache_dir
+from core.search.chunked_embedding import encode_chunked
+from core.search.embedding_cache import TEXT_FORMAT_VERSION, embedding_cache_key
 from core.search.hits import Hit, top_k
 
 __all__ = ["TEXT_FORMAT_VERSION", "IndexBuild", "VectorIndex", "build_index", "embedding_cache_key"]
@@ -108,32 +110,16 @@ def build_index(
         return IndexBuild(index, True, time.perf_counter() - started, dataset.folder)
     key = embedding_cache_key(getattr(encoder, "cache_key", encoder.name), dataset, fields)
     path = cache_dir() / "embeddings" / f"{key}.npy" if use_cache else None
-    with key_lock(key):
-        vectors = _read_cached(path, len(dataset), encoder.dimension) if path else None
-        from_cache = vectors is not None
-        if vectors is None:
-            vectors = encoder.encode(dataset.texts(fields, "embed"), progress=progress)
-            if path is not None:
-                _write_cached(path, vectors)
+    if path is not None:  # chunked: an interrupted build resumes from its last chunk
+        texts = dataset.texts(fields, "embed")
+        done = encode_chunked(key, texts, encoder, progress=progress)
+        vectors, from_cache = done.vectors, done.from_cache
+    else:
+        vectors = encoder.encode(dataset.texts(fields, "embed"), progress=progress)
+        from_cache = False
     return IndexBuild(
         index=VectorIndex(dataset.ids, vectors),
         from_cache=from_cache,
         seconds=time.perf_counter() - started,
         cache_path=path,
     )
-
-
-def _read_cached(path: Path, rows: int, dimension: int) -> np.ndarray | None:
-    try:
-        vectors = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):  # EOFError: an empty file
-        return None
-    if vectors.shape != (rows, dimension) or vectors.dtype != np.float32:
-        return None
-    return vectors
-
-
-def _write_cached(path: Path, vectors: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
-    atomic_write(path, buffer.getvalue())
