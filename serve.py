@@ -11,7 +11,7 @@ things before the first visitor arrives:
    never runs and the sidebar lists every file in ``pages/``. Our page scripts live in
    ``pages/`` (the product layout), so the launcher sets the flag to False before the
    server starts, exactly what ``st.navigation`` itself does on its first call.
-2. **Warm start.** :func:`core.warmup.default_warmup` starts loading the models and the
+2. **Warm start.** :func:`core.ops.warmup.default_warmup` starts loading the models and the
    movies embeddings in a background thread at once, and the default page's own
    imports (pandas, Altair, the page modules: :data:`PAGE_MODULES`) are done beside it;
    the health endpoint answers meanwhile, and early visitors see the warm-up's progress
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.warmup import Warmup
+    from core.ops.warmup import Warmup
 
 ROOT = Path(__file__).resolve().parent
 APP = ROOT / "app.py"
@@ -118,7 +118,7 @@ def start_warmup() -> Warmup | None:
     warming up is disabled."""
     if not warmup_enabled():
         return None
-    from core.warmup import default_warmup
+    from core.ops.warmup import default_warmup
 
     warmup = default_warmup()
     warmup.start(progress=_log)
@@ -126,7 +126,7 @@ def start_warmup() -> Warmup | None:
 
 
 def _log(status) -> None:
-    from core.warmup import log_line
+    from core.ops.warmup import log_line
 
     line = log_line(status)
     if line:

@@ -522,7 +522,7 @@ def test_a_collection_built_with_minilm_answers_like_the_dataset(cache, minilm) 
 
 
 def test_the_ann_comparison_measures_both_libraries_against_exact_search() -> None:
-    from core.collection_bench import compare_ann
+    from core.ops.collection_bench import compare_ann
 
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(40, 32))

@@ -1,7 +1,7 @@
 """The layout is the pipeline: a package of ``core`` never imports a higher one.
 
 Layers, lowest first: models (which also holds the project-wide errors, paths and worker
-pool) <- data <- search <- quality <- present <- cli / bench / pages. Read from the
+pool) <- data <- search <- quality <- present <- cli / bench / ops / pages. Read from the
 import statements (top level and inside functions alike), so a lazy import cannot hide a
 wrong direction.
 """
@@ -27,7 +27,7 @@ def layer_of(module: str) -> str | None:
         return "top"
     if parts[1] in LAYERS:
         return parts[1]
-    return "top"  # cli, bench, __main__
+    return "top"  # cli, bench, ops, __main__
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -58,6 +58,8 @@ def test_layer_of_reads_the_tree() -> None:
     assert layer_of("core.models.base") == "models"
     assert layer_of("core.search.pipeline") == "search"
     assert layer_of("core.cli") == "top"
+    assert layer_of("core.cli.search") == "top"
+    assert layer_of("core.ops.warmup") == "top"
     assert layer_of("pages.widgets.common") == "top"
     assert layer_of("numpy") is None
 

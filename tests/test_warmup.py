@@ -1,4 +1,4 @@
-"""The server's warm-up (core.warmup) with the real packaged models on the sample data."""
+"""The server's warm-up (core.ops.warmup) with the real packaged models on the sample data."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from conftest import FakeEncoder, FakeReranker
 
 from core.models.registry import load_encoder, load_reranker
+from core.ops.warmup import STAGES, Warmup, WarmupStatus, prepared_on_disk
 from core.present.views import EXAMPLE_QUERIES
 from core.search.activity import SearchActivity
 from core.search.pipeline import search_with_rerank
-from core.warmup import STAGES, Warmup, WarmupStatus, prepared_on_disk
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_the_search_page_counts_its_search_as_a_visitors(monkeypatch) -> None:
 
 
 def test_a_pause_is_logged_with_the_example_it_waits_before() -> None:
-    from core.warmup import log_line
+    from core.ops.warmup import log_line
 
     paused = WarmupStatus(
         stage="examples",

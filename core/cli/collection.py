@@ -91,7 +91,7 @@ def _collection(args: argparse.Namespace) -> int:
         print(json.dumps(open_collection(args.name).manifest, indent=2))
         return 0
     if args.collection_command == "bench":
-        from core.collection_bench import main as bench_main
+        from core.ops.collection_bench import main as bench_main
 
         return bench_main(args)
     from core.models.base import DEFAULT_ENCODER

@@ -61,7 +61,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _warmup(args: argparse.Namespace) -> int:
-    from core.warmup import Warmup, WarmupStatus, log_line, prepared_on_disk
+    from core.ops.warmup import Warmup, WarmupStatus, log_line, prepared_on_disk
 
     if args.if_needed and prepared_on_disk():
         print("warm-up: the disk cache already holds the export and the embeddings")
@@ -86,12 +86,12 @@ def _warmup(args: argparse.Namespace) -> int:
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from core.loadtest import loadtest_main
+    from core.ops.loadtest import loadtest_main
 
     return loadtest_main(args)
 
 
 def _coldstart(args: argparse.Namespace) -> int:
-    from core.loadtest import coldstart_main
+    from core.ops.loadtest import coldstart_main
 
     return coldstart_main(args)

@@ -45,6 +45,7 @@ from core.data.collection import collection_path, open_collection
 from core.data.documents import embed_text
 from core.models.base import DEFAULT_ENCODER, normalize_rows
 from core.models.errors import CoreError
+from core.models.paths import PROJECT_ROOT
 
 NOISE_SIGMA = 0.0128
 POOL_SCIFACT = 500  # source documents per kind
@@ -323,12 +324,12 @@ def main(args) -> int:
         [
             sys.executable,
             "-c",
-            f"from core.collection_bench import serve; serve({args.name!r}, "
+            f"from core.ops.collection_bench import serve; serve({args.name!r}, "
             f"{str(qfile)!r}, {args.rerank_queries})",
         ],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=PROJECT_ROOT,
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
     if serve.returncode != 0:
