@@ -84,6 +84,8 @@ def parse_json_records(data: bytes, source: str) -> list[dict[str, Any]]:
         payload = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{not_utf8_message(source, data)}.") from exc
+    except RecursionError:
+        raise DatasetError(f"{source} nests arrays or objects too deeply to read") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"

@@ -70,6 +70,10 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
             yield from _iter_parquet(file)
     except UnicodeDecodeError:
         raise DatasetError(f"{file_not_utf8_message(file)}.") from None
+    except RecursionError:
+        raise DatasetError(
+            f"{file.name} nests arrays or objects too deeply to read (thousands of levels)"
+        ) from None
 
 
 def _objects(values: Iterator[Any], source: str) -> Iterator[dict[str, Any]]:

@@ -25,7 +25,7 @@ from core.models.base import (
     ScoreKind,
     results_from_scores,
 )
-from core.models.hub import load_hub_model, quiet_transformers
+from core.models.hub import load_hub_model, load_local_folder, quiet_transformers
 from core.models.parallel import WorkerPool, default_workers, in_background
 
 DEFAULT_SCORE_CACHE_SIZE = 20_000
@@ -329,7 +329,11 @@ class SentenceTransformersCrossEncoder:
         self.throughput = Throughput()
         kwargs = {"max_length": max_length, "device": "cpu", "activation_fn": torch.nn.Identity()}
         if Path(model_id).is_dir():
-            self._model = CrossEncoder(model_id, local_files_only=True, **kwargs)
+            self._model = load_local_folder(
+                lambda: CrossEncoder(model_id, local_files_only=True, **kwargs),
+                model_id,
+                "reranker",
+            )
         else:
             self._model = load_hub_model(
                 lambda mid, **kw: CrossEncoder(mid, **kwargs, **kw),

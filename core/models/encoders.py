@@ -15,7 +15,7 @@ import numpy as np
 
 from core.models.base import DEFAULT_ENCODER, ProgressFn, TextKind, normalize_rows
 from core.models.cpu import int8_kernel
-from core.models.hub import load_hub_model, quiet_transformers
+from core.models.hub import load_hub_model, load_local_folder, quiet_transformers
 from core.models.packaged import packaged_encoder_path, packaged_model_ids
 
 ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
@@ -174,7 +174,11 @@ def _load_sentence_transformer(model_id: str):
     if local is None and Path(model_id).is_dir():
         local = Path(model_id)
     if local is not None:
-        return SentenceTransformer(str(local), device="cpu", local_files_only=True)
+        return load_local_folder(
+            lambda: SentenceTransformer(str(local), device="cpu", local_files_only=True),
+            str(local),
+            "embedding",
+        )
     return load_hub_model(
         lambda mid, **kw: SentenceTransformer(mid, device="cpu", **kw),
         model_id,

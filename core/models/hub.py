@@ -84,6 +84,18 @@ def load_hub_model(load: Callable[..., T], model_id: str, role: str, packaged: l
     )
 
 
+def load_local_folder(load: Callable[[], T], folder: str, role: str) -> T:
+    """Call ``load()`` on a local model folder; a folder that is not a model of this kind
+    (no config, wrong files, unreadable) raises :class:`ModelUnavailableError` in one line."""
+    try:
+        return load()
+    except Exception as exc:  # transformers raises ValueError, OSError, KeyError, ...
+        raise ModelUnavailableError(
+            f"{role} model folder '{folder}' could not be loaded as a model "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else "no details"

@@ -193,6 +193,7 @@ def build_collection(
         raise DatasetError(
             f"collection '{name}' is already built ({folder}); pass --restart to rebuild it"
         )
+    fresh = not folder.exists()
     work = folder / "build"
     work.mkdir(parents=True, exist_ok=True)
     stat = src.stat() if src.is_file() else None
@@ -227,7 +228,12 @@ def build_collection(
 
     if not state.done("ingest"):
         t0 = time.perf_counter()
-        _ingest(folder, state, read, id_field, say, src.name or str(source))
+        try:
+            _ingest(folder, state, read, id_field, say, src.name or str(source))
+        except DatasetError:
+            if fresh:  # a refused file leaves no "unfinished build" behind
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         state.finish("ingest", time.perf_counter() - t0)
     db = sqlite3.connect(folder / RECORDS)
     try:
