@@ -12,7 +12,8 @@ place:
   Milvus references that name the operator's own Milvus (``link_refusal``) — a link or an
   imported file never makes the server open a host, a port or a path of its choosing;
 * texts are clipped: a value over :data:`MAX_VALUE_CHARS` is refused (and echoed cut), a
-  query is cut to its limit, field lists are capped.
+  query is cut to its limit (:data:`core.present.views.MAX_QUERY_CHARS`), field lists are
+  capped.
 
 Decisions are made on the text alone (no file system, no network), so a refusal never
 tells a visitor whether a path or a host exists. Pages and stored views call
@@ -31,7 +32,7 @@ from core.data.upload_store import is_upload_id
 from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
-from core.present.views import MAX_QUERY_CHARS, SearchSettings, shown_value
+from core.present.views import SearchSettings, shown_value
 from core.quality.headtohead import NONE, RerankSpec, parse_spec
 from core.search.milvus import is_milvus_reference, link_refusal
 
@@ -59,8 +60,7 @@ def _clip_params(params: Mapping[str, object]) -> tuple[dict[str, str], list[str
         if not isinstance(key, str) or len(key) > 40:
             continue
         value = raw if isinstance(raw, str) else str(raw)
-        limit = MAX_QUERY_CHARS * 4 if key == "q" else MAX_VALUE_CHARS
-        if len(value) > limit:
+        if key != "q" and len(value) > MAX_VALUE_CHARS:  # the query is cut, not refused
             warnings.append(
                 f"ignored {key}={shown_value(value)}: {len(value):,} characters is not a setting"
             )
