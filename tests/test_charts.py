@@ -285,7 +285,8 @@ def test_retrieval_axis_names_the_first_stage_score(result) -> None:
 
 
 def _cost_points():
-    from core.quality.tuning import Config, CostPoint, FirstStage
+    from core.quality.tuning_cost import CostPoint
+    from core.quality.tuning_grid import Config, FirstStage
 
     dense, bm25 = FirstStage("dense", "org/m"), FirstStage("bm25")
     return [

@@ -17,7 +17,7 @@ from core.present import diagnostics_state as diag
 from core.present.evaluate_state import LabelledSet, applied_view, follow_depth, judgments_of
 from core.present.views import NO_RERANK, SearchSettings
 from core.quality.evaluation import BEIR_FIELDS, SecondStage
-from core.quality.tuning import Config, FirstStage
+from core.quality.tuning_grid import Config, FirstStage
 from core.search.index import build_index
 
 UPLOAD = "upload-0123456789abcdef"

@@ -12,15 +12,11 @@ from test_evaluation import write_beir
 
 from core.data.beir import load_beir
 from core.quality.evaluation import beir_to_dataset
-from core.quality.tuning import (
-    FirstStage,
-    Workbench,
-    config_grid,
-    format_tune,
-    measure_rerank_cost,
-    prepare,
-    tune,
-)
+from core.quality.tuning import tune
+from core.quality.tuning_cost import measure_rerank_cost
+from core.quality.tuning_format import format_tune
+from core.quality.tuning_grid import FirstStage, config_grid
+from core.quality.tuning_workbench import Workbench, prepare
 from core.search.passages import PassageSettings
 
 DENSE = FirstStage("dense", "sentence-transformers/all-MiniLM-L6-v2")

@@ -19,25 +19,12 @@ from core.quality.evaluation import (
     evaluate_beir,
     second_stage_order,
 )
-from core.quality.tuning import (
-    RULES,
-    Config,
-    FirstStage,
-    Workbench,
-    cheapest_within_noise,
-    compare_rules,
-    config_grid,
-    cost_points,
-    cross_validate,
-    fold_of,
-    format_rule_comparison,
-    format_tune,
-    measure_rerank_cost,
-    prepare,
-    sabotage,
-    stages_for,
-    tune,
-)
+from core.quality.tuning import compare_rules, tune
+from core.quality.tuning_cost import cheapest_within_noise, cost_points, measure_rerank_cost
+from core.quality.tuning_format import format_rule_comparison, format_tune
+from core.quality.tuning_grid import Config, FirstStage, config_grid, stages_for
+from core.quality.tuning_rules import RULES, cross_validate, fold_of
+from core.quality.tuning_workbench import Workbench, prepare, sabotage
 
 DENSE = FirstStage("dense", "fake-encoder")
 BM25 = FirstStage("bm25")

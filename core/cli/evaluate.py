@@ -169,7 +169,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from core.models.registry import load_encoder, load_reranker
     from core.quality.evaluation import BEIR_FIELDS, beir_to_dataset
     from core.quality.metrics import check_threshold
-    from core.quality.tuning import BGE_SMALL, DEFAULT_RULE, check_rule, default_stages, stages_for
+    from core.quality.tuning_grid import BGE_SMALL, default_stages, stages_for
+    from core.quality.tuning_rules import DEFAULT_RULE, check_rule
     from core.search.fusion import check_fusion
 
     check_fusion(args.fusion_weight, args.fusion)

@@ -100,19 +100,11 @@ def _tuned_aggregate(args: argparse.Namespace):
 
 
 def compare_settings(args, data: Labelled, stages, encoders, reranker, progress) -> int:
-    from core.quality.tuning import (
-        Config,
-        compare,
-        compare_rules,
-        config_grid,
-        format_results,
-        format_rule_comparison,
-        format_tune,
-        measure_rerank_cost,
-        prepare,
-        sabotage,
-        tune,
-    )
+    from core.quality.tuning import compare_rules, tune
+    from core.quality.tuning_cost import measure_rerank_cost
+    from core.quality.tuning_format import format_results, format_rule_comparison, format_tune
+    from core.quality.tuning_grid import Config, config_grid
+    from core.quality.tuning_workbench import compare, prepare, sabotage
     from core.search.scorestore import ScoreStore
 
     depth = args.depth or args.candidates

@@ -432,7 +432,7 @@ def ablation_chart(report: AblationReport) -> alt.LayerChart:
 
 # --- quality against cost (core.quality.tuning) --------------------------------------
 
-from core.quality.tuning import CostPoint, best_point, cheapest_within_noise  # noqa: E402
+from core.quality.tuning_cost import CostPoint, best_point, cheapest_within_noise  # noqa: E402
 
 SECOND_STAGE_SHAPES = {"alone": "circle", "rerank": "triangle-up", "fuse": "diamond"}
 

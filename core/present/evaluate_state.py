@@ -13,7 +13,7 @@ from core.data.documents import Dataset
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.present.views import NO_RERANK, SearchSettings
 from core.quality.evaluation import BEIR_FIELDS, SecondStage
-from core.quality.tuning import Config
+from core.quality.tuning_grid import Config
 
 
 @dataclass(frozen=True)

@@ -27,16 +27,11 @@ from core.present.tables import (
 )
 from core.present.views import SearchSettings, escape_markdown
 from core.quality.evaluation import EvaluationReport, SecondStage, evaluate_beir, evaluate_judgments
-from core.quality.tuning import (
-    BGE_SMALL,
-    Config,
-    TuneReport,
-    config_grid,
-    default_stages,
-    measure_rerank_cost,
-    prepare,
-)
+from core.quality.tuning import TuneReport
 from core.quality.tuning import tune as tune_settings
+from core.quality.tuning_cost import measure_rerank_cost
+from core.quality.tuning_grid import BGE_SMALL, Config, config_grid, default_stages
+from core.quality.tuning_workbench import prepare
 from core.search.activity import visitor_search
 from core.search.passages import PassageSettings, estimate_reading
 from core.search.pipeline import search_with_rerank

@@ -23,7 +23,8 @@ from core.present.views import (
 )
 from core.quality.evaluation import CONDENSED_NOTE, EvaluationReport
 from core.quality.metrics import GAIN_NOTE
-from core.quality.tuning import RULES, TuneReport
+from core.quality.tuning import TuneReport
+from core.quality.tuning_rules import RULES
 from core.search.pipeline import SearchResult
 from pages.widgets.actions import switch_later
 
