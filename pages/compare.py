@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
 from core.present.diagnostics_state import dataset_choices
 from core.present.gate import admit_spec, admit_view
@@ -53,7 +52,7 @@ if "h2h_view" not in state or (params and params != state.get("h2h_params")):
     else:
         view, warnings = state.get("view") or SearchSettings(), []
     if params.get("a"):
-        a_spec, more = admit_spec(params["a"], side="A", default=PACKAGED_CROSS_ENCODER)
+        a_spec, more = admit_spec(params["a"], side="A", default=spec_of(view).to_string())
         warnings += more
         view = with_spec(view, a_spec)
     b, more = admit_spec(params.get("b"), side="B")
