@@ -39,7 +39,7 @@ from core.models.registry import load_encoder as _load_encoder
 from core.models.registry import load_reranker as _load_reranker
 from core.present.manifest import Manifest, dataset_print, make_manifest, search_manifest
 from core.present.views import NO_RERANK, SearchSettings
-from core.quality.evaluation import EvaluationReport
+from core.quality.evaluation_report import EvaluationReport
 from core.search.hits import Hit
 from core.search.index import VectorIndex
 from core.search.pipeline import SearchResult
@@ -247,13 +247,9 @@ def evaluate(
     """Retrieval and retrieval + rerank scored against judgments, as ``python -m core
     evaluate`` does: a BEIR dataset (its qrels), or a corpus with ``judgments`` (query
     text -> doc id -> grade). ``reranker=None``: retrieval only."""
-    from core.quality.evaluation import (
-        BEIR_FIELDS,
-        SecondStage,
-        beir_to_dataset,
-        evaluate_beir,
-        evaluate_judgments,
-    )
+    from core.quality.evaluation import beir_to_dataset, evaluate_beir, evaluate_judgments
+    from core.quality.evaluation_report import BEIR_FIELDS
+    from core.quality.runs import SecondStage
 
     options = {
         "encoder": None if retriever == "bm25" else load_encoder(encoder),

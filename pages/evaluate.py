@@ -11,7 +11,8 @@ from core.models.errors import CoreError
 from core.models.packaged import packaged_model_ids
 from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
 from core.present.views import escape_markdown
-from core.quality.evaluation import SecondStage, beir_to_dataset
+from core.quality.evaluation import beir_to_dataset
+from core.quality.runs import SecondStage
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.widgets import evaluate_panels as panels
 from pages.widgets import quality_panels as quality

@@ -193,7 +193,7 @@ def test_evaluate_page_a_vs_b_matches_core():
     from core.data.datasets import load_dataset
     from core.models.registry import load_reranker
     from core.present.views import escape_markdown
-    from core.quality.evaluation import evaluate_pair
+    from core.quality.evaluation_pair import evaluate_pair
     from core.quality.headtohead import parse_spec
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()

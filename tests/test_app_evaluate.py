@@ -27,12 +27,8 @@ from core.data.datasets import load_dataset, scifact_path
 from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER
 from core.models.registry import load_encoder, load_reranker
 from core.present.views import judged_metrics, unjudged_entered
-from core.quality.evaluation import (
-    HEADLINE_METRICS,
-    METRIC_LABELS,
-    PRIMARY_METRIC,
-    evaluate_judgments,
-)
+from core.quality.evaluation import evaluate_judgments
+from core.quality.evaluation_report import HEADLINE_METRICS, METRIC_LABELS, PRIMARY_METRIC
 from core.search.pipeline import search_with_rerank
 from pages.widgets.actions import PENDING
 

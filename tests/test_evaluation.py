@@ -22,14 +22,10 @@ from conftest import ROOT, SCIFACT, FakeEncoder, FakeReranker
 from core.data.beir import BeirDataset, load_beir
 from core.data.documents import make_dataset
 from core.models.errors import DatasetError, SettingsError
-from core.quality.evaluation import (
-    EvaluationReport,
-    beir_to_dataset,
-    evaluate_beir,
-    evaluate_judgments,
-    format_report,
-    sorted_query_ids,
-)
+from core.quality.evaluation import beir_to_dataset, evaluate_beir, evaluate_judgments
+from core.quality.evaluation_format import format_report
+from core.quality.evaluation_report import EvaluationReport
+from core.quality.runs import sorted_query_ids
 
 # With FakeEncoder every word below hashes to its own slot, so a doc's cosine to a query
 # depends only on the words they share. Embed text is title + " " + text.
@@ -518,7 +514,7 @@ def test_a_reranker_that_hurts_everywhere_is_reported_as_hurting(tiny: BeirDatas
 
 
 def test_rerank_depth_and_fusion_in_the_report(tiny: BeirDataset) -> None:
-    from core.quality.evaluation import SecondStage
+    from core.quality.runs import SecondStage
 
     shallow = evaluate_tiny(tiny, options=SecondStage(rerank_depth=1))
     # Reranking only the first candidate changes nothing.

@@ -42,7 +42,7 @@ from core.quality.blind import (
     votes_json,
     wilson_interval,
 )
-from core.quality.evaluation import evaluate_pair, format_pair_report
+from core.quality.evaluation_pair import evaluate_pair, format_pair_report
 from core.quality.headtohead import RerankSpec, head_to_head, parse_pair, parse_spec
 from core.quality.metrics import kendall_tau, overlap_at_k, rank_biased_overlap
 from core.search.index import build_index

@@ -285,7 +285,7 @@ def test_results_csv_neutralises_text_and_keeps_negative_scores() -> None:
 
 
 def test_per_query_evaluation_csv_neutralises_query_text() -> None:
-    from core.quality.evaluation import (
+    from core.quality.evaluation_report import (
         HEADLINE_METRICS,
         UNJUDGED_METRICS,
         EvaluationReport,

@@ -16,7 +16,8 @@ from core.models.base import DEFAULT_ENCODER, PACKAGED_CROSS_ENCODER, SEED_CROSS
 from core.present import diagnostics_state as diag
 from core.present.evaluate_state import LabelledSet, applied_view, follow_depth, judgments_of
 from core.present.views import NO_RERANK, SearchSettings
-from core.quality.evaluation import BEIR_FIELDS, SecondStage
+from core.quality.evaluation_report import BEIR_FIELDS
+from core.quality.runs import SecondStage
 from core.quality.tuning_grid import Config, FirstStage
 from core.search.index import build_index
 

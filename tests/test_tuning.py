@@ -12,13 +12,9 @@ from test_evaluation import CANDIDATES, CORPUS, QRELS, QUERIES, RERANK_SCORES, w
 
 from core.data.beir import load_beir
 from core.models.errors import SettingsError
-from core.quality.evaluation import (
-    BEIR_FIELDS,
-    SecondStage,
-    beir_to_dataset,
-    evaluate_beir,
-    second_stage_order,
-)
+from core.quality.evaluation import beir_to_dataset, evaluate_beir
+from core.quality.evaluation_report import BEIR_FIELDS
+from core.quality.runs import SecondStage, second_stage_order
 from core.quality.tuning import compare_rules, tune
 from core.quality.tuning_cost import cheapest_within_noise, cost_points, measure_rerank_cost
 from core.quality.tuning_format import format_rule_comparison, format_tune

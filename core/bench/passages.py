@@ -67,13 +67,9 @@ def passages_scifact_main(
     """
     from core.data.beir import load_beir
     from core.models.registry import load_encoder, load_reranker
-    from core.quality.evaluation import (
-        BEIR_FIELDS,
-        PRIMARY_METRIC,
-        SecondStage,
-        beir_to_dataset,
-        evaluate_beir,
-    )
+    from core.quality.evaluation import beir_to_dataset, evaluate_beir
+    from core.quality.evaluation_report import BEIR_FIELDS, PRIMARY_METRIC
+    from core.quality.runs import SecondStage
     from core.quality.stats import paired_bootstrap
     from core.search.index import build_index
     from core.search.passages import PassageSettings
@@ -141,7 +137,7 @@ def dense_vs_truncation(truncated: dict, run, index_of, paired_bootstrap) -> Non
     ``truncated`` (its reports with one vector per document), the same run with dense
     passages, nDCG@10 of the first stage alone and reranked top 100, the paired
     intervals and the time per query."""
-    from core.quality.evaluation import PRIMARY_METRIC
+    from core.quality.evaluation_report import PRIMARY_METRIC
     from core.search.passages import PassageSettings
 
     dense = PassageSettings("max")

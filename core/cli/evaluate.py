@@ -167,7 +167,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from core.data.datasets import load_dataset
     from core.models.base import DEFAULT_ENCODER, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER
     from core.models.registry import load_encoder, load_reranker
-    from core.quality.evaluation import BEIR_FIELDS, beir_to_dataset
+    from core.quality.evaluation import beir_to_dataset
+    from core.quality.evaluation_report import BEIR_FIELDS
     from core.quality.metrics import check_threshold
     from core.quality.tuning_grid import BGE_SMALL, default_stages, stages_for
     from core.quality.tuning_rules import DEFAULT_RULE, check_rule

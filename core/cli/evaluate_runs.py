@@ -38,12 +38,9 @@ def evaluate_one(args, data: Labelled, stage, encoders, reranker, progress) -> i
     from pathlib import Path
 
     from core.models.paths import cache_dir
-    from core.quality.evaluation import (
-        SecondStage,
-        evaluate_beir,
-        evaluate_judgments,
-        format_report,
-    )
+    from core.quality.evaluation import evaluate_beir, evaluate_judgments
+    from core.quality.evaluation_format import format_report
+    from core.quality.runs import SecondStage
 
     options = {
         "encoder": encoders.get(stage.encoder),
@@ -215,7 +212,7 @@ def compare_pair(args, data: Labelled, stage, encoders, pair) -> int:
     from core.models.base import DEFAULT_MAX_LENGTH
     from core.models.registry import load_reranker
     from core.present.report import pair_report_html
-    from core.quality.evaluation import evaluate_pair, format_pair_report
+    from core.quality.evaluation_pair import evaluate_pair, format_pair_report
     from core.search.scorestore import ScoreStore
 
     models = {}

@@ -12,7 +12,8 @@ from core.data.beir import BeirDataset
 from core.data.documents import Dataset
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.present.views import NO_RERANK, SearchSettings
-from core.quality.evaluation import BEIR_FIELDS, SecondStage
+from core.quality.evaluation_report import BEIR_FIELDS
+from core.quality.runs import SecondStage
 from core.quality.tuning_grid import Config
 
 

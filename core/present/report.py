@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from core.present.views import badge, retrieval_score_label
 from core.quality.blind import Tally
-from core.quality.evaluation import PRIMARY_METRIC, PairReport
+from core.quality.evaluation_pair import PairReport
+from core.quality.evaluation_report import PRIMARY_METRIC
 from core.quality.headtohead import HeadToHead
 from core.search.pipeline import SearchResult
 from core.search.retrievers import RETRIEVER_LABELS

@@ -12,7 +12,7 @@ import pandas as pd
 
 from core.present.views import badge, escape_markdown, retrieval_score_label
 from core.quality.diagnostics import AblationReport, CeilingReport
-from core.quality.evaluation import (
+from core.quality.evaluation_report import (
     HEADLINE_METRICS,
     METRIC_LABELS,
     EvaluationReport,

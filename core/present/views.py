@@ -19,7 +19,7 @@ from typing import Any
 from core.data.csvsafe import LINE_END, spreadsheet_safe_row
 from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
-from core.quality.evaluation import EvaluationReport
+from core.quality.evaluation_report import EvaluationReport
 from core.quality.metrics import kendall_tau, overlap_at_k
 from core.search.fusion import FUSION_METHODS
 from core.search.passages import AGGREGATES, DEFAULT_AGGREGATE, MIN_WINDOW, PassageSettings

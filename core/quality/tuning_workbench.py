@@ -107,7 +107,7 @@ class Workbench:
 
     def ranking(self, config: Config) -> dict[str, list[str]]:
         """Each query's final ranking under ``config`` (``depth`` docs long)."""
-        from core.quality.evaluation import second_stage_order
+        from core.quality.runs import second_stage_order
 
         if config.stage not in self.runs:
             raise SettingsError(f"first stage '{config.stage.label}' was not prepared")
@@ -210,7 +210,7 @@ def prepare(
     ``cache_only`` nothing is scored: queries with a pair missing from ``store`` are
     dropped (``note`` says how many), so a partly warmed cache can be used as it is.
     """
-    from core.quality.evaluation import retrieve_run, score_run, sorted_query_ids
+    from core.quality.runs import retrieve_run, score_run, sorted_query_ids
 
     if not stages:
         raise SettingsError("choose at least one first stage")

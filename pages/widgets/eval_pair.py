@@ -11,7 +11,8 @@ from core.models.errors import CoreError
 from core.present.evaluate_state import LabelledSet
 from core.present.report import pair_report_html
 from core.present.views import escape_markdown, outside_text
-from core.quality.evaluation import PRIMARY_METRIC, evaluate_pair
+from core.quality.evaluation_pair import evaluate_pair
+from core.quality.evaluation_report import PRIMARY_METRIC
 from core.search.scorestore import ScoreStore
 from pages.widgets.actions import action_button, running_action
 from pages.widgets.common import get_encoder, reranker_for, stage_progress, together_api_key

@@ -26,7 +26,9 @@ from core.present.tables import (
     marked_order,
 )
 from core.present.views import SearchSettings, escape_markdown
-from core.quality.evaluation import EvaluationReport, SecondStage, evaluate_beir, evaluate_judgments
+from core.quality.evaluation import evaluate_beir, evaluate_judgments
+from core.quality.evaluation_report import EvaluationReport
+from core.quality.runs import SecondStage
 from core.quality.tuning import TuneReport
 from core.quality.tuning import tune as tune_settings
 from core.quality.tuning_cost import measure_rerank_cost

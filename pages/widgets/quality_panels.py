@@ -21,7 +21,7 @@ from core.present.views import (
     unjudged_rows,
     unjudged_summary,
 )
-from core.quality.evaluation import CONDENSED_NOTE, EvaluationReport
+from core.quality.evaluation_report import CONDENSED_NOTE, EvaluationReport
 from core.quality.metrics import GAIN_NOTE
 from core.quality.tuning import TuneReport
 from core.quality.tuning_rules import RULES
