@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_MOVIES)),)
 export RERANK_MOVIES_PATH ?= $(SHARED_MOVIES)
 endif
 
-.PHONY: app test lint setup browser bench
+.PHONY: app test lint setup browser postgresql bench
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The state-store and two-replica tests start Debian's PostgreSQL on loopback.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 # serve.py = `streamlit run app.py` + deep links from the first request + warm-up at start;
 # `core warmup --if-needed` fills the disk cache once (bi-encoder export, movies embeddings).
 app: setup
@@ -32,5 +37,5 @@ app: setup
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup browser lint
+test: setup browser postgresql lint
 	$(PY) -m pytest
