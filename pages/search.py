@@ -27,7 +27,7 @@ from core.present.views import (
     clip_query,
     escape_markdown,
 )
-from core.search.milvus import is_milvus_reference
+from core.search.milvus_reference import is_milvus_reference
 from pages.widgets import search_results as results
 from pages.widgets import search_sidebar as sidebar
 from pages.widgets.common import (

@@ -24,15 +24,13 @@ from core.models.errors import (
     SettingsError,
 )
 from core.search.index import VectorIndex
-from core.search.milvus import (
+from core.search.milvus import open_collection
+from core.search.milvus_client import connect, release
+from core.search.milvus_export import bm25_analyzer, export_dataset
+from core.search.milvus_reference import (
     MilvusReference,
     MilvusTarget,
-    bm25_analyzer,
-    connect,
-    export_dataset,
-    open_collection,
     parse_reference,
-    release,
     resolve_target,
 )
 from core.search.retrievers import rrf_fuse
@@ -437,7 +435,7 @@ def test_a_built_collection_exports_with_its_own_vectors(tmp_path, monkeypatch) 
     build = pytest.importorskip("core.search.collection_build")
     open_built = pytest.importorskip("core.data.collection").open_collection
     from core.data.datasets import SAMPLE_PATH
-    from core.search.milvus import export_built_collection
+    from core.search.milvus_export import export_built_collection
 
     monkeypatch.setenv("RERANK_CACHE_DIR", str(tmp_path / "cache"))
     encoder = FakeEncoder(dimension=32)

@@ -95,6 +95,7 @@ def test_embed_command_on_ray_writes_what_export_reads(
     code = main([*search, "--no-rerank", "--retriever", "bm25", "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["retriever"] == "bm25" and result["results"]
-    from core.search.milvus import MilvusTarget, release
+    from core.search.milvus_client import release
+    from core.search.milvus_reference import MilvusTarget
 
     release(MilvusTarget(str(db)))

@@ -131,7 +131,8 @@ def load_any_dataset(name: str, id_field: str | None = None):
     from core.data.upload_quality import build_upload_dataset
     from core.data.upload_store import UploadStore, is_upload_id
     from core.data.uploads import parse_upload
-    from core.search.milvus import is_milvus_reference, open_collection
+    from core.search.milvus import open_collection
+    from core.search.milvus_reference import is_milvus_reference
 
     if is_milvus_reference(name):
         return open_collection(name).dataset()

@@ -135,7 +135,8 @@ def _milvus(args: argparse.Namespace) -> int:
 def _export_built(args: argparse.Namespace):
     """``milvus export --dataset collection:NAME``: a built collection, with its vectors."""
     from core.models.registry import load_encoder
-    from core.search.milvus import export_built_collection, resolve_target
+    from core.search.milvus_export import export_built_collection
+    from core.search.milvus_reference import resolve_target
 
     try:
         from core.data.collection import open_collection as open_built
@@ -158,7 +159,8 @@ def _export_dataset(args: argparse.Namespace):
     """``milvus export`` of a dataset (built-in, file, upload, Milvus) or a vector set."""
     from core.models.base import DEFAULT_ENCODER
     from core.models.registry import load_encoder
-    from core.search.milvus import export_dataset, resolve_target
+    from core.search.milvus_export import export_dataset
+    from core.search.milvus_reference import resolve_target
     from core.search.vectors import read_vector_set, subset
 
     dataset = subset(load_any_dataset(args.dataset, args.id_field), args.limit)

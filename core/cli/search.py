@@ -68,7 +68,7 @@ def _search(args: argparse.Namespace) -> int:
     from core.models.registry import load_encoder, load_reranker
     from core.search.fusion import check_fusion
     from core.search.index import build_index
-    from core.search.milvus import is_milvus_reference
+    from core.search.milvus_reference import is_milvus_reference
     from core.search.pipeline import search_with_rerank
     from core.search.retrievers import make_retriever
 

@@ -34,7 +34,7 @@ from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
 from core.present.views import SearchSettings, shown_value
 from core.quality.headtohead import NONE, RerankSpec, parse_spec
-from core.search.milvus import is_milvus_reference, link_refusal
+from core.search.milvus_reference import is_milvus_reference, link_refusal
 
 Origin = Literal["link", "stored"]
 """Where outside values come from: a URL (``link``) or a stored or imported file

@@ -24,7 +24,7 @@ from core.present.gate import admit_view
 from core.present.views import NO_RERANK, SearchSettings, encoder_choice, reranker_choice
 from core.search.activity import visitor_search
 from core.search.index import VectorIndex
-from core.search.milvus import is_milvus_reference
+from core.search.milvus_reference import is_milvus_reference
 from core.search.passages import DEFAULT_AGGREGATE, PassageSettings
 from core.search.pipeline import SearchResult, search_with_rerank
 from core.search.retrievers import Retriever, make_retriever

@@ -97,7 +97,7 @@ def corpus_note(build: IndexBuild | None) -> str:
 
 def timings_caption(result: SearchResult, build: IndexBuild | None) -> str:
     """The search's timings, stage by stage, and where the corpus index came from."""
-    from core.search.milvus import is_milvus_reference
+    from core.search.milvus_reference import is_milvus_reference
 
     t = result.timings
     where = (

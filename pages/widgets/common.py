@@ -19,7 +19,9 @@ from core.models.registry import load_encoder, load_reranker
 from core.models.together import TogetherEncoder, TogetherReranker, resolve_api_key, together_model
 from core.present.views import ROW_IDS
 from core.search.index import IndexBuild, build_index
-from core.search.milvus import MilvusRetriever, cached_collection, is_milvus_reference
+from core.search.milvus import cached_collection
+from core.search.milvus_reference import is_milvus_reference
+from core.search.milvus_retrieval import MilvusRetriever
 from core.search.passages import PassageSettings
 
 

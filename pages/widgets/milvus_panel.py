@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.models.errors import CoreError
 from core.present.views import escape_markdown
-from core.search.milvus import normalize_reference
+from core.search.milvus_reference import normalize_reference
 from pages.widgets.actions import action_button, running_action
 
 

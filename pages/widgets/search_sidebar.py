@@ -22,7 +22,7 @@ from core.present.views import (
     escape_markdown,
 )
 from core.search.fusion import FUSION_LABELS, FUSION_METHODS
-from core.search.milvus import is_milvus_reference
+from core.search.milvus_reference import is_milvus_reference
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.widgets.common import BUILTIN_LABELS, collection_labels, together_api_key
 from pages.widgets.passage_panel import passage_picker

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from core.search.milvus import MilvusTarget, export_dataset, open_collection, release
+from core.search.milvus import open_collection
+from core.search.milvus_client import release
+from core.search.milvus_export import export_dataset
+from core.search.milvus_reference import MilvusTarget
 from tests.test_milvus import MINILM, free_port, start_server, stop
 
 from .conftest import wait_for_app_run
