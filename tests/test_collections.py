@@ -24,7 +24,7 @@ from core.data.collection import (
 )
 from core.data.documents import Corpus, embed_text, make_dataset
 from core.models.errors import DatasetError, DatasetUnavailableError, FieldError, SettingsError
-from core.search import collection_build
+from core.search import collection_ann, collection_bm25, collection_build
 from core.search.collection_build import build_collection
 from core.search.index import VectorIndex, build_index
 from core.search.retrievers import BM25Index, make_retriever
@@ -210,7 +210,7 @@ def test_ivf_index_finds_the_exact_neighbours_and_keeps_exact_scores(
     report = _build(movies_jsonl, "films", fake_encoder, exact_threshold=500)
     assert report.index_kind == "ivf-sq8" and report.recall_at_100 >= 0.97
     films = open_collection("films")
-    assert films.approximate and films.manifest["index"]["nprobe"] in collection_build.NPROBES
+    assert films.approximate and films.manifest["index"]["nprobe"] in collection_ann.NPROBES
     index = build_index(films, fake_encoder, films.default_embed_fields).index
     assert index.approximate
     found, expected = 0, 0
@@ -272,12 +272,12 @@ def test_retune_chooses_nprobe_again_without_touching_the_data(
     from core.cli import main
     from core.models import registry
     from core.present.views import approximate_note
-    from core.search.collection_build import retune_collection
+    from core.search.collection_ann import retune_collection
 
     _build(movies_jsonl, "films", fake_encoder, exact_threshold=500)
     folder = collection_path("films")
     built = json.loads((folder / "manifest.json").read_text())["index"]
-    assert built["nprobe"] > 1 and built["recall_at_100"] >= collection_build.TARGET_RECALL
+    assert built["nprobe"] > 1 and built["recall_at_100"] >= collection_ann.TARGET_RECALL
     # As a collection built before the fix: chosen on titles, too few lists probed.
     old = {**built, "nprobe": 1, "recall_at_100": 0.997}
     old["recall_queries"] = "200 sample records' titles or first 12 words, encoded as queries"
@@ -342,7 +342,7 @@ def test_an_interrupted_build_resumes_and_ends_identical(
 ) -> None:
     monkeypatch.setattr(collection_build, "INGEST_CHUNK", 300)
     monkeypatch.setattr(collection_build, "ENCODE_CHUNK", 256)
-    monkeypatch.setattr(collection_build, "BM25_CHUNK", 400)
+    monkeypatch.setattr(collection_bm25, "BM25_CHUNK", 400)
     full = _build(movies_jsonl, "whole", fake_encoder, exact_threshold=500)
 
     # (stage, progress at which to interrupt, row the resumed build starts from): the

@@ -100,6 +100,19 @@ def test_no_import_circle_between_modules() -> None:
     assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
 
 
+MAX_CORE_LINES = 800
+
+
+def test_every_core_module_is_under_800_lines() -> None:
+    """A module over 800 lines does several jobs: split it along its seams."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted((ROOT / "core").rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) >= MAX_CORE_LINES
+    }
+    assert not long, f"core modules of {MAX_CORE_LINES} lines or more: {long}"
+
+
 def test_model_interfaces_import_no_backend() -> None:
     mods = {mod for _, mod in imports_of(ROOT / "core" / "models" / "base.py")}
     assert mods <= {"core.models.errors"}, mods

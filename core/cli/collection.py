@@ -96,7 +96,8 @@ def _collection(args: argparse.Namespace) -> int:
         return bench_main(args)
     from core.models.base import DEFAULT_ENCODER
     from core.models.registry import load_encoder
-    from core.search.collection_build import build_collection, print_progress, retune_collection
+    from core.search.collection_ann import retune_collection
+    from core.search.collection_build import build_collection, print_progress
     from core.search.collection_index import EXACT_THRESHOLD
 
     if args.collection_command == "retune":

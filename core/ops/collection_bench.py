@@ -466,7 +466,7 @@ def compare_ann(vectors: np.ndarray, qvec: np.ndarray, n: int) -> dict[str, Any]
     import faiss
     from usearch.index import Index
 
-    from core.search.collection_build import nlist_for
+    from core.search.collection_ann import nlist_for
     from core.search.collection_index import DiskVectorIndex, exact_search_many, recall_at
 
     vectors = np.ascontiguousarray(vectors[:n], dtype=np.float32)

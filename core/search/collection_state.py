@@ -1,0 +1,47 @@
+"""What the stages of a collection build share: the progress callback's type, the
+resumable build state (``build/state.json``: options, stages done, checkpoints, timings)
+and the stored records' embed text, read back by position."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.data.documents import embed_text
+from core.models.paths import atomic_write
+
+# progress(stage, done, total or None)
+BuildProgress = Callable[[str, int, int | None], None]
+
+
+class BuildState:
+    """``build/state.json``: options, stages done, checkpoints and timings."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def save(self) -> None:
+        atomic_write(self.path, json.dumps(self.data, indent=1).encode())
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["done"]
+
+    def finish(self, stage: str, seconds: float) -> None:
+        self.data["done"].append(stage)
+        self.add_time(stage, seconds)
+        self.save()
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        timings = self.data.setdefault("timings", {})
+        timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def embed_texts(db, start: int, stop: int, fields) -> list[str]:
+    """The embed text of the stored records at positions ``start`` to ``stop``."""
+    rows = db.execute(
+        "SELECT record FROM records WHERE pos >= ? AND pos < ? ORDER BY pos", (start, stop)
+    )
+    return [embed_text(json.loads(r[0]), fields) for r in rows]
