@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "bench",  # bench
     "hosting",  # warmup, loadtest, coldstart
     "scale",  # embed, milvus export|info
+    "explain",  # explain, bench-explain
+    "background",  # bench-background
 )
 
 
