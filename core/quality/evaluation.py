@@ -14,9 +14,14 @@ Two sources of judgments:
   by query text (the ``query,doc_id,rating`` CSV of :func:`core.data.beir.load_judgments_csv`).
 
 Per query, reranking *wins* when it raises nDCG@10, *loses* when it lowers it, and
-*ties* when the change is below :data:`TIE_TOLERANCE`. The mean change comes with a
-paired bootstrap 95% interval (:mod:`core.quality.stats`), and the report says plainly whether
-reranking helped, hurt, or changed nothing beyond noise.
+*ties* when the change is below :data:`~core.quality.evaluation_report.TIE_TOLERANCE`.
+The mean change comes with a paired bootstrap 95% interval (:mod:`core.quality.stats`),
+and the report says plainly whether reranking helped, hurt, or changed nothing beyond
+noise (:mod:`core.quality.evaluation_report`; tables: :mod:`core.quality.evaluation_format`).
+
+The runs themselves (retrieve once, score through the score store, second-stage order)
+are :mod:`core.quality.runs`; two second stages head to head are
+:mod:`core.quality.evaluation_pair`.
 
 The first stage is dense, BM25 or hybrid (:mod:`core.search.retrievers`); the second stage
 can rerank only the top ``rerank_depth`` candidates (the rest keep their order below

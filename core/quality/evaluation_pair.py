@@ -35,8 +35,6 @@ from core.search.pipeline import MAX_CANDIDATES
 from core.search.retrievers import DEFAULT_RRF_K, check_retriever_kind, make_retriever
 from core.search.scorestore import ScoreStore
 
-# --- two second stages head to head ------------------------------------------------------
-
 PairOutcome = Literal["A", "tie", "B"]
 
 

@@ -40,8 +40,6 @@ from core.quality.tuning_rules import (
 )
 from core.quality.tuning_workbench import ConfigResult, Workbench
 
-# --- the report -------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class TuneReport:

@@ -17,8 +17,6 @@ from core.quality.stats import mean_interval, paired_bootstrap
 from core.quality.tuning_grid import Config, FirstStage
 from core.quality.tuning_workbench import Workbench
 
-# --- quality against cost ---------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class CostPoint:

@@ -17,13 +17,6 @@ from core.models.errors import SettingsError
 from core.quality.tuning_grid import DEFAULT_FOLDS, Config
 from core.quality.tuning_workbench import Workbench
 
-# --- choosing a setting ----------------------------------------------------------------
-#
-# A rule sees a table of per-query nDCG@10 (settings x queries), the queries it may
-# look at (a mask), and each setting's cost; it returns the index of the setting it
-# chooses. Cross-validation applies it to the other folds and scores the chosen setting
-# on the held-out fold.
-
 RULES: dict[str, str] = {
     "best": "the highest mean nDCG@10 (ties: the cheaper)",
     "one-se": "the cheapest setting within one standard error (paired, per query) of the best",

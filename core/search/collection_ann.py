@@ -45,7 +45,6 @@ TRAIN_PER_LIST = 30
 KMEANS_ITERATIONS = 12
 
 
-# --- 4. ann ----------------------------------------------------------------------------
 def nlist_for(count: int) -> int:
     """IVF lists: about 2·sqrt(N) rounded to a power of two (faiss advises 1-16·sqrt(N);
     fewer lists train and fill faster on 2 cores, and rescoring keeps recall)."""

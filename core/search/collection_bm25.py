@@ -25,7 +25,6 @@ BM25_CHUNK = 20_000
 BM25_K1, BM25_B = 1.5, 0.75
 
 
-# --- 5. bm25 ---------------------------------------------------------------------------
 def build_bm25(folder: Path, db, count: int, fields, state: BuildState, say) -> None:
     """Tokenize per chunk (checkpointed), then write bm25s' CSC score matrix directly.
 

@@ -21,9 +21,6 @@ DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 
 
-# --- talking to Milvus ------------------------------------------------------------------
-
-
 def _message(exc: BaseException) -> str:
     details = getattr(exc, "details", None)
     text = getattr(exc, "message", None) or (details() if callable(details) else None) or exc

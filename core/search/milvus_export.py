@@ -28,15 +28,12 @@ from core.search.milvus_reference import (
     resolve_target,
 )
 
-# Milvus limits: VARCHAR holds at most 65,535 bytes; a search reads at most 16,384 hits.
+# Milvus limits: VARCHAR holds at most 65,535 bytes (JSON 65,536).
 MAX_VARCHAR_BYTES = 65_535
 MAX_JSON_BYTES = 65_536
 BM25_K1 = 1.5
 BM25_B = 0.75
 INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
-
-
-# --- export -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,6 @@ _COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 MAPPING_KEYS = ("id", "text", "vector", "sparse", "record", "title", "encoder")
 
 
-# --- where: target and reference -------------------------------------------------------
-
-
 def default_lite_path() -> Path:
     """The Milvus Lite database used when nothing else is named: ``<cache>/milvus.db``."""
     return cache_dir() / "milvus.db"

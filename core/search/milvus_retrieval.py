@@ -18,10 +18,7 @@ from core.search.retrievers import (
     RetrieverKind,
 )
 
-MAX_TOPK = 16_384
-
-
-# --- retrieval ----------------------------------------------------------------------------
+MAX_TOPK = 16_384  # Milvus reads at most 16,384 hits per search
 
 
 class MilvusRetriever:
