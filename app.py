@@ -43,9 +43,7 @@ navigation = st.navigation(
 # A shared walkthrough link is the app's root with ?walkthrough=<id>: it opens the
 # Walkthrough page (a root link also works on a server no session has visited yet).
 if navigation.url_path == "" and st.query_params.get("walkthrough"):
-    st.switch_page(
-        "pages/walkthrough.py", query_params={"walkthrough": st.query_params["walkthrough"]}
-    )
+    st.switch_page("pages/walkthrough.py", query_params=st.query_params.to_dict())
 if navigation.title in WAITING_PAGES:
     show_warmup(warmup)
 # A page being drawn is a visitor waiting too (a first page load imports and lays out

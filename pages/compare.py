@@ -7,10 +7,12 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core.data.state_store import open_store
 from core.models.errors import CoreError
 from core.present.diagnostics_state import dataset_choices
 from core.present.gate import admit_spec, admit_view
 from core.present.report import head_to_head_report
+from core.present.room import public_base, share_links
 from core.present.views import (
     EXAMPLE_QUERIES,
     SearchSettings,
@@ -160,16 +162,25 @@ def add_step() -> None:
             step_from_view(shown, b_shown.to_string(), state.get("wt_note", ""))
         )
         state.wt_added = len(state.wt_draft.steps)
+        state.wt_note = ""  # the next step starts with an empty note
     except CoreError as exc:
         state.wt_add_error = str(exc)
 
 
 def save_walkthrough() -> None:
-    """Save the draft under the title typed (a callback, like :func:`add_step`)."""
+    """Save the draft under the title typed and open a room on it: a viewer link and a
+    presenter link with the room's secret token (a callback, like :func:`add_step`)."""
     title = (state.get("wt_title") or "Walkthrough").strip() or "Walkthrough"
     state.wt_draft = Walkthrough(title, state.get("wt_draft", Walkthrough()).steps)
     try:
         state.wt_saved = WalkthroughStore().put(state.wt_draft)
+        room_id, token = open_store().create_room(state.wt_saved)
+        headers = st.context.headers
+        secure = str(st.context.url or "").startswith("https") or (
+            headers.get("X-Forwarded-Proto", "") == "https"
+        )
+        base = public_base(headers.get("X-Forwarded-Host") or headers.get("Host"), secure=secure)
+        state.wt_links = share_links(base, state.wt_saved, room_id, token)
     except (CoreError, OSError) as exc:
         state.wt_save_error = str(exc)
 
@@ -177,6 +188,7 @@ def save_walkthrough() -> None:
 def clear_steps() -> None:
     state.wt_draft = Walkthrough()
     state.pop("wt_saved", None)
+    state.pop("wt_links", None)
 
 
 draft: Walkthrough = state.setdefault("wt_draft", Walkthrough())
@@ -210,15 +222,13 @@ with st.sidebar:
         )
         if error := state.pop("wt_save_error", None):
             st.error(f"Could not save the walkthrough: {outside_text(error)}", icon="🚫")
-        if saved := state.get("wt_saved"):
-            st.caption("Open it anywhere on this server:")
-            st.code(f"/?walkthrough={saved}", language=None)
-            st.page_link(
-                "pages/walkthrough.py",
-                label="Present it",
-                icon=":material/slideshow:",
-                query_params={"walkthrough": saved},
-            )
+        if state.get("wt_saved") and state.get("wt_links"):
+            viewer, presenter = state.wt_links
+            st.caption("Viewer link, for the room (copy with the button at its right):")
+            st.code(viewer, language=None, wrap_lines=True)
+            st.caption("Presenter link: keep it to yourself; it moves the room and reveals.")
+            st.code(presenter, language=None, wrap_lines=True)
+            st.link_button("Present it", presenter, icon=":material/slideshow:", width="stretch")
         st.download_button(
             "Export walkthrough (JSON)",
             draft.to_json(),
@@ -234,6 +244,7 @@ with st.sidebar:
             state.wt_draft = parse_walkthrough(imported.getvalue())
             state.wt_imported = imported.file_id
             state.pop("wt_saved", None)
+            state.pop("wt_links", None)
             st.rerun()
         except CoreError as exc:
             st.error(outside_text(exc), icon="🚫")

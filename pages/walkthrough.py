@@ -1,5 +1,11 @@
 """Walkthrough page: step through saved views (next / previous, large readable lists),
-run a blind test for the room, and export the whole walkthrough as one HTML report."""
+run a blind test, and export the whole walkthrough as one HTML report.
+
+With ``?room=<id>`` the page is one seat in a room (the presenter's link adds the secret
+``presenter=`` token): the room's step, blind test, voting and reveal live in the shared
+state store, so the presenter moves everyone, votes from every page are counted live, and
+nothing is lost on a restart. Without a room it is a private run-through (own step,
+own votes), with the same left/right sides as the room."""
 
 from __future__ import annotations
 
@@ -7,24 +13,40 @@ import secrets
 
 import streamlit as st
 
+from core.data.state_store import open_store
 from core.models.errors import CoreError
 from core.present.report import walkthrough_report
+from core.present.room import step_verdict
 from core.present.views import escape_markdown, outside_text
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough
-from core.quality.blind import make_vote, pairwise_csv, tally, votes_csv, votes_json
+from core.quality.blind import make_vote, step_tallies
 from pages.widgets.actions import action_button, running_action
-from pages.widgets.h2h_panel import (
-    run_head_to_head,
-    show_blind,
-    show_charts,
-    show_figures,
-    show_large,
+from pages.widgets.h2h_panel import run_head_to_head, show_charts, show_figures
+from pages.widgets.room_lists import show_blind, show_large
+from pages.widgets.room_panel import (
+    VOTE_BUTTONS,
+    as_votes,
+    change_room,
+    live_room,
+    presenter_controls,
+    show_tally,
+    take_seat,
+    vote_buttons,
 )
 
 state = st.session_state
+store = open_store()
 
-# --- which walkthrough: the link, else the one being built ---------------------------------
+# --- which walkthrough: a room, a link, else the one being built ---------------------------
+seat = None
 link_id = st.query_params.get("walkthrough")
+if room_id := st.query_params.get("room"):
+    try:
+        seat = take_seat(store, room_id)
+        link_id = seat.room.walkthrough_id
+    except CoreError as exc:
+        st.error(outside_text(exc), icon="🚫")
+        st.stop()
 if link_id and state.get("wt_open_id") != link_id:
     try:
         state.wt_open = WalkthroughStore().get(link_id)
@@ -57,122 +79,119 @@ if walkthrough is None:
 
 steps = walkthrough.steps
 total = len(steps)
-index = min(max(int(state.get("wt_step", 0)), 0), total - 1)
-state.wt_step = index
 
 
 def _go(offset: int) -> None:
-    state.wt_step = min(max(state.wt_step + offset, 0), total - 1)
+    state.wt_step = min(max(state.get("wt_step", 0) + offset, 0), total - 1)
 
 
-def cast_vote(query: str, choice: str, a_label: str, b_label: str) -> None:
-    """Record a vote on the lists shown for ``query``. A callback, so the vote is kept
-    even when the next click interrupts the run before the buttons are drawn again."""
+def cast_vote(query: str, choice: str, a_label: str, b_label: str, step: int, a_left: bool):
+    """Record a private vote (a callback, so the next click cannot drop it)."""
     voter = state.get("blind_voter", "")
     seed = state.setdefault("blind_seed", secrets.token_hex(8))
-    state.setdefault("blind_votes", {})[(voter, query)] = make_vote(
-        query, choice, seed=seed, a=a_label, b=b_label, voter=voter
+    state.setdefault("blind_votes", {})[(voter, step)] = make_vote(
+        query, choice, seed=seed, a=a_label, b=b_label, voter=voter, step=step, a_left=a_left
     )
     state.pop("wt_report", None)  # a prepared report no longer has every vote
 
 
 st.title(outside_text(walkthrough.title))
-nav = st.columns([1, 1, 3, 2])
-nav[0].button("◀ Previous", on_click=_go, args=(-1,), disabled=index == 0, width="stretch")
-nav[1].button("Next ▶", on_click=_go, args=(1,), disabled=index >= total - 1, width="stretch")
-nav[2].progress((index + 1) / total, text=f"Step {index + 1} of {total}")
-blind = nav[3].toggle(
-    "Blind test",
-    key="blind_mode",
-    help="Shows the two lists unlabelled, in a random left/right order per query; vote, "
-    "then reveal which was which.",
-)
+if error := state.pop("room_error", None):
+    st.error(outside_text(error), icon="🚫")
+following = True
+if seat is not None and seat.presenter:
+    presenter_controls(seat, total)
+    index = min(seat.room.step, total - 1)
+    blind, revealed = seat.room.blind, seat.room.revealed
+else:
+    if seat is not None:
+        following = st.toggle("Follow the presenter", value=True, key="wt_follow")
+        blind, revealed = seat.room.blind, seat.room.revealed
+    if seat is None or not following:
+        index = min(max(int(state.get("wt_step", 0)), 0), total - 1)
+        state.wt_step = index
+    else:
+        index = min(seat.room.step, total - 1)
+    nav = st.columns([1, 1, 3, 2])
+    own = seat is None or not following
+    nav[0].button("◀ Previous", on_click=_go, args=(-1,), disabled=not own or index == 0)
+    nav[1].button("Next ▶", on_click=_go, args=(1,), disabled=not own or index >= total - 1)
+    nav[2].progress((index + 1) / total, text=f"Step {index + 1} of {total}")
+    if seat is None:
+        blind = nav[3].toggle(
+            "Blind test",
+            key="blind_mode",
+            help="Shows the two lists unlabelled, left/right fixed per step; vote, then "
+            "reveal which was which.",
+        )
+        revealed = bool(state.get("blind_revealed"))
 
 step = steps[index]
 settings = step.settings
-b = step.b_spec
 for warning in step.warnings:
     st.warning(f"Step setting ignored: {outside_text(warning)}", icon="⚠️")
 st.markdown(f"## “{escape_markdown(settings.query)}”")
-if step.note.strip():
+if step.note.strip() and not (blind and not revealed):  # a note could give the answer away
     st.info(escape_markdown(step.note))  # notes are user text: shown literally
 try:
-    h2h = run_head_to_head(settings, b)
+    h2h = run_head_to_head(settings, step.b_spec)
 except CoreError as exc:
     st.error(outside_text(exc), icon="🚫")
     st.stop()
+a_label, b_label = h2h.a.spec.label, h2h.b.spec.label
+a_left = store.a_is_left(walkthrough.id, index)
 
-votes: dict = state.setdefault("blind_votes", {})
-seed = state.setdefault("blind_seed", secrets.token_hex(8))
-if blind:
-    a_label, b_label = h2h.a.spec.label, h2h.b.spec.label
-    voter = st.text_input("Your name (optional, for several voters)", key="blind_voter")
-    show_blind(h2h, seed, revealed=bool(state.get("blind_revealed")))
-    current = votes.get((voter, h2h.query))
-    v1, v2, v3 = st.columns(3)
-    for col, choice, text in (
-        (v1, "left", "Left is better"),
-        (v2, "tie", "Tie"),
-        (v3, "right", "Right is better"),
-    ):
-        col.button(
-            text,
-            key=f"vote_{choice}",
-            type="primary" if current is not None and current.choice == choice else "secondary",
-            width="stretch",
-            on_click=cast_vote,
-            args=(h2h.query, choice, a_label, b_label),
-        )
-    st.caption(
-        f"{len(votes)} vote(s) so far"
-        + (f"; this query: {current.choice}" if current is not None else "")
-        + ". The reveal shows which list was which."
-    )
-    st.button(
-        "Reveal",
-        key="blind_reveal",
-        disabled=not votes,
-        on_click=lambda: state.update(blind_revealed=True),
-    )
-    if state.get("blind_revealed") and votes:
-        all_votes = list(votes.values())
-        result = tally(all_votes, all_votes[0].a, all_votes[0].b)
-        box = st.info if result.verdict == "no clear preference" else st.success
-        box(escape_markdown(result.sentence()))
-        st.dataframe(
-            [
-                {
-                    "query": v.query,
-                    "voter": v.voter,
-                    "vote": v.choice,
-                    "left was": "A" if v.a_left else "B",
-                    "right was": "B" if v.a_left else "A",
-                    "preferred": v.winner,
-                }
-                for v in all_votes
-            ],
-            hide_index=True,
-            key="blind_table",
-        )
-        e1, e2, e3 = st.columns(3)
-        e1.download_button(
-            "Votes (CSV)", votes_csv(all_votes), "blind-votes.csv", "text/csv", on_click="ignore"
-        )
-        e2.download_button(
-            "Votes (JSON)",
-            votes_json(all_votes, seed),
-            "blind-votes.json",
-            "application/json",
-            on_click="ignore",
-        )
-        e3.download_button(
-            "Pairwise judgments (CSV)",
-            pairwise_csv(all_votes),
-            "pairwise-judgments.csv",
-            "text/csv",
-            on_click="ignore",
-        )
+if seat is not None:
+    votes = as_votes(store.votes(seat.room.id)) if revealed else []
 else:
+    private = state.setdefault("blind_votes", {})
+    votes = list(private.values()) if revealed else []
+step_votes = dict(step_tallies(votes)).get(index)
+if not blind or revealed:
+    st.success(escape_markdown(step_verdict(h2h, step_votes)))
+
+if blind:
+    show_blind(h2h, a_left, revealed=revealed)
+    if seat is not None:
+        if not revealed:
+            vote_buttons(seat, index, h2h.query, a_label, b_label)
+        live_room(seat.room.id, seat.room.version, index)
+        if seat.presenter and not revealed:
+            st.button(
+                "Reveal",
+                key="blind_reveal",
+                type="primary",
+                on_click=change_room,
+                args=(seat.room.id, seat.token),
+                kwargs={"revealed": True, "voting_open": False},
+            )
+        elif not revealed:
+            st.caption("The presenter reveals which list was which.")
+    else:
+        voter = st.text_input("Your name (optional, for several voters)", key="blind_voter")
+        current = state.blind_votes.get((voter, index))
+        cols = st.columns(3)
+        for col, (choice, text) in zip(cols, VOTE_BUTTONS, strict=True):
+            col.button(
+                text,
+                key=f"vote_{choice}",
+                type="primary" if current is not None and current.choice == choice else "secondary",
+                width="stretch",
+                on_click=cast_vote,
+                args=(h2h.query, choice, a_label, b_label, index, a_left),
+            )
+        st.caption(f"{len(state.blind_votes)} vote(s) so far. The reveal shows which was which.")
+        st.button(
+            "Reveal",
+            key="blind_reveal",
+            disabled=not state.blind_votes,
+            on_click=lambda: state.update(blind_revealed=True),
+        )
+    if revealed:
+        show_tally(votes, state.get("blind_seed", "room"))
+else:
+    if seat is not None:
+        live_room(seat.room.id, seat.room.version, index)
     show_figures(h2h)
     show_large(h2h)
     show_charts(h2h)
@@ -191,21 +210,7 @@ if action_button("Prepare the report of the whole walkthrough (HTML)", "wt_repor
             st.error(f"Step {len(built) + 1}: {outside_text(exc)}", icon="🚫")
             st.stop()
         bar.empty()
-        revealed = state.get("blind_revealed") and votes
-        all_votes = list(votes.values()) if revealed else []
-        state.wt_report = walkthrough_report(
-            walkthrough.title,
-            built,
-            tally(all_votes, all_votes[0].a, all_votes[0].b) if all_votes else None,
-            [
-                (
-                    v.query,
-                    "A | B" if v.a_left else "B | A",
-                    v.choice + (f" ({v.voter})" if v.voter else ""),
-                )
-                for v in all_votes
-            ],
-        )
+        state.wt_report = walkthrough_report(walkthrough.title, built, votes)
 if state.get("wt_report"):
     st.download_button(
         "Download report (HTML)",

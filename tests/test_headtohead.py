@@ -12,6 +12,7 @@ import json
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from core.data.datasets import load_dataset
 from core.data.documents import make_dataset
@@ -22,6 +23,7 @@ from core.present.report import (
     pair_report_html,
     search_report,
     svg_bars,
+    svg_dots,
     walkthrough_report,
 )
 from core.present.views import SearchSettings
@@ -318,7 +320,7 @@ def test_walkthrough_store_is_content_addressed(tmp_path):
     w = _walkthrough()
     first = store.put(w)
     assert first == store.put(w) == w.id and re.fullmatch(r"[0-9a-f]{16}", first)
-    assert len(list(tmp_path.glob("*.json"))) == 1
+    assert (tmp_path / "state.sqlite3").is_file()  # in the state store, not loose files
     back = WalkthroughStore(tmp_path).get(first)
     assert back == w and back.steps[0].query == "a heist that goes wrong"
     assert back.steps[0].settings.results == 5 and back.steps[1].note == EVIL
@@ -333,10 +335,16 @@ def test_walkthrough_store_refuses_bad_ids_and_damaged_files(tmp_path):
     with pytest.raises(WalkthroughError, match="not on this server"):
         store.get("0" * 16)
     wid = store.put(_walkthrough())
-    (path,) = tmp_path.glob("*.json")
-    path.write_text(path.read_text().replace("heist", "HEIST"))
+    with store.state.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE walkthroughs SET body = replace(body, 'heist', 'HEIST')"))
     with pytest.raises(WalkthroughError, match="not on this server"):
         store.get(wid)
+
+
+def test_a_walkthrough_saved_as_a_file_by_an_earlier_version_still_opens(tmp_path):
+    w = _walkthrough()
+    (tmp_path / f"{w.digest}.json").write_text(w.to_json())
+    assert WalkthroughStore(tmp_path).get(w.id) == w
 
 
 @pytest.mark.parametrize(
@@ -400,11 +408,12 @@ def test_reports_are_self_contained_and_escaped(tiny, tiny_retriever):
     whole = walkthrough_report(
         EVIL,
         [(h2h, EVIL), (h2h, "")],
-        tally([make_vote("bats", "left", seed="s", a="A", b="B")], "A", "B"),
-        [("bats", "A | B", "left")],
+        [make_vote("bats", "left", seed="s", a="A", b="B", step=1, voter="v")],
     )
     _offline_safe(whole)
     assert whole.count('class="step"') == 2 and "Blind test" in whole
+    assert "A and B agree on" in whole  # a verdict line for a step without votes
+    assert "The room has no clear preference" in whole  # the voted step's own line
     assert "@media print" in whole
     single = search_report(h2h.a.result, note=EVIL)
     _offline_safe(single)
@@ -431,8 +440,15 @@ def test_pair_report_html(tiny):
 
 def test_svg_bars_handle_negative_and_constant_values():
     svg = svg_bars([("a", -2.0), ("b", 3.0)], "logit")
-    assert svg.count("<rect") == 2 and 'fill="#d73027"' in svg
+    assert svg.count("<rect") == 2 and 'fill="#D55E00"' in svg  # colour-blind-safe
     assert svg_bars([("a", 0.0)], "x").count("<rect") == 1
+
+
+def test_score_dots_put_the_best_logit_furthest_right_not_the_longest_bar_from_zero():
+    svg = svg_dots([("best", -1.53), ("tenth", -10.1)], "logit")
+    assert "<rect" not in svg and svg.count("<circle") == 2
+    xs = [float(x) for x in re.findall(r'<circle cx="([0-9.]+)"', svg)]
+    assert xs[0] > xs[1]
 
 
 # --- the real cross-encoder ----------------------------------------------------------

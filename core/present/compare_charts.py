@@ -1,14 +1,20 @@
 """Altair charts of a head-to-head: movement from A's order to B's, and each side's
-scores on its own axis (A's and B's scales are never drawn on one axis)."""
+scores on its own axis (A's and B's scales are never drawn on one axis).
+
+Up/down use a colour-blind-safe pair (blue/vermillion) and carry ▲/▼ in their labels;
+scores are dots on a scale from the lowest to the highest (never bars from 0: a logit's
+distance from 0 means nothing), in neutral colours for A and B."""
 
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 
+from core.present.room import A_COLOR, DOWN, DOWN_COLOR, SAME_COLOR, UP, UP_COLOR
 from core.quality.headtohead import HeadToHead, Side
 
-DIRECTION_COLORS = {"up": "#1a9850", "down": "#d73027", "same": "#8c8c8c"}
+DIRECTION_COLORS = {"up": UP_COLOR, "down": DOWN_COLOR, "same": SAME_COLOR}
+DIRECTION_NAMES = {"up": f"{UP} B ranks it higher", "down": f"{DOWN} lower", "same": "= same"}
 
 
 def _short(title: str, width: int = 38) -> str:
@@ -20,15 +26,16 @@ def h2h_movement_frame(h2h: HeadToHead) -> pd.DataFrame:
     rows = []
     for row in h2h.rows():
         move = row["move"]
+        mark = f"{UP} " if move > 0 else f"{DOWN} " if move < 0 else ""
         common = {
             "id": row["id"],
             "title": row["title"],
             "rank_a": row["rank_a"],
             "rank_b": row["rank_b"],
-            "direction": "up" if move > 0 else "down" if move < 0 else "same",
+            "direction": DIRECTION_NAMES["up" if move > 0 else "down" if move < 0 else "same"],
             "outside": not (row["in_top_a"] and row["in_top_b"]),
             "left_label": f"{_short(row['title'])}  #{row['rank_a']}",
-            "right_label": f"#{row['rank_b']}  {_short(row['title'])}",
+            "right_label": f"#{row['rank_b']} {mark} {_short(row['title'])}",
         }
         rows.append({**common, "side": "A", "rank": row["rank_a"]})
         rows.append({**common, "side": "B", "rank": row["rank_b"]})
@@ -36,8 +43,8 @@ def h2h_movement_frame(h2h: HeadToHead) -> pd.DataFrame:
 
 
 def h2h_movement_chart(h2h: HeadToHead) -> alt.LayerChart:
-    """Slope chart from A's rank (left) to B's rank (right), one line per item; green
-    when B ranks it higher, dashed when it is in only one of the two top-N."""
+    """Slope chart from A's rank (left) to B's rank (right), one line per item; blue ▲
+    when B ranks it higher, vermillion ▼ lower, dashed when in only one of the two top-N."""
     data = h2h_movement_frame(h2h)
     max_rank = int(data["rank"].max()) if not data.empty else h2h.num_results
     height = max(240, min(900, 22 * min(max_rank, 40) + 40))
@@ -49,7 +56,9 @@ def h2h_movement_chart(h2h: HeadToHead) -> alt.LayerChart:
     x = alt.X("side:N", sort=["A", "B"], title=None, axis=alt.Axis(labelAngle=0, orient="top"))
     color = alt.Color(
         "direction:N",
-        scale=alt.Scale(domain=list(DIRECTION_COLORS), range=list(DIRECTION_COLORS.values())),
+        scale=alt.Scale(
+            domain=list(DIRECTION_NAMES.values()), range=list(DIRECTION_COLORS.values())
+        ),
         legend=alt.Legend(title="B vs A", orient="bottom"),
     )
     tooltip = [
@@ -82,8 +91,9 @@ def h2h_movement_chart(h2h: HeadToHead) -> alt.LayerChart:
     )
 
 
-def side_score_chart(side: Side, color: str = "#4a78c2") -> alt.Chart:
-    """Bars of one side's top-N scores, on that side's own axis."""
+def side_score_chart(side: Side, color: str = A_COLOR) -> alt.Chart:
+    """Dots of one side's top-N scores on that side's own axis, from its lowest to its
+    highest score (not from 0), best first."""
     top = side.result.top_final
     data = pd.DataFrame(
         {
@@ -92,18 +102,18 @@ def side_score_chart(side: Side, color: str = "#4a78c2") -> alt.Chart:
             "rank": [c.final_rank for c in top],
         }
     )
-    return (
-        alt.Chart(data)
-        .mark_bar(color=color)
-        .encode(
-            x=alt.X("score:Q", title=side.score_label),
-            y=alt.Y(
-                "label:N",
-                sort=alt.SortField("rank"),
-                title=None,
-                axis=alt.Axis(labelOverlap=False, labelLimit=220),
-            ),
-            tooltip=["label:N", alt.Tooltip("score:Q", format=".3f")],
-        )
-        .properties(height=max(160, 30 * len(top)))
+    y = alt.Y(
+        "label:N",
+        sort=alt.SortField("rank"),
+        title=None,
+        axis=alt.Axis(labelOverlap=False, labelLimit=220, labelFontSize=13),
     )
+    x = alt.X("score:Q", title=side.score_label, scale=alt.Scale(zero=False, nice=True))
+    base = alt.Chart(data).encode(x=x, y=y)
+    dots = base.mark_circle(size=140, color=color, opacity=1).encode(
+        tooltip=["label:N", alt.Tooltip("score:Q", format=".3f")]
+    )
+    values = base.mark_text(align="left", dx=9, fontSize=12, color="#333").encode(
+        text=alt.Text("score:Q", format=".2f")
+    )
+    return alt.layer(dots, values).properties(height=max(160, 30 * len(top)))

@@ -19,15 +19,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.present.room import (
+    A_COLOR,
+    B_COLOR,
+    DOWN,
+    DOWN_COLOR,
+    SAME_COLOR,
+    UP,
+    UP_COLOR,
+    candidates_phrase,
+    step_verdict,
+)
 from core.present.views import badge, retrieval_score_label
-from core.quality.blind import Tally
+from core.quality.blind import Vote, overall_tally, step_tallies
 from core.quality.evaluation_pair import PairReport
 from core.quality.evaluation_report import PRIMARY_METRIC
 from core.quality.headtohead import HeadToHead
 from core.search.pipeline import SearchResult
 from core.search.retrievers import RETRIEVER_LABELS
 
-COLORS = {"up": "#1a9850", "down": "#d73027", "same": "#8c8c8c"}
+COLORS = {"up": UP_COLOR, "down": DOWN_COLOR, "same": SAME_COLOR}
+MARKS = {"up": UP, "down": DOWN, "same": ""}
 MAX_BARS = 60
 CSS = """
 :root { color-scheme: light; }
@@ -49,8 +61,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cols { display: grid; grid-template-columns: 1fr 1fr; gap: 1.2rem; }
 .kv td:first-child { color: #555; width: 30%; }
 .verdict { padding: .6rem .8rem; border-radius: 6px; margin: .6rem 0; font-weight: 600; }
-.v-good { background: #e6f4ea; border-left: 5px solid #1a9850; }
-.v-bad { background: #fdecea; border-left: 5px solid #d73027; }
+.v-good { background: #e8f1f8; border-left: 5px solid #0072B2; }
+.v-bad { background: #fbeee6; border-left: 5px solid #D55E00; }
 .v-none { background: #eef3fb; border-left: 5px solid #4a78c2; }
 .note { background: #fff8e1; border-left: 5px solid #f0b400; padding: .5rem .8rem;
   white-space: pre-wrap; }
@@ -97,8 +109,8 @@ def svg_slope(
     items: Sequence[SlopeItem], left_title: str, right_title: str, n: int, width: int = 860
 ) -> str:
     """A slope (bump) chart from left rank to right rank, one line per item, coloured by
-    direction (green: higher on the right); dashed lines for items outside either top-N,
-    with a dotted rule under rank ``n``."""
+    direction (blue ▲: higher on the right, vermillion ▼: lower); dashed lines for items
+    outside either top-N, with a dotted rule under rank ``n``."""
     if not items:
         return '<p class="caption">(nothing to draw)</p>'
     max_rank = max(max(i.left, i.right) for i in items)
@@ -124,7 +136,7 @@ def svg_slope(
         )
     for item in items:
         direction = "up" if item.right < item.left else "down" if item.right > item.left else "same"
-        color = COLORS[direction]
+        color, mark = COLORS[direction], MARKS[direction]
         dash = ' stroke-dasharray="5 3"' if item.outside else ""
         ya, yb = y(item.left), y(item.right)
         label = e(_short(item.label))
@@ -135,7 +147,7 @@ def svg_slope(
             f'<circle cx="{x1}" cy="{ya:.1f}" r="4" fill="{color}"/>'
             f'<circle cx="{x2}" cy="{yb:.1f}" r="4" fill="{color}"/>'
             f'<text x="{x1 - 10}" y="{ya + 4:.1f}" text-anchor="end">{label}  #{item.left}</text>'
-            f'<text x="{x2 + 10}" y="{yb + 4:.1f}">#{item.right}  {label}</text></g>'
+            f'<text x="{x2 + 10}" y="{yb + 4:.1f}">#{item.right} {mark} {label}</text></g>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -168,7 +180,7 @@ def svg_bars(
     for i, (label, value) in enumerate(items):
         yy = top + row * i
         start, end = sorted((zero, x(value)))
-        fill = color if value >= 0 else "#d73027"
+        fill = color if value >= 0 else DOWN_COLOR
         parts.append(
             f"<g><title>{e(label)}: {value:.4g}</title>"
             f'<text x="{left - 6}" y="{yy + 14}" text-anchor="end">{e(_short(label, 30))}</text>'
@@ -184,6 +196,49 @@ def svg_bars(
         f'<text x="{left + span}" y="{base + 14}" text-anchor="end" fill="#555">{high:.3g}</text>'
         f'<text x="{left + span / 2:.1f}" y="{base + 30}" text-anchor="middle" '
         f'fill="#333">{e(axis_title)}</text></svg>'
+    )
+    return "".join(parts)
+
+
+def svg_dots(
+    items: Sequence[tuple[str, float]], axis_title: str, width: int = 520, color: str = A_COLOR
+) -> str:
+    """One dot per label on a scale from the lowest to the highest score (not from 0: a
+    logit's distance from 0 means nothing), best first, value printed beside it."""
+    if not items:
+        return '<p class="caption">(no scores)</p>'
+    values = [v for _, v in items]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.05 or 0.5
+    low, high = low - pad, high + pad
+    row, top, left, right = 20, 10, 200, 60
+    height = top + row * len(items) + 40
+    span = width - left - right
+
+    def x(v: float) -> float:
+        return left + span * (v - low) / (high - low)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{e(axis_title)}" '
+        'font-family="system-ui, sans-serif" font-size="11">'
+    ]
+    for i, (label, value) in enumerate(items):
+        yy = top + row * i + row / 2
+        parts.append(
+            f"<g><title>{e(label)}: {value:.4g}</title>"
+            f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">{e(_short(label, 30))}</text>'
+            f'<line x1="{left}" x2="{left + span}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eee"/>'
+            f'<circle cx="{x(value):.1f}" cy="{yy:.1f}" r="5" fill="{color}"/>'
+            f'<text x="{x(value) + 8:.1f}" y="{yy + 4:.1f}" fill="#333">{value:.3g}</text></g>'
+        )
+    base = top + row * len(items) + 4
+    parts.append(
+        f'<line x1="{left}" x2="{left + span}" y1="{base}" y2="{base}" stroke="#888"/>'
+        f'<text x="{left}" y="{base + 14}" fill="#555">{low:.3g}</text>'
+        f'<text x="{left + span}" y="{base + 14}" text-anchor="end" fill="#555">{high:.3g}</text>'
+        f'<text x="{left + span / 2:.1f}" y="{base + 30}" text-anchor="middle" '
+        f'fill="#333">{e(axis_title)} (dots on a scale from the lowest to the highest)</text></svg>'
     )
     return "".join(parts)
 
@@ -316,20 +371,20 @@ def search_section(result: SearchResult, note: str = "") -> str:
         out.append('<div class="cols"><div>')
         out.append(
             _figure(
-                svg_bars([(c.title, c.retrieval_score) for c in result.top_retrieval], first),
+                svg_dots([(c.title, c.retrieval_score) for c in result.top_retrieval], first),
                 f"First stage: {first} score (its own axis).",
             )
         )
         out.append("</div><div>")
         out.append(
             _figure(
-                svg_bars(
+                svg_dots(
                     [
                         (c.title, (c.fused_score if result.fused else c.rerank_score) or 0.0)
                         for c in result.top_final
                     ],
                     second or "",
-                    color="#7b4ab8",
+                    color=B_COLOR,
                 ),
                 f"Second stage: {second} score (its own axis).",
             )
@@ -351,7 +406,7 @@ def head_to_head_section(h2h: HeadToHead, note: str = "", heading: str = "") -> 
         ("query", h2h.query),
         ("dataset", r.dataset),
         ("first stage", _first_stage(r)),
-        ("candidates / compared", f"{r.num_candidates} / top {n}"),
+        ("candidates / compared", f"{candidates_phrase(h2h)} / top {n}"),
         ("reranker reads", ", ".join(a.result.rerank_fields or b.result.rerank_fields) or "—"),
         ("A", f"{a.spec.label} · score: {a.score_label}"),
         ("B", f"{b.spec.label} · score: {b.score_label}"),
@@ -386,8 +441,10 @@ def head_to_head_section(h2h: HeadToHead, note: str = "", heading: str = "") -> 
     def side_table(side, other_ranks) -> str:
         rows = []
         for c in side.result.top_final:
-            rows.append((c.final_rank, c.title, _fmt(side.score(c)), other_ranks[c.id]))
-        return _table(["#", "title", side.score_label, "other #"], rows, {0, 2, 3})
+            move = other_ranks[c.id] - c.final_rank
+            mark = f"{UP} {move}" if move > 0 else f"{DOWN} {-move}" if move < 0 else "="
+            rows.append((c.final_rank, c.title, _fmt(side.score(c)), other_ranks[c.id], mark))
+        return _table(["#", "title", side.score_label, "other #", "vs other"], rows, {0, 2, 3})
 
     items = [
         SlopeItem(
@@ -407,20 +464,21 @@ def head_to_head_section(h2h: HeadToHead, note: str = "", heading: str = "") -> 
         "</div></div><h3>Movement from A to B</h3>",
         _figure(
             svg_slope(items, f"A: {_short(a.spec.label, 40)}", f"B: {_short(b.spec.label, 40)}", n),
-            "Each line is one item from its rank under A to its rank under B; green: B ranks it "
-            f"higher. Dashed: in only one top-{n} (below the dotted line).",
+            f"Each line is one item from its rank under A to its rank under B; blue {UP}: B ranks "
+            f"it higher, vermillion {DOWN}: lower. Dashed: in only one top-{n} (below the "
+            "dotted line).",
         ),
         '<div class="cols"><div>',
         _figure(
-            svg_bars([(c.title, a.score(c) or 0.0) for c in a.result.top_final], a.score_label),
+            svg_dots([(c.title, a.score(c) or 0.0) for c in a.result.top_final], a.score_label),
             f"A's scores ({a.score_label}), on A's own axis.",
         ),
         "</div><div>",
         _figure(
-            svg_bars(
+            svg_dots(
                 [(c.title, b.score(c) or 0.0) for c in b.result.top_final],
                 b.score_label,
-                color="#7b4ab8",
+                color=B_COLOR,
             ),
             f"B's scores ({b.score_label}), on B's own axis.",
         ),
@@ -429,15 +487,40 @@ def head_to_head_section(h2h: HeadToHead, note: str = "", heading: str = "") -> 
     return "".join(out)
 
 
-def blind_section(tally: Tally, votes: Sequence[tuple[str, str, str]] = ()) -> str:
-    """The blind test's reveal: the tally with its sign test, and each vote
-    (query, shown left/right mapping, choice)."""
-    kind = "none" if tally.verdict == "no clear preference" else "good"
-    rows = [(q, mapping, choice) for q, mapping, choice in votes]
+def blind_section(votes: Sequence[Vote], *, query_of_step: Sequence[str] = ()) -> str:
+    """The blind test's reveal: across steps (sign test, Wilson interval), then one line
+    per step with that step's own A and B, then every vote (who, which side was which)."""
+    if not votes:
+        return "<section><h2>Blind test</h2><p>No votes were cast.</p></section>"
+    whole = overall_tally(votes)
+    kind = "none" if whole.verdict == "no clear preference" else "good"
+    per_step = []
+    for step, t in step_tallies(votes):
+        query = query_of_step[step] if step < len(query_of_step) else ""
+        per_step.append(
+            (step + 1, query, t.a, t.b, t.a_votes, t.b_votes, t.ties, f"{t.p_value:.2g}")
+        )
+    rows = [
+        (
+            v.step + 1,
+            v.query,
+            "A | B" if v.a_left else "B | A",
+            v.choice,
+            v.winner,
+            v.voter,
+        )
+        for v in votes
+    ]
     return (
         "<section><h2>Blind test</h2>"
-        + _verdict(tally.sentence(), kind)
-        + (_table(["query", "left / right", "vote"], rows, set()) if rows else "")
+        + _verdict("Across steps: " + whole.sentence(), kind)
+        + _table(
+            ["step", "query", "A", "B", "A votes", "B votes", "ties", "sign test p"],
+            per_step,
+            {0, 4, 5, 6, 7},
+        )
+        + "<h3>Every vote</h3>"
+        + _table(["step", "query", "left / right", "vote", "preferred", "voter"], rows, {0})
         + "</section>"
     )
 
@@ -470,7 +553,7 @@ def pair_section(report: PairReport, disagreements: int = 5) -> str:
     unchanged = len(report.queries) - len(changed)
     left_out = len(changed) - len(shown)
     bars_caption = (
-        "One bar per query whose nDCG@10 changed, B minus A; red bars: A was better there. "
+        "One bar per query whose nDCG@10 changed, B minus A; vermillion bars: A was better there. "
         f"{unchanged} quer{'y' if unchanged == 1 else 'ies'} with no change not drawn"
         + (
             f"; {left_out} smaller changes left out (the {MAX_BARS} largest shown)."
@@ -522,7 +605,7 @@ def pair_section(report: PairReport, disagreements: int = 5) -> str:
         + "<h3>Per-query change</h3>"
         + (
             _figure(
-                svg_bars(shown, "nDCG@10 B − A per query", width=860, color="#1a9850"),
+                svg_bars(shown, "nDCG@10 B − A per query", width=860, color=UP_COLOR),
                 bars_caption,
             )
             if shown
@@ -559,25 +642,26 @@ def pair_report_html(report: PairReport) -> str:
 
 
 def walkthrough_report(
-    title: str,
-    steps: Sequence[tuple[HeadToHead, str]],
-    tally: Tally | None = None,
-    votes: Sequence[tuple[str, str, str]] = (),
+    title: str, steps: Sequence[tuple[HeadToHead, str]], votes: Sequence[Vote] = ()
 ) -> str:
-    """Every step of a walkthrough (head-to-head and note), then the blind test."""
+    """Every step of a walkthrough (its own A and B, a verdict line, the head-to-head and
+    the note), then the blind test's votes across and per step."""
+    tallies = dict(step_tallies(votes))
+    pairs = {(h2h.a.spec.label, h2h.b.spec.label) for h2h, _ in steps}
     body = []
-    if steps:
-        first = steps[0][0]
-        body.append(
-            f'<p class="sub">{len(steps)} step(s) · A: {e(first.a.spec.label)} · '
-            f"B: {e(first.b.spec.label)}</p>"
-        )
+    if len(pairs) == 1:
+        a, b = pairs.pop()
+        body.append(f'<p class="sub">{len(steps)} step(s) · A: {e(a)} · B: {e(b)}</p>')
+    elif steps:
+        body.append(f'<p class="sub">{len(steps)} step(s); A and B are named in each step.</p>')
     for number, (h2h, note) in enumerate(steps, start=1):
         body.append(
             f'<section class="step"><h2>Step {number}: {e(h2h.query)}</h2>'
+            f'<p class="sub">A: {e(h2h.a.spec.label)} · B: {e(h2h.b.spec.label)}</p>'
+            + _verdict(step_verdict(h2h, tallies.get(number - 1)), "none")
             + head_to_head_section(h2h, note)
             + "</section>"
         )
-    if tally is not None:
-        body.append(blind_section(tally, votes))
+    if votes:
+        body.append(blind_section(votes, query_of_step=[h.query for h, _ in steps]))
     return document(title, "".join(body), "Walkthrough report")

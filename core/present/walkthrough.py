@@ -6,10 +6,13 @@ included), the B side of the head-to-head as a spec string
 :class:`Walkthrough` is a title and its steps; its JSON form is the export/import
 format and what the server stores.
 
-:class:`WalkthroughStore` keeps walkthroughs like uploads: ``<root>/<sha256>.json``,
-named by the sha256 of the canonical JSON and written atomically, so the same
-walkthrough always gets the same id and one link (``?walkthrough=<16 hex>``) opens it for
-anyone on the same server. Files are re-hashed when read; a damaged one is never served.
+:class:`WalkthroughStore` keeps walkthroughs in the shared state store
+(:mod:`core.data.state_store`: SQLite in the cache folder, or PostgreSQL for replicas)
+under the sha256 of the canonical JSON, so the same walkthrough always gets the same id
+and one link (``?walkthrough=<16 hex>``) opens it for anyone on the same deployment.
+Rows are re-hashed when read; a damaged one is never served. Walkthroughs saved by
+earlier versions as ``<cache dir>/walkthroughs/<sha256>.json`` are still found (and
+copied into the store on first use).
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.data.state_store import StateStore, open_store
 from core.models.errors import CoreError, WalkthroughError
-from core.models.paths import atomic_write, cache_dir
+from core.models.paths import cache_dir
 from core.present.gate import admit_spec, admit_view
 from core.present.views import SearchSettings
 from core.quality.headtohead import RerankSpec, parse_spec
@@ -35,7 +38,6 @@ MAX_BYTES = 1_000_000
 ID_LENGTH = 16
 _ID = re.compile(r"^[0-9a-f]{16}\Z")
 _FILE = re.compile(r"^([0-9a-f]{64})\.json\Z")
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -185,41 +187,53 @@ def is_walkthrough_id(value: object) -> bool:
 
 
 class WalkthroughStore:
-    """Walkthroughs on the server under ``<root>/<sha256>.json`` (default
-    ``<cache dir>/walkthroughs``), addressed by content."""
+    """Walkthroughs in the state store, addressed by content. ``root`` (tests, tools)
+    puts the store in ``<root>/state.sqlite3`` and reads legacy JSON files from ``root``;
+    by default the app's store (:func:`core.data.state_store.open_store`) and legacy files
+    from ``<cache dir>/walkthroughs``."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else cache_dir() / "walkthroughs"
+    def __init__(self, root: Path | None = None, *, state: StateStore | None = None) -> None:
+        self.legacy = Path(root) if root is not None else cache_dir() / "walkthroughs"
+        if state is None:
+            state = open_store(f"sqlite:///{Path(root) / 'state.sqlite3'}" if root else None)
+        self.state = state
 
     def put(self, walkthrough: Walkthrough) -> str:
         """Store ``walkthrough`` (idempotent); return its link id."""
         if not walkthrough.steps:
             raise WalkthroughError("add at least one step before saving")
-        text = walkthrough.to_json().encode()
-        target = self.root / f"{walkthrough.digest}.json"
-        with _LOCK:
-            if not target.is_file():
-                atomic_write(target, text)
+        self.state.put_walkthrough(walkthrough.id, walkthrough.digest, walkthrough.to_json())
         return walkthrough.id
 
     def get(self, walkthrough_id: str) -> Walkthrough:
         """The walkthrough with link id ``walkthrough_id``; :class:`WalkthroughError` if the
-        id is malformed (checked before any file is touched) or not on this server."""
+        id is malformed (checked before anything is read) or not on this server."""
         if not is_walkthrough_id(walkthrough_id):
             shown = re.sub(r"[\x00-\x1f\x7f]", " ", str(walkthrough_id))[:40]
             raise WalkthroughError(
                 f"{shown!r} is not a walkthrough id (16 hex digits, from a shared link)"
             )
-        if self.root.is_dir():
-            for path in sorted(self.root.glob(f"{walkthrough_id}*.json")):
-                match = _FILE.match(path.name)
-                if not match:
-                    continue
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                if hashlib.sha256(data).hexdigest() != match.group(1):
-                    continue  # damaged on disk: never serve it
-                return parse_walkthrough(data)
+        body = self.state.get_walkthrough(walkthrough_id)
+        if body is not None:
+            return parse_walkthrough(body)
+        legacy = self._legacy(walkthrough_id)
+        if legacy is not None:
+            self.put(legacy)
+            return legacy
         raise WalkthroughError(f"walkthrough {walkthrough_id} is not on this server")
+
+    def _legacy(self, walkthrough_id: str) -> Walkthrough | None:
+        """A walkthrough saved as a JSON file by an earlier version, re-hashed."""
+        if not self.legacy.is_dir():
+            return None
+        for path in sorted(self.legacy.glob(f"{walkthrough_id}*.json")):
+            match = _FILE.match(path.name)
+            if not match:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() == match.group(1):
+                return parse_walkthrough(data)
+        return None

@@ -1,13 +1,15 @@
 """A blind test for the room: two unlabelled lists per query, one vote each.
 
-Which side shows A is drawn per (session seed, query) from sha256, so it looks random to
-the room, stays put when the page reruns, and can be reproduced afterwards from the seed.
-Votes are for *left*, *right* or *tie*; the reveal maps them back to A and B and tests
-the preference with an exact two-sided sign test (ties dropped, as the sign test does),
-with a Wilson 95% interval on B's share of the decisive votes.
+In a room, which side shows A is drawn once per walkthrough step and kept in the state
+store (:mod:`core.data.state_store`), the same for everyone; alone, it is drawn per
+(session seed, query) from sha256 (:func:`a_is_left`). Votes are for *left*, *right* or
+*tie*, and each vote carries its own step's A and B; the reveal maps them back to A and
+B and tests the preference per step and across steps with an exact two-sided sign test
+(ties dropped, as the sign test does), with a Wilson 95% interval on B's share of the
+decisive votes.
 
-Exports: CSV (every cell formula-safe: a leading ``= + - @`` or tab/CR is quoted with
-``'``) and JSON; :func:`pairwise_judgments` turns votes into query-level pairwise
+Exports: CSV (CRLF line ends, every cell formula-safe: a leading ``= + - @`` or tab/CR
+is quoted with ``'``) and JSON; :func:`pairwise_judgments` turns votes into query-level pairwise
 preference judgments (``query, preferred, other, tie``) naming the systems.
 """
 
@@ -45,6 +47,7 @@ class Vote:
     a: str
     b: str
     voter: str = ""
+    step: int = 0
 
     @property
     def winner(self) -> Literal["A", "B", "tie"]:
@@ -54,11 +57,23 @@ class Vote:
         return "A" if (self.choice == "left") == self.a_left else "B"
 
 
-def make_vote(query: str, choice: str, *, seed: str, a: str, b: str, voter: str = "") -> Vote:
-    """A vote for ``choice`` (left/right/tie) on ``query``; :class:`SettingsError` else."""
+def make_vote(
+    query: str,
+    choice: str,
+    *,
+    seed: str,
+    a: str,
+    b: str,
+    voter: str = "",
+    step: int = 0,
+    a_left: bool | None = None,
+) -> Vote:
+    """A vote for ``choice`` (left/right/tie) on ``query``; :class:`SettingsError` else.
+    ``a_left`` is the room's stored side when there is one, else drawn from ``seed``."""
     if choice not in CHOICES:
         raise SettingsError(f"a vote is left, right or tie, not {choice!r}")
-    return Vote(query, choice, a_is_left(seed, query), a, b, voter)  # type: ignore[arg-type]
+    left = a_is_left(seed, query) if a_left is None else a_left
+    return Vote(query, choice, left, a, b, voter, step)  # type: ignore[arg-type]
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -135,16 +150,35 @@ def tally(votes: Sequence[Vote], a: str, b: str) -> Tally:
     return Tally(a, b, a_votes, b_votes, ties, sign_test(a_votes, b_votes), low, high)
 
 
-VOTE_COLUMNS = ("query", "voter", "choice", "left", "right", "winner", "a", "b")
+def step_tallies(votes: Sequence[Vote]) -> list[tuple[int, Tally]]:
+    """One tally per step (0-based, in order), each with that step's own A and B."""
+    steps: dict[int, list[Vote]] = {}
+    for v in votes:
+        steps.setdefault(v.step, []).append(v)
+    return [(s, tally(vs, vs[0].a, vs[0].b)) for s, vs in sorted(steps.items())]
+
+
+def overall_tally(votes: Sequence[Vote]) -> Tally:
+    """Every vote across steps, A against B; the systems are named when every step
+    compares the same two, else "each step's A" / "each step's B"."""
+    a_names = {v.a for v in votes}
+    b_names = {v.b for v in votes}
+    a = a_names.pop() if len(a_names) == 1 else "each step's A"
+    b = b_names.pop() if len(b_names) == 1 else "each step's B"
+    return tally(votes, a, b)
+
+
+VOTE_COLUMNS = ("step", "query", "voter", "choice", "left", "right", "winner", "a", "b")
 
 
 def votes_csv(votes: Sequence[Vote]) -> str:
     """Votes as CSV (header first), formula-safe, with which system was on which side."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=VOTE_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=VOTE_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for v in votes:
         row = {
+            "step": v.step + 1,
             "query": v.query,
             "voter": v.voter,
             "choice": v.choice,
@@ -159,12 +193,13 @@ def votes_csv(votes: Sequence[Vote]) -> str:
 
 
 def votes_json(votes: Sequence[Vote], seed: str) -> str:
-    """Votes, the seed that placed the sides, and the tally, as JSON."""
-    systems = (votes[0].a, votes[0].b) if votes else ("", "")
+    """Votes, the seed that placed the sides, and the tallies (across steps and per
+    step, each step with its own A and B), as JSON."""
     payload = {
         "seed": seed,
         "votes": [{**asdict(v), "winner": v.winner} for v in votes],
-        "tally": tally(votes, *systems).to_dict(),
+        "tally": overall_tally(votes).to_dict(),
+        "steps": [{"step": s + 1, **t.to_dict()} for s, t in step_tallies(votes)],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
 
@@ -196,7 +231,7 @@ def pairwise_judgments(votes: Sequence[Vote]) -> list[PairwiseJudgment]:
 def pairwise_csv(votes: Sequence[Vote]) -> str:
     """:func:`pairwise_judgments` as CSV ``query,preferred,other,tie,voter``, formula-safe."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["query", "preferred", "other", "tie", "voter"])
     for j in pairwise_judgments(votes):
         writer.writerow(

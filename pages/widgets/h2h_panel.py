@@ -15,8 +15,8 @@ from core.models.base import PACKAGED_CROSS_ENCODER, SEED_CROSS_ENCODER
 from core.models.errors import CoreError, SettingsError
 from core.models.together import DEFAULT_RERANK_MODEL
 from core.present.compare_charts import h2h_movement_chart, side_score_chart
+from core.present.room import B_COLOR, DOWN, UP, candidates_phrase, move_mark
 from core.present.views import SearchSettings, escape_markdown, outside_text
-from core.quality.blind import a_is_left
 from core.quality.headtohead import NONE, HeadToHead, RerankSpec, head_to_head
 from core.search.activity import visitor_search
 from core.search.retrievers import RETRIEVER_LABELS, make_retriever
@@ -203,7 +203,7 @@ def show_figures(h2h: HeadToHead) -> None:
         "" if r.retriever == "bm25" else f" · {escape_markdown(r.encoder)}"
     )
     st.caption(
-        f"Same {r.num_candidates} candidates for both, from {stage} in "
+        f"{candidates_phrase(h2h)}, from {stage} in "
         f"{h2h.retrieval_seconds * 1000:.0f} ms. A scores: {h2h.a.score_label}; "
         f"B scores: {h2h.b.score_label} (each on its own scale)."
         + (" B reuses A's cross-encoder scores." if h2h.b.shared_scores else "")
@@ -274,9 +274,7 @@ def show_tables(h2h: HeadToHead) -> None:
                         "title": [c.title for c in top],
                         side.score_label: [side.score(c) for c in top],
                         f"{other.upper()} #": [ranks[other][c.id] for c in top],
-                        "vs other": [
-                            f"▲ {m}" if m > 0 else f"▼ {-m}" if m < 0 else "=" for m in move
-                        ],
+                        "vs other": [move_mark(m) for m in move],
                     }
                 ),
                 hide_index=True,
@@ -290,51 +288,15 @@ def show_charts(h2h: HeadToHead) -> None:
     st.subheader("Movement from A to B")
     st.caption(
         "Each line is one item, from its rank under A (left) to its rank under B (right); "
-        "green: B ranks it higher. Dashed: in only one of the two top-N."
+        f"blue {UP}: B ranks it higher, vermillion {DOWN}: lower. Dashed: in only one of the "
+        "two top-N. Scores: dots on each side's own scale (lowest to highest, not from 0)."
     )
     st.altair_chart(h2h_movement_chart(h2h), width="stretch")
     c1, c2 = st.columns(2)
     c1.caption(f"A: {h2h.a.score_label}")
     c1.altair_chart(side_score_chart(h2h.a), width="stretch")
     c2.caption(f"B: {h2h.b.score_label}")
-    c2.altair_chart(side_score_chart(h2h.b, "#7b4ab8"), width="stretch")
-
-
-def show_large(h2h: HeadToHead) -> None:
-    """The presenter's view: both top-N as large numbered lists, labelled A and B."""
-    left, right = st.columns(2)
-    for col, name, side in ((left, "A", h2h.a), (right, "B", h2h.b)):
-        with col:
-            st.markdown(f"### {name} · {escape_markdown(side.spec.label)}")
-            lines = []
-            for c in side.result.top_final:
-                score = side.score(c)
-                tail = f" · {side.score_label} {score:.2f}" if score is not None else ""
-                lines.append(f"{c.final_rank}. **{escape_markdown(c.title)}**{tail}")
-            st.markdown("\n".join(lines))
-
-
-def show_blind(h2h: HeadToHead, seed: str, revealed: bool = False) -> bool:
-    """Both top-N unlabelled, in the session's left/right order (named once
-    ``revealed``); True when A is left."""
-    a_left = a_is_left(seed, h2h.query)
-    sides = (h2h.a, h2h.b) if a_left else (h2h.b, h2h.a)
-    names = ("A", "B") if a_left else ("B", "A")
-    left, right = st.columns(2)
-    for col, name, side, which in (
-        (left, "Left list", sides[0], names[0]),
-        (right, "Right list", sides[1], names[1]),
-    ):
-        with col:
-            label = f" — {which} · {escape_markdown(side.spec.label)}" if revealed else ""
-            st.markdown(f"### {name}{label}")
-            st.markdown(
-                "\n".join(
-                    f"{i}. **{escape_markdown(c.title)}**"
-                    for i, c in enumerate(side.result.top_final, start=1)
-                )
-            )
-    return a_left
+    c2.altair_chart(side_score_chart(h2h.b, B_COLOR), width="stretch")
 
 
 def search_compare_panel(settings: SearchSettings) -> None:

@@ -1,0 +1,230 @@
+"""A walkthrough presented to a room: the presenter's controls (step, blind test, voting,
+reveal), the viewers' votes, and the live count, all through the shared state store
+(:mod:`core.data.state_store`), so every page, every replica and every restart agrees.
+
+Every change is a button callback that reads the room from the store before writing
+(a click after a reconnect moves from where the room is, not from a stale page), and
+the live part is a fragment that re-reads the store every 2 s: counts change in place,
+a room change (step, blind, reveal) reruns the page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.data.state_store import Room, StateStore, StoredVote, open_store
+from core.models.errors import CoreError
+from core.present.views import escape_markdown, outside_text
+from core.quality.blind import (
+    Vote,
+    overall_tally,
+    pairwise_csv,
+    step_tallies,
+    votes_csv,
+    votes_json,
+)
+
+VOTE_BUTTONS = (("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better"))
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Who this page is in the room: the presenter (with the token) or a viewer."""
+
+    room: Room
+    token: str | None
+    presenter: bool
+    voter: str
+
+
+def take_seat(store: StateStore, room_id: str) -> Seat:
+    """The room from the link and this page's role; the voter id lives in the URL
+    (``voter=``), so a page reconnecting after a restart keeps its vote. Raises
+    CoreError for an unknown room."""
+    room = store.get_room(room_id)
+    token = st.query_params.get("presenter")
+    presenter = store.is_presenter(room_id, token)
+    if token and not presenter:
+        st.warning("This presenter key is not this room's: you are a viewer.", icon="⚠️")
+    voter = st.query_params.get("voter") or ""
+    if not (voter.isalnum() and len(voter) <= 32):
+        voter = secrets.token_hex(6)
+        st.query_params["voter"] = voter
+    return Seat(room, token if presenter else None, presenter, voter)
+
+
+def change_room(room_id: str, token: str | None, **changes) -> None:
+    """Change the room as its presenter (a callback; a refusal is shown on the page)."""
+    try:
+        open_store().update_room(room_id, token, **changes)
+    except CoreError as exc:
+        st.session_state.room_error = str(exc)
+
+
+def _move(room_id: str, token: str | None, offset: int, total: int) -> None:
+    """Move the room from the step the store holds (never a stale page's step)."""
+    try:
+        now = open_store().get_room(room_id).step
+        open_store().update_room(room_id, token, step=min(max(now + offset, 0), total - 1))
+    except CoreError as exc:
+        st.session_state.room_error = str(exc)
+
+
+def _toggle(room_id: str, token: str | None, field: str, key: str) -> None:
+    change_room(room_id, token, **{field: bool(st.session_state[key])})
+
+
+def presenter_controls(seat: Seat, total: int) -> None:
+    """Previous / Next for the room, blind test and voting switches."""
+    room, token = seat.room, seat.token
+    nav = st.columns([1, 1, 3, 1, 1])
+    nav[0].button(
+        "◀ Previous",
+        key="room_prev",
+        on_click=_move,
+        args=(room.id, token, -1, total),
+        disabled=room.step == 0,
+        width="stretch",
+    )
+    nav[1].button(
+        "Next ▶",
+        key="room_next",
+        on_click=_move,
+        args=(room.id, token, 1, total),
+        disabled=room.step >= total - 1,
+        width="stretch",
+    )
+    nav[2].progress((room.step + 1) / total, text=f"Step {room.step + 1} of {total} (the room)")
+    st.session_state.room_blind = room.blind
+    st.session_state.room_voting = room.voting_open
+    nav[3].toggle(
+        "Blind test",
+        key="room_blind",
+        on_change=_toggle,
+        args=(room.id, token, "blind", "room_blind"),
+        help="Every page in the room shows the two lists unlabelled, left/right fixed per "
+        "step; viewers vote.",
+    )
+    nav[4].toggle(
+        "Voting open",
+        key="room_voting",
+        on_change=_toggle,
+        args=(room.id, token, "voting_open", "room_voting"),
+        disabled=room.revealed,
+    )
+
+
+def vote_buttons(seat: Seat, step: int, query: str, a_label: str, b_label: str) -> None:
+    """Left / tie / right, written to the store at once (one vote per voter and step;
+    a second click changes it)."""
+    store = open_store()
+    mine = store.vote_of(seat.room.id, step, seat.voter)
+
+    def cast(choice: str) -> None:
+        try:
+            store.cast_vote(
+                seat.room.id,
+                step,
+                seat.voter,
+                choice,
+                query=query,
+                a_label=a_label,
+                b_label=b_label,
+                name=st.session_state.get("room_name", ""),
+            )
+        except CoreError as exc:
+            st.session_state.room_error = str(exc)
+
+    st.text_input("Your name (optional)", key="room_name", max_chars=60)
+    cols = st.columns(3)
+    for col, (choice, text) in zip(cols, VOTE_BUTTONS, strict=True):
+        col.button(
+            text,
+            key=f"vote_{choice}",
+            type="primary" if mine is not None and mine.choice == choice else "secondary",
+            width="stretch",
+            on_click=cast,
+            args=(choice,),
+            disabled=not seat.room.voting_open,
+        )
+    if not seat.room.voting_open:
+        st.caption("Voting is closed.")
+    elif mine is not None:
+        st.caption(f"Your vote on this step: {mine.choice} (click another to change it).")
+
+
+@st.fragment(run_every=2)
+def live_room(room_id: str, seen_version: int, step: int) -> None:
+    """The room's live count, re-read from the store every 2 s; a change of the room
+    itself (step, blind test, voting, reveal) reruns the whole page."""
+    store = open_store()
+    try:
+        room = store.get_room(room_id)
+        counts = store.counts(room_id)
+    except CoreError as exc:
+        st.caption(f"Reconnecting to the room… ({outside_text(exc)})")
+        return
+    if room.version != seen_version:
+        st.rerun(scope="app")
+    here, total = counts.get(step, 0), sum(counts.values())
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Votes on this step", here)
+    c2.metric("Votes, all steps", total)
+    c3.metric("Voting", "open" if room.voting_open and not room.revealed else "closed")
+
+
+def as_votes(stored: list[StoredVote]) -> list[Vote]:
+    """The store's votes as blind-test votes (each with its own step's A and B)."""
+    return [
+        Vote(v.query, v.choice, v.a_left, v.a_label, v.b_label, v.name or v.voter[:6], v.step)  # type: ignore[arg-type]
+        for v in stored
+    ]
+
+
+def show_tally(votes: list[Vote], seed: str = "room") -> None:
+    """The reveal: across steps (sign test, Wilson interval), then per step, then
+    every vote, with the exports."""
+    if not votes:
+        st.info("No votes were cast.")
+        return
+    whole = overall_tally(votes)
+    box = st.info if whole.verdict == "no clear preference" else st.success
+    box(escape_markdown("Across steps: " + whole.sentence()))
+    st.dataframe(
+        [
+            {
+                "step": s + 1,
+                "A": t.a,
+                "B": t.b,
+                "A votes": t.a_votes,
+                "B votes": t.b_votes,
+                "ties": t.ties,
+                "sign test p": round(t.p_value, 3),
+                "B share 95% CI": f"{t.b_share_low:.0%}–{t.b_share_high:.0%}",
+            }
+            for s, t in step_tallies(votes)
+        ],
+        hide_index=True,
+        key="blind_steps_table",
+    )
+    e1, e2, e3 = st.columns(3)
+    e1.download_button(
+        "Votes (CSV)", votes_csv(votes), "blind-votes.csv", "text/csv", on_click="ignore"
+    )
+    e2.download_button(
+        "Votes (JSON)",
+        votes_json(votes, seed),
+        "blind-votes.json",
+        "application/json",
+        on_click="ignore",
+    )
+    e3.download_button(
+        "Pairwise judgments (CSV)",
+        pairwise_csv(votes),
+        "pairwise-judgments.csv",
+        "text/csv",
+        on_click="ignore",
+    )
