@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from core.data.upload_store import is_upload_id
@@ -27,6 +29,7 @@ from core.present.views import (
     clip_query,
     escape_markdown,
 )
+from core.search.background import EmbeddingJob
 from core.search.milvus_reference import is_milvus_reference
 from pages.widgets import search_results as results
 from pages.widgets import search_sidebar as sidebar
@@ -34,14 +37,15 @@ from pages.widgets.common import (
     BUILTIN_LABELS,
     browser_text,
     encoder_for,
-    get_index,
     get_reranker,
+    index_or_job,
     load_named_dataset,
     milvus_encoder,
     milvus_retriever,
     reranker_for,
     together_api_key,
 )
+from pages.widgets.embedding_status import ready_note, standin_line
 from pages.widgets.h2h_panel import search_compare_panel
 from pages.widgets.milvus_panel import milvus_box
 from pages.widgets.passage_panel import dense_caption, passage_estimate
@@ -228,22 +232,25 @@ if reranker is not None and not hosted_reranker:  # the cost, shown before the r
     )
 # Reruns caused by the details picker, the score toggle or a download reuse the result
 # instead of scoring every candidate again.
-key = run_key(settings, reranker, fallback)
 cached = state.get("last_search")
+run_settings = settings  # BM25 stands in while an upload's dense index is built
 try:
-    build = milvus = None
+    build = milvus = job = None
     if in_milvus:
         milvus = milvus_retriever(
             settings.dataset, settings.retriever, encoder, settings.rrf_k, settings.encoder
         )
     elif encoder is not None:
         dense = dense_index_settings(settings, settings.dataset)
-        build = get_index(dataset, encoder, settings.embed_fields, dense)
+        build = index_or_job(dataset, encoder, settings.embed_fields, dense)
+        if isinstance(build, EmbeddingJob):
+            job, build, run_settings = build, None, replace(settings, retriever="bm25")
+    key = run_key(run_settings, reranker, fallback)
     if cached is not None and cached[0] == key:
         result = cached[1]
     else:
         result = run_search(
-            settings,
+            run_settings,
             dataset,
             encoder=encoder,
             index=build.index if build is not None else None,
@@ -257,6 +264,11 @@ except CoreError as exc:
     st.stop()
 state.last_search = (key, result)
 state.last_result = result
+if job is not None:
+    standin_line(job, settings.retriever)
+    state.dense_standin = True
+elif state.pop("dense_standin", False) and build is not None:
+    ready_note(settings.retriever)
 for notice in [*notices, *([result.notice] if result.notice else [])]:
     st.warning(escape_markdown(notice), icon="⚠️")
 

@@ -219,3 +219,77 @@ def test_jobs_of_other_threads_are_safe_to_read(cache, minilm):
     assert job.wait(60)
     reader.join()
     assert seen == sorted(seen) and job.status().fraction == 1.0
+
+
+def test_a_page_waiting_for_the_same_index_is_not_deadlocked(cache, minilm):
+    """A visitor's page run (counted as a search) that builds the index a paused job
+    holds: the job stops giving way while someone waits for its key."""
+    visitors = SearchActivity()
+    embedder = BackgroundEmbedder(visitors=visitors, chunk=64)
+    data = make_dataset("upload-00000000000000dd", records(150, "w"), id_field="id")
+    with visitors.search():  # the page run
+        job = embedder.start(data, minilm, ("title",))
+        deadline = time.monotonic() + 10
+        while not job.status().paused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.status().paused
+        build = build_index(data, minilm, ("title",))  # would wait forever before
+        assert build.from_cache  # the job made it; nothing encoded twice
+    assert job.wait(30) and job.status().state == "done"
+
+
+CHILD = """
+import json, os, sys
+from core.models.registry import load_encoder
+from core.data.documents import make_dataset
+from core.search.chunked_embedding import encode_chunked
+from core.search.embedding_cache import embedding_cache_key
+
+encoder = load_encoder()  # from the test cache, before the embeddings move
+os.environ["RERANK_CACHE_DIR"] = sys.argv[2]
+data = make_dataset("upload-00000000000000ee", json.load(open(sys.argv[1])), id_field="id")
+texts = data.texts(("title", "overview"), "embed")
+key = embedding_cache_key(encoder.cache_key, data, ("title", "overview"))
+print("key", key, flush=True)
+encode_chunked(key, texts, encoder, chunk=64, on_chunk=lambda d, t: print(d, flush=True))
+print("finished", flush=True)
+"""
+
+
+def test_a_build_killed_mid_way_resumes_from_its_last_chunk(cache, minilm, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = records(384, "k")
+    source = tmp_path / "records.json"
+    source.write_text(json.dumps(rows))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "RERANK_CACHE_DIR": str(root / ".test-cache")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(source), str(cache)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        key = child.stdout.readline().split()[1]
+        while (line := child.stdout.readline().strip()) != "2":
+            assert line and line != "finished", f"the child ended first: {line!r}"
+        os.kill(child.pid, signal.SIGKILL)  # mid-way through the third chunk
+    finally:
+        child.wait(30)
+    recorded = partial_progress(key)["done"]
+    assert 2 <= recorded < 6
+
+    data = make_dataset("upload-00000000000000ee", rows, id_field="id")
+    texts = data.texts(("title", "overview"), "embed")
+    counted = Wrapped(minilm)
+    resumed = encode_chunked(key, texts, counted, chunk=64)
+    assert resumed.chunks_resumed == recorded  # every chunk on record is kept
+    assert counted.calls == resumed.chunks_encoded == 6 - recorded
+    assert np.abs(resumed.vectors - minilm.encode(texts)).max() == 0

@@ -39,7 +39,7 @@ from core.search.chunked_embedding import (
     encode_chunked,
     final_path,
 )
-from core.search.embedding_cache import embedding_cache_key
+from core.search.embedding_cache import embedding_cache_key, waiting_for_keys
 from core.search.index import IndexBuild, VectorIndex, build_index
 from core.search.passages import PassageSettings
 
@@ -47,6 +47,20 @@ JobKey = tuple[str, str, tuple[str, ...], PassageSettings | None]
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = frozenset({"done", "failed", "cancelled"})
 KEEP_FINISHED = 8  # finished jobs remembered (their builds too)
+
+
+BACKGROUND_MIN_DOCS = 500  # smaller uploads embed in seconds, within the page's run
+
+
+def background_min_docs() -> int:
+    """Uploads with at least this many records are embedded in the background
+    (``RERANK_BACKGROUND_MIN_DOCS``, default 500: ~7-11 s of encoding here)."""
+    import os
+
+    try:
+        return max(0, int(os.environ.get("RERANK_BACKGROUND_MIN_DOCS", BACKGROUND_MIN_DOCS)))
+    except ValueError:
+        return BACKGROUND_MIN_DOCS
 
 
 def job_key(
@@ -114,6 +128,27 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+class _GiveWay:
+    """When a background build steps aside: while visitors search, unless some thread
+    waits for an embedding key's lock (a page run that needs the very index this job
+    holds would otherwise wait for a job that waits for it)."""
+
+    def __init__(self, visitors: SearchActivity) -> None:
+        self.visitors = visitors
+
+    def busy(self) -> bool:
+        return self.visitors.busy() and not waiting_for_keys()
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.busy():
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self.visitors.wait_until_idle(left)
+        return True
+
+
 class EmbeddingJob:
     """One corpus being embedded; its result is :attr:`build` once ``state == "done"``."""
 
@@ -133,7 +168,7 @@ class EmbeddingJob:
         self.encoder = encoder
         self.fields = fields
         self.passages = passages
-        self.visitors = visitors
+        self.visitors = _GiveWay(visitors)
         self.chunk = chunk
         self.users: set[str] = set()
         self.build: IndexBuild | None = None
@@ -280,10 +315,15 @@ class BackgroundEmbedder:
     """The process's embedding jobs and the worker thread that runs them in turn."""
 
     def __init__(
-        self, *, visitors: SearchActivity = VISITOR_SEARCHES, chunk: int = CHUNK_DOCS
+        self,
+        *,
+        visitors: SearchActivity = VISITOR_SEARCHES,
+        chunk: int = CHUNK_DOCS,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.visitors = visitors
         self.chunk = chunk
+        self.log = log
         self._jobs: OrderedDict[JobKey, EmbeddingJob] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -374,7 +414,23 @@ class BackgroundEmbedder:
                 while not self._queue:
                     self._wake.wait()
                 job = self._queue.pop(0)
+            if self.log is not None:
+                self.log(f"embedding job {job.key[0][:12]}: started, {len(job.dataset):,} records")
             job.run()
+            if self.log is not None:
+                self.log(log_line(job))
+
+
+def log_line(job: EmbeddingJob) -> str:
+    """One line for a server log when a job ends: how, chunks encoded and resumed, rate."""
+    status = job.status()
+    rate = f"{status.docs_per_second:.1f} docs/s" if status.docs_per_second else "no rate"
+    line = (
+        f"embedding job {job.key[0][:12]}: {status.state} after {status.seconds:.1f} s, "
+        f"{status.chunks_encoded} chunks encoded, {status.chunks_resumed} resumed "
+        f"(of {status.chunks}), {rate}"
+    )
+    return line + (f": {status.error}" if status.error else "")
 
 
 _DEFAULT: BackgroundEmbedder | None = None
@@ -386,5 +442,21 @@ def default_embedder() -> BackgroundEmbedder:
     global _DEFAULT
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
-            _DEFAULT = BackgroundEmbedder()
+            _DEFAULT = BackgroundEmbedder(chunk=_chunk_docs(), log=_log)
         return _DEFAULT
+
+
+def _chunk_docs() -> int:
+    """Documents per chunk: ``RERANK_EMBED_CHUNK_DOCS``, default 1,024."""
+    import os
+
+    try:
+        return max(1, int(os.environ.get("RERANK_EMBED_CHUNK_DOCS", CHUNK_DOCS)))
+    except ValueError:
+        return CHUNK_DOCS
+
+
+def _log(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)

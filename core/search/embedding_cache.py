@@ -36,11 +36,46 @@ def embedding_cache_key(
     return hashlib.sha256(spec.encode()).hexdigest()
 
 
-_KEY_LOCKS: dict[str, threading.Lock] = {}
+class KeyLock:
+    """A lock that counts the threads waiting for it (all keys together): background
+    builds do not pause for visitors while someone waits for a key they may hold, since
+    that someone is usually a visitor's page run (see :func:`waiting_for_keys`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> KeyLock:
+        global _WAITING
+        if not self._lock.acquire(blocking=False):
+            with _KEY_LOCKS_GUARD:
+                _WAITING += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with _KEY_LOCKS_GUARD:
+                    _WAITING -= 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Whether some thread holds it."""
+        return self._lock.locked()
+
+
+_KEY_LOCKS: dict[str, KeyLock] = {}
 _KEY_LOCKS_GUARD = threading.Lock()
+_WAITING = 0
 
 
-def key_lock(key: str) -> threading.Lock:
-    """The in-process lock of one embedding cache key."""
+def key_lock(key: str) -> KeyLock:
+    """The in-process lock of one embedding cache key (a context manager)."""
     with _KEY_LOCKS_GUARD:
-        return _KEY_LOCKS.setdefault(key, threading.Lock())
+        return _KEY_LOCKS.setdefault(key, KeyLock())
+
+
+def waiting_for_keys() -> int:
+    """Threads waiting now for some embedding cache key's lock."""
+    with _KEY_LOCKS_GUARD:
+        return _WAITING

@@ -1,0 +1,105 @@
+"""Lines about a dense index being built in the background (core.search.background).
+
+Drawn in fragments that refresh themselves every two seconds: a fragment's run is not a
+page run, so it does not count as a visitor (the build is not paused by it), and it
+never redraws the results above it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.search.background import EmbeddingJob, default_embedder
+
+REFRESH_SECONDS = 2.0
+
+
+def standin_line(job: EmbeddingJob, retriever: str) -> None:
+    """On the Search page: BM25 answers while ``job`` builds the index ``retriever``
+    (dense or hybrid) needs; says so, with progress, and when the index is ready offers
+    to search again (the shown order never changes by itself)."""
+    label = "hybrid" if retriever == "hybrid" else "dense"
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def line() -> None:
+        status = job.status()
+        if status.state == "failed":
+            st.warning(
+                f"The dense index could not be built ({status.error}). "
+                "First stage: BM25, which keeps working.",
+                icon="⚠️",
+            )
+            st.button("Try building it again", key="embed_retry", on_click=_retry, args=(job,))
+        elif status.state == "done":
+            st.success(
+                f"The dense index is ready: your next search uses the link's first stage "
+                f"({label}). The results below are still BM25's.",
+                icon="✅",
+            )
+            if st.button(f"Search again with {label}", key="embed_ready_rerun"):
+                st.rerun(scope="app")
+        elif status.state == "cancelled":
+            st.info("The dense index build stopped. First stage: BM25.", icon="ℹ️")
+        else:
+            st.info(
+                f"First stage: BM25 while the dense index is built ({status.progress_text()}).",
+                icon="⏳",
+            )
+
+    line()
+
+
+def waiting_line(job: EmbeddingJob) -> None:
+    """On pages that cannot work without the index: its progress, then a rerun of the
+    page when it is ready (nothing is shown there yet that could change)."""
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def line() -> None:
+        status = job.status()
+        if status.state == "done":
+            st.rerun(scope="app")
+        elif status.state == "failed":
+            st.error(f"The dense index could not be built ({status.error}).", icon="🚫")
+            st.button("Try building it again", key="embed_retry", on_click=_retry, args=(job,))
+        else:
+            st.progress(
+                status.fraction,
+                text=f"This page needs the dense index, built in the background "
+                f"({status.progress_text()}). You can use other pages meanwhile.",
+            )
+
+    line()
+
+
+def ready_note(retriever: str) -> None:
+    """After a BM25 stand-in: the index is ready and this search used it."""
+    label = "hybrid" if retriever == "hybrid" else "dense"
+    st.success(
+        f"The dense index is ready: this search's first stage is {label} again "
+        "(the earlier results were BM25's).",
+        icon="✅",
+    )
+
+
+def session_user() -> str:
+    """This session's id: the user a background job counts (empty outside a session)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+def session_alive(session_id: str) -> bool:
+    """Whether the session ``session_id`` is still connected to this server (True when
+    there is no server to ask, e.g. under AppTest)."""
+    from streamlit.runtime import Runtime
+
+    if not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(session_id)
+
+
+def _retry(job: EmbeddingJob) -> None:
+    default_embedder().start(
+        job.dataset, job.encoder, job.fields, job.passages, user=session_user(), retry=True
+    )
