@@ -212,7 +212,7 @@ def score_chart(result: SearchResult, stage: str, *, normalized: bool = False) -
 def outcome_chart(rows: list[dict]) -> alt.Chart:
     """Per-query change in nDCG@10 from reranking, one bar per query, sorted.
 
-    ``rows`` are :meth:`core.quality.evaluation.EvaluationReport.rows`; green bars are wins,
+    ``rows`` are :meth:`core.quality.evaluation_report.EvaluationReport.rows`; green bars are wins,
     red losses, grey ties.
     """
     data = pd.DataFrame(

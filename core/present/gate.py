@@ -71,7 +71,7 @@ def _clip_params(params: Mapping[str, object]) -> tuple[dict[str, str], list[str
 
 def known_dataset(name: str) -> bool:
     """Whether ``name`` is a dataset a link may open (Milvus references are checked by
-    :func:`core.search.milvus.link_refusal` on top of this)."""
+    :func:`core.search.milvus_reference.link_refusal` on top of this)."""
     return (
         name in BUILTIN or is_upload_id(name) or is_collection_id(name) or is_milvus_reference(name)
     )
