@@ -34,6 +34,7 @@ from core.present.views import (
 )
 from core.search.index import IndexBuild
 from core.search.pipeline import SearchResult
+from pages.widgets.explain_panel import explain_panel
 from pages.widgets.passage_panel import dense_details, passage_details, reading_caption
 from pages.widgets.quality_panels import judge_prompt
 
@@ -159,6 +160,7 @@ def details(result: SearchResult) -> None:
                 st.warning("Truncated: this text exceeded the reranker's maximum length.", icon="✂️")
             st.code(picked.rerank_text or "(no reranker)", language=None, wrap_lines=True)
         st.markdown(detail_scores(result, picked))
+    explain_panel(result, picked)
 
 
 def judging(dataset_name: str, result: SearchResult) -> None:
