@@ -9,7 +9,8 @@ The public API (:mod:`core.api`, also importable from ``core`` itself; the scrip
 "Reproduce in Python" writes use only these names):
 
 - ``load_dataset(name_or_path)``: movies, sample, ``collection:NAME``, an upload id, a
-  BEIR folder or a JSON file; ``load_beir(folder, split)``;
+  BEIR folder or a JSON file; ``load_beir(folder, split)``; ``load_judgments(file,
+  dataset)``;
 - ``load_encoder(model_id)``, ``load_reranker(model_id)``: the packaged models by default;
 - ``build_index(dataset, encoder, fields)``: build, or open from the disk cache;
 - ``retrieve(dataset, query, k=...)``: the first stage alone;
@@ -34,6 +35,7 @@ __all__ = [
     "load_beir",
     "load_dataset",
     "load_encoder",
+    "load_judgments",
     "load_reranker",
     "rerank",
     "retrieve",

@@ -56,6 +56,7 @@ __all__ = [
     "load_beir",
     "load_dataset",
     "load_encoder",
+    "load_judgments",
     "load_reranker",
     "rerank",
     "retrieve",
@@ -84,9 +85,12 @@ def load_dataset(
         return _load_upload(name, id_field or "", title_field or "")
     folder = Path(name).expanduser()
     if folder.is_dir() and (folder / "corpus.jsonl").is_file():
+        from dataclasses import replace
+
         from core.quality.evaluation import beir_to_dataset
 
-        return beir_to_dataset(_load_beir(folder, split=split))
+        # the folder as its source: a manifest and an emitted script name it
+        return replace(beir_to_dataset(_load_beir(folder, split=split)), source=str(folder))
     if id_field and name not in ("movies", "sample") and folder.is_file():
         return load_json_dataset(folder, id_field=id_field)
     return load_named(name)
@@ -110,6 +114,23 @@ def _load_upload(name: str, id_field: str, title_field: str) -> Corpus:
 def load_beir(folder: str | os.PathLike[str], split: str = "test") -> BeirDataset:
     """A BEIR folder (corpus, queries, qrels of ``split``)."""
     return _load_beir(folder, split=split)
+
+
+def load_judgments(
+    path: str | os.PathLike[str],
+    dataset: Corpus,
+    *,
+    doc_id_field: str | None = None,
+    queries: str | os.PathLike[str] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Judgments (query text -> doc id -> grade) from a query,doc_id,rating CSV, Quepid's
+    CSV export or TREC qrels (``queries``: the id -> text file), with judged ids read as
+    values of ``doc_id_field`` (default: the dataset's own ids)."""
+    from core.data.beir import load_queries_file, map_doc_ids, read_judgments
+
+    texts = load_queries_file(queries) if queries else None
+    judgments, _ = map_doc_ids(read_judgments(path, queries=texts).qrels, dataset, doc_id_field)
+    return {q: dict(docs) for q, docs in judgments.items()}
 
 
 def load_encoder(model_id: str = DEFAULT_ENCODER) -> Encoder:
@@ -184,8 +205,22 @@ def _settings(dataset: Corpus, query: str, options: Mapping[str, Any]) -> Search
     for name in ("embed_fields", "rerank_fields"):
         values[name] = tuple(values.get(name) or ())
     return SearchSettings(
-        dataset=values.pop("dataset", dataset.name), query=query.strip(), **values
+        dataset=values.pop("dataset", dataset_reference(dataset)), query=query.strip(), **values
     )
+
+
+def dataset_reference(dataset: Corpus) -> str:
+    """What :func:`load_dataset` takes to load ``dataset`` again: its name (built in, an
+    upload id, ``collection:NAME``), else the file or BEIR folder it was read from."""
+    from core.data.collection import is_collection_id
+    from core.data.datasets import BUILTIN
+    from core.data.upload_store import is_upload_id
+
+    name = dataset.name
+    if name in BUILTIN or is_upload_id(name) or is_collection_id(name):
+        return name
+    source = Path(getattr(dataset, "source", "") or "")
+    return str(source) if str(source) and source.exists() else name
 
 
 def search(dataset: Corpus, query: str, **settings: Any) -> SearchResult:

@@ -214,3 +214,21 @@ def test_make_manifest_for_an_evaluation_names_judgments():
     )
     assert manifest.judgments_sha256 and manifest.seed == 0 and manifest.models == ()
     assert ("judgments", manifest.judgments_sha256) in manifest.files()
+
+
+def test_a_walkthrough_names_the_steps_that_no_longer_reproduce():
+    from core.present.drift import walkthrough_drift
+    from core.present.walkthrough import Walkthrough, step_from_view
+
+    data = notes()
+    view = SearchSettings(dataset="sample", query="bats")
+    same = manifest_of(data)
+    edited = manifest_of(notes([dict(RECORDS[0], text="x"), *RECORDS[1:]]), remember=False)
+    steps = Walkthrough().add(step_from_view(view, "none", "", same.fingerprint))
+    steps = steps.add(step_from_view(view, "none", "", same.fingerprint))
+    steps = steps.add(step_from_view(view, "none"))  # made before fingerprints: not checked
+    assert steps.steps[0].params["fp"] == same.fingerprint and steps.steps[0].query == "bats"
+    params = [s.params for s in steps.steps]
+    assert walkthrough_drift(params, [same, same, edited]) is None
+    line = walkthrough_drift(params, [same, edited, edited])
+    assert line.startswith("Step 2 of this walkthrough was made on other data")

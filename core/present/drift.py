@@ -112,14 +112,33 @@ def drift_line(
     return line
 
 
-def steps_that_differ(fingerprints: Sequence[str | None], now: Sequence[Manifest]) -> list[int]:
+def steps_that_differ(
+    fingerprints: Sequence[str | None], now: Sequence[Manifest | None]
+) -> list[int]:
     """1-based numbers of walkthrough steps whose recorded fingerprint is not the one
-    their manifest has now (a step recorded without a fingerprint is not checked)."""
+    their manifest has now (a step recorded without a fingerprint, or whose manifest
+    cannot be made here, is not checked)."""
     return [
         i
         for i, (fp, manifest) in enumerate(zip(fingerprints, now, strict=True), start=1)
-        if fp and fp != manifest.fingerprint
+        if fp and manifest is not None and fp != manifest.fingerprint
     ]
+
+
+def walkthrough_drift(
+    steps_params: Sequence[Mapping[str, str]], now: Sequence[Manifest | None]
+) -> str | None:
+    """One line naming the walkthrough steps that no longer reproduce (each step's
+    params carry the ``fp`` of the view it was made on), or None when all do."""
+    numbers = steps_that_differ([link_fingerprint(p) for p in steps_params], now)
+    if not numbers:
+        return None
+    which = ", ".join(str(n) for n in numbers)
+    noun, verb = ("Steps", "were") if len(numbers) > 1 else ("Step", "was")
+    return (
+        f"{noun} {which} of this walkthrough {verb} made on other data or model files than "
+        "this server has now: their numbers may differ from what was agreed."
+    )
 
 
 def _short(digest: str | None) -> str:

@@ -18,6 +18,7 @@ import html
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from core.present.room import (
     A_COLOR,
@@ -620,9 +621,21 @@ def pair_section(report: PairReport, disagreements: int = 5) -> str:
 # --- whole reports ----------------------------------------------------------------------------
 
 
-def search_report(result: SearchResult, note: str = "") -> str:
-    """The current Search view as a standalone HTML file."""
-    return document(f"Search: {result.query}", search_section(result, note), result.dataset)
+def manifest_section(manifest: Any) -> str:
+    """What a result was computed from (a :class:`core.present.manifest.Manifest`): the
+    fingerprint, every hashed file with its sha256, the models' runtimes and the package
+    versions; every value escaped."""
+    rows = [("fingerprint", manifest.fingerprint), ("made", manifest.created)]
+    rows += [(what, f"sha256 {digest}") for what, digest in manifest.files()]
+    rows += [(m.role, f"{m.model} on {m.runtime}") for m in manifest.models]
+    rows += [("packages", ", ".join(f"{k} {v}" for k, v in manifest.packages.items()))]
+    return f"<section><h2>Reproducibility</h2>{_kv(rows)}</section>"
+
+
+def search_report(result: SearchResult, note: str = "", manifest: Any = None) -> str:
+    """The current Search view as a standalone HTML file (with its manifest, if given)."""
+    body = search_section(result, note) + (manifest_section(manifest) if manifest else "")
+    return document(f"Search: {result.query}", body, result.dataset)
 
 
 def head_to_head_report(h2h: HeadToHead, note: str = "") -> str:

@@ -127,10 +127,15 @@ class Walkthrough:
         return Walkthrough(self.title, tuple(steps))
 
 
-def step_from_view(settings: SearchSettings, b: str, note: str = "") -> Step:
-    """A step built from the current view (its URL parameters) and B's spec."""
+def step_from_view(
+    settings: SearchSettings, b: str, note: str = "", fingerprint: str | None = None
+) -> Step:
+    """A step built from the current view (its URL parameters) and B's spec;
+    ``fingerprint`` (its manifest's, :mod:`core.present.manifest`) goes in as ``fp`` so a
+    later showing can tell whether the step still reproduces."""
     parse_spec(b)  # reject a malformed spec now, not when presenting
-    return Step(settings.to_params(), b, note[:MAX_NOTE_CHARS])
+    params = settings.to_params() | ({"fp": fingerprint} if fingerprint else {})
+    return Step(params, b, note[:MAX_NOTE_CHARS])
 
 
 def parse_walkthrough(data: bytes | str) -> Walkthrough:
