@@ -21,11 +21,13 @@ import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.data.documents import embed_text
+from core.models.paths import atomic_write, cache_dir
 from core.quality.explain import ExplainError, Piece
 
 _LOCK = threading.Lock()
@@ -140,11 +142,31 @@ def explain_bm25(index: Any, dataset: Any, doc_id: str, query: str) -> FirstStag
 @functools.lru_cache(maxsize=4)
 def _token_session(model_path: str):
     """An onnxruntime session of the encoder graph that also outputs the token
-    embeddings entering its mean pooling (``Mul(h, mask) -> ReduceSum -> Div``)."""
-    import onnx
+    embeddings entering its mean pooling (``Mul(h, mask) -> ReduceSum -> Div``). The
+    rewritten graph is kept beside the export's cache (``<cache dir>/models/``), named
+    by the original's size and date, so later processes skip the rewrite."""
     import onnxruntime as ort
 
-    model = onnx.load(model_path)
+    source = Path(model_path)
+    stat = source.stat()
+    target = (
+        cache_dir()
+        / "models"
+        / (f"{source.parent.name}-tokens-{stat.st_size}-{stat.st_mtime_ns}.onnx")
+    )
+    if not target.is_file() and not _write_token_graph(source, target):
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+
+
+def _write_token_graph(source: Path, target: Path) -> bool:
+    """Write ``source`` with the pooling's input tensor as an extra output; False when
+    the graph has no mean pooling to split."""
+    import onnx
+
+    model = onnx.load(str(source))
     producers = {o: n for n in model.graph.node for o in n.output}
     tensor = None
     for node in model.graph.node:
@@ -154,16 +176,12 @@ def _token_session(model_path: str):
                 tensor = mul.input[0]
                 break
     if tensor is None:
-        return None, None
-    model.graph.output.append(
-        onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
-    )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    return session, tensor
+        return False
+    output = onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
+    model.graph.output.append(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, model.SerializeToString())
+    return True
 
 
 def explain_dense(
@@ -191,7 +209,7 @@ def explain_dense(
             note=f"{name} runs without a token output here (only pooled vectors): no token shares",
             exact=False,
         )
-    session, _ = _token_session(str(onnx_runner.folder / "model.onnx"))
+    session = _token_session(str(onnx_runner.folder / "model.onnx"))
     if session is None:
         return FirstStageExplanation(
             "dense", None, shown, note=f"{name}'s graph has no mean pooling to split", exact=False
