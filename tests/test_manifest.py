@@ -232,3 +232,19 @@ def test_a_walkthrough_names_the_steps_that_no_longer_reproduce():
     assert walkthrough_drift(params, [same, same, edited]) is None
     line = walkthrough_drift(params, [same, edited, edited])
     assert line.startswith("Step 2 of this walkthrough was made on other data")
+
+
+def test_the_html_report_names_every_file_hash_escaped(movies, minilm, movies_index, cross_encoder):
+    from core.present.report import search_report
+    from core.present.search_state import run_search
+
+    view = SearchSettings(query="a toy that comes to life", candidates=10, results=5)
+    result = run_search(view, movies, encoder=minilm, index=movies_index, reranker=cross_encoder)
+    manifest = search_manifest(view, movies, label="<b>movies</b>", remember=False)
+    html = search_report(result, manifest=manifest)
+    assert "<h2>Reproducibility</h2>" in html
+    for _, digest in manifest.files():
+        assert f"sha256 {digest}" in html
+    assert len(manifest.files()) == 3  # the data, the encoder's and the reranker's files
+    assert "&lt;b&gt;movies&lt;/b&gt;" in html and "<b>movies</b>" not in html
+    assert manifest.fingerprint in html
