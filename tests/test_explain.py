@@ -177,3 +177,19 @@ def test_heat_map_is_escaped_and_signed(cross_encoder) -> None:
     assert "&amp;" in page
     assert "<sup" in page  # strong words carry their sign in text
     assert signed(-0.5) == "\u22120.50" and signed(1.0) == "+1.00"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["explain", "heist", "--doc", "no-such-id"], "not in the dataset"),
+        (["explain", "the", "--doc", "15"], "only stop words"),
+        (["explain", "  ", "--doc", "15"], "query is empty"),
+    ],
+)
+def test_cli_bad_input_is_one_error_line(movies_path, capsys, argv, message) -> None:
+    from core.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
