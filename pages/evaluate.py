@@ -18,6 +18,7 @@ from pages.widgets import evaluate_panels as panels
 from pages.widgets import quality_panels as quality
 from pages.widgets.actions import action_button, running_action, switch_if_asked
 from pages.widgets.common import BUILTIN_LABELS, collection_labels, load_named_dataset
+from pages.widgets.costs import visitor_budget
 from pages.widgets.eval_pair import pair_panel
 from serve import ensure_navigation
 
@@ -121,9 +122,20 @@ options = SecondStage(
 first_encoder = encoder_id if retriever != "bm25" else None
 run_key = (labelled.run_key(candidates, rerank_on, first_encoder, options), threshold)
 tune_key = (labelled.tune_key(candidates), threshold)
-panels.cost_caption(labelled, depth if rerank_on else None, candidates, encoders)
+run_cost, tune_cost = panels.cost_caption(
+    labelled, depth if rerank_on else None, candidates, encoders
+)
+budget = visitor_budget()
+run_refused = budget.refusal(run_cost) if run_cost is not None else None
+tune_refused = budget.refusal(tune_cost)
+for refused in dict.fromkeys(r for r in (run_refused, tune_refused) if r):
+    st.warning(escape_markdown(refused), icon="⏳")
 run_col, tune_col = st.columns([1, 3])
-if action_button("Run evaluation", "eval_run", where=run_col, type="primary"):
+if action_button(
+    "Run evaluation", "eval_run", where=run_col, type="primary", disabled=bool(run_refused)
+):
+    if run_cost is not None:
+        budget.charge(run_cost)
     with running_action("eval_run"):
         report = panels.evaluate(labelled, first_encoder, rerank_on, candidates, options, threshold)
         state.eval_report = (run_key, report, labelled)
@@ -131,11 +143,12 @@ if action_button(
     "Find the best setting (cross-validated)",
     "eval_tune",
     where=tune_col,
-    disabled=labelled.num_judged < 4,
+    disabled=labelled.num_judged < 4 or bool(tune_refused),
     help="Tries dense (MiniLM, bge-small), BM25 and hybrid first stages, rerank depths "
     "10–100 and cross-encoder weights 0.2–1, choosing on 4/5 of the queries and scoring "
     "on the other fifth, five times over. Needs at least 4 judged queries.",
 ):
+    budget.charge(tune_cost)
     with running_action("eval_tune"):
         state.eval_tuned = (tune_key, panels.tune(labelled, candidates, encoders, threshold))
 

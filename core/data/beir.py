@@ -228,6 +228,10 @@ def _is_int(cell: str) -> bool:
     return True
 
 
+MAX_JUDGMENTS_ENV = "RERANK_MAX_JUDGMENTS"
+DEFAULT_MAX_JUDGMENTS = 50_000
+
+
 def read_judgments(
     source: str | os.PathLike[str] | bytes,
     *,
@@ -249,6 +253,27 @@ def read_judgments(
     if _looks_like_trec(text):
         return _read_trec(name, text, queries)
     return _read_csv(name, text)
+
+
+def check_uploaded_judgments(found: Judgments, name: str) -> Judgments:
+    """``found`` when a visitor's upload is within :func:`max_judgments`; else
+    :class:`DatasetError` in one line (every judged query is searched and reranked)."""
+    limit = max_judgments()
+    if found.num_ratings > limit:
+        raise DatasetError(
+            f"{name} has {found.num_ratings:,} ratings; at most {limit:,} are read here "
+            f"({MAX_JUDGMENTS_ENV}): split it, or judge fewer queries"
+        )
+    return found
+
+
+def max_judgments() -> int:
+    """Most ratings an uploaded judgments file may hold in the app
+    (``RERANK_MAX_JUDGMENTS``, default 50,000; the CLI reads any size)."""
+    try:
+        return max(1, int(os.environ.get(MAX_JUDGMENTS_ENV, "") or DEFAULT_MAX_JUDGMENTS))
+    except ValueError:
+        return DEFAULT_MAX_JUDGMENTS
 
 
 def _read_csv(name: str, text: str) -> Judgments:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.data.documents import embed_text
+from core.search.budget import Cost
 from core.search.hits import PassageMatch
 from core.search.passage_index import PassageVectorIndex
 from core.search.passages import AGGREGATES, ReadingEstimate, format_seconds
@@ -237,6 +238,26 @@ def estimate_note(
 def _at_rate(tokens_per_second: float, measured: bool) -> str:
     source = "measured on this server" if measured else "typical of a 2-core CPU"
     return f"at ~{tokens_per_second:,.0f} tokens/s ({source})"
+
+
+def evaluation_costs(
+    queries: int,
+    depth: int | None,
+    candidates: int,
+    stages: int,
+    tokens_per_pair: float,
+    tokens_per_second: float,
+) -> tuple[Cost | None, Cost]:
+    """The most *Run evaluation* (None without reranking) and *Find the best setting*
+    cost, as :class:`Cost` for the visitor's budget (same pairs as
+    :func:`evaluation_cost_note` says)."""
+
+    def seconds(pairs: int) -> float:
+        return pairs * tokens_per_pair / max(tokens_per_second, 1.0)
+
+    run = Cost(seconds(queries * depth), "Run evaluation") if depth else None
+    tune = Cost(seconds(queries * candidates * stages), "Find the best setting")
+    return run, tune
 
 
 def evaluation_cost_note(

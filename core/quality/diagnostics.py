@@ -30,9 +30,12 @@ from pathlib import Path
 
 from core.data.documents import Dataset, TextStyle, rerank_text, value_to_text
 from core.models.base import RerankDoc, Reranker, ScoreKind
+from core.models.cross_encoders import tokens_per_second
 from core.models.errors import RerankError, SettingsError
 from core.models.paths import atomic_write, cache_dir
 from core.quality.metrics import kendall_tau, overlap_at_k, rank_biased_overlap
+from core.search.budget import Cost
+from core.search.passages import PassageSettings, estimate_reading
 
 ProgressFn = Callable[[int, int], None]
 
@@ -157,6 +160,30 @@ def clear_memory_cache() -> None:
 def ceiling_cache_path(key: str) -> Path:
     """Where the whole-corpus scores named ``key`` are stored on disk."""
     return cache_dir() / "ceiling" / f"{key}.json"
+
+
+def ceiling_cost(
+    dataset: Dataset,
+    query: str,
+    reranker: Reranker,
+    rerank_fields: Sequence[str] | None = None,
+    *,
+    style: TextStyle = "fields",
+) -> Cost:
+    """What :func:`score_corpus` would cost for this query: 0 when its scores are cached,
+    else every record's pair at the reranker's measured (or this machine's) rate."""
+    query = (query or "").strip()
+    fields = dataset.check_fields(rerank_fields or dataset.default_rerank_fields, "rerank")
+    what = f"Reranking all {len(dataset):,} records for this query"
+    key = ceiling_cache_key(reranker, dataset, fields, query, style)
+    if _MEMORY.get(key) is not None or ceiling_cache_path(key).is_file():
+        return Cost(0.0, what)
+    texts = dataset.texts(fields, "rerank", style)
+    step = max(1, len(texts) // 200)
+    sample = texts[::step]
+    reading = estimate_reading(sample, PassageSettings(aggregate="first"), query=query or "x")
+    rate, _ = tokens_per_second(reranker, reading.tokens_per_pair)
+    return Cost(len(texts) * reading.tokens_per_pair / max(rate, 1.0), what)
 
 
 def score_corpus(

@@ -26,6 +26,7 @@ from core.present.views import CANDIDATES_RANGE, RESULTS_RANGE, escape_markdown
 from core.quality import diagnostics
 from core.quality.diagnostics import field_ablation, recall_ceiling, score_corpus
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
+from pages.widgets.costs import may_run
 
 
 def _reset_fields() -> None:
@@ -88,6 +89,9 @@ def ceiling_view(
         st.stop()
     if not state.diag_rerank_fields:
         st.error("Choose at least one field for the reranker to read.", icon="🚫")
+        st.stop()
+    cost = diagnostics.ceiling_cost(dataset, query, reranker, tuple(state.diag_rerank_fields))
+    if not may_run(cost, f"ceiling-{dataset.content_hash}-{query}"):
         st.stop()
     progress_slot = st.empty()
 

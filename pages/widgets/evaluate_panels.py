@@ -16,7 +16,7 @@ from core.models.cross_encoders import tokens_per_second
 from core.models.errors import CoreError
 from core.present.charts import movement_chart, outcome_chart
 from core.present.evaluate_state import LabelledSet, applied_view
-from core.present.passages import evaluation_cost_note, sample_texts
+from core.present.passages import evaluation_cost_note, evaluation_costs, sample_texts
 from core.present.tables import (
     best_per_stage_table,
     evaluation_stages,
@@ -35,6 +35,7 @@ from core.quality.tuning_cost import measure_rerank_cost
 from core.quality.tuning_grid import BGE_SMALL, Config, config_grid, default_stages
 from core.quality.tuning_workbench import prepare
 from core.search.activity import visitor_search
+from core.search.budget import Cost
 from core.search.passages import PassageSettings, estimate_reading
 from core.search.pipeline import search_with_rerank
 from core.search.retrievers import make_retriever
@@ -89,8 +90,9 @@ def _tokens_per_pair(content_hash: str, _dataset, fields: tuple[str, ...]) -> fl
 
 def cost_caption(
     labelled: LabelledSet, depth: int | None, candidates: int, encoders: list[str]
-) -> None:
-    """Before running: the most pairs each button will score, and how long that takes."""
+) -> tuple[Cost | None, Cost]:
+    """Before running: the most pairs each button will score, and how long that takes;
+    returns both estimates (run, tune) for the visitor's budget."""
     dataset = labelled.dataset
     tokens = _tokens_per_pair(dataset.content_hash, dataset, tuple(labelled.rerank_fields))
     try:
@@ -99,17 +101,16 @@ def cost_caption(
         reranker = None
     rate, measured = tokens_per_second(reranker, tokens)
     stages = len(_stages(encoders))
-    st.caption(
-        evaluation_cost_note(
-            labelled.num_judged,
-            min(depth, len(dataset)) if depth else None,  # a small dataset has fewer
-            min(candidates, len(dataset)),
-            stages,
-            tokens,
-            rate,
-            measured,
-        )
+    sizes = (
+        labelled.num_judged,
+        min(depth, len(dataset)) if depth else None,  # a small dataset has fewer
+        min(candidates, len(dataset)),
+        stages,
+        tokens,
+        rate,
     )
+    st.caption(evaluation_cost_note(*sizes, measured))
+    return evaluation_costs(*sizes)
 
 
 def _stages(encoders: list[str]):

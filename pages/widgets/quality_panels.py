@@ -9,7 +9,14 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.data.beir import FORMAT_LABELS, Qrels, load_queries_file, map_doc_ids, read_judgments
+from core.data.beir import (
+    FORMAT_LABELS,
+    Qrels,
+    check_uploaded_judgments,
+    load_queries_file,
+    map_doc_ids,
+    read_judgments,
+)
 from core.data.documents import Dataset
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
@@ -61,7 +68,9 @@ def judgments_upload(dataset: Dataset) -> Qrels | None:
     )
     try:
         queries = load_queries_file(topics.getvalue()) if topics is not None else None
-        read = read_judgments(upload.getvalue(), queries=queries)
+        read = check_uploaded_judgments(
+            read_judgments(upload.getvalue(), queries=queries), upload.name
+        )
         qrels, unknown = map_doc_ids(read.qrels, dataset, id_field or None)
     except CoreError as exc:
         st.error(escape_markdown(str(exc)), icon="🚫")
