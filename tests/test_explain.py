@@ -193,3 +193,17 @@ def test_cli_bad_input_is_one_error_line(movies_path, capsys, argv, message) -> 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_a_100_kb_field_explains_what_the_model_reads(texts) -> None:
+    from core.models.registry import load_reranker
+
+    short = load_reranker(max_length=256)
+    text = texts["Man on a Ledge"][1] + " " + "filler words about nothing. " * 3600
+    assert len(text) > 100_000
+    expl = explain(short, "a heist in a big city", text, use_cache=False)
+    assert expl.truncated and expl.read_span[1] < 2_000
+    read = [w for w in expl.doc_words if w.read]
+    assert len(read) < 250 and len(expl.doc_words) > 10_000
+    assert expl.pairs_scored < 80
+    assert expl.helped(1)[0].text.lower().startswith("heist")
