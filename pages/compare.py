@@ -40,6 +40,7 @@ from pages.widgets.h2h_panel import (
     spec_picker,
     with_spec,
 )
+from pages.widgets.reproduce_panel import fingerprint_of
 
 state = st.session_state
 
@@ -159,7 +160,9 @@ def add_step() -> None:
         return
     try:
         state.wt_draft = state.get("wt_draft", Walkthrough()).add(
-            step_from_view(shown, b_shown.to_string(), state.get("wt_note", ""))
+            step_from_view(
+                shown, b_shown.to_string(), state.get("wt_note", ""), fingerprint_of(shown)
+            )
         )
         state.wt_added = len(state.wt_draft.steps)
         state.wt_note = ""  # the next step starts with an empty note

@@ -31,6 +31,7 @@ from core.present.views import (
 )
 from core.search.background import EmbeddingJob
 from core.search.milvus_reference import is_milvus_reference
+from pages.widgets import reproduce_panel as reproduce
 from pages.widgets import search_results as results
 from pages.widgets import search_sidebar as sidebar
 from pages.widgets.common import (
@@ -61,6 +62,7 @@ ensure_navigation()  # first: a deep link on a fresh plain server (serve.py)
 state = st.session_state
 if "view" not in state:
     state.view, state.url_warnings = view_from_link(st.query_params.to_dict())
+    reproduce.remember_link(st.query_params.to_dict(), state.view.dataset)
 if "query" not in state:
     # A browser reconnecting after a server restart sends what its box holds: a query
     # typed since then must not be overwritten by the link's (older) one.
@@ -158,8 +160,10 @@ if fixed_encoder:
 settings = state.view = settings_from_widgets(
     state, upload=loaded.report is not None, encoder=fixed_encoder
 )
-if st.query_params.to_dict() != (params := settings.to_params()):
+manifest = reproduce.view_manifest(settings, loaded)  # its fingerprint goes in the link
+if st.query_params.to_dict() != (params := reproduce.with_fingerprint(settings, manifest)):
     st.query_params.from_dict(params)
+reproduce.drift_warning(manifest, dataset)
 
 # --- query ------------------------------------------------------------------------------
 st.text_input(
@@ -283,7 +287,8 @@ if result.reranker:
 search_compare_panel(settings)
 results.details(result)
 results.judging(settings.dataset, result)
-results.downloads(result)
+results.downloads(result, manifest)
+reproduce.panel(manifest, result, dataset)
 st.caption("Share this view: copy the address bar. Every setting is in the link.")
 st.page_link(
     "pages/compare.py",

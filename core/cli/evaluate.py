@@ -15,6 +15,7 @@ from core.cli.args import (
     int_list,
     passage_settings,
 )
+from core.cli.emit import add_emit_argument, emit_evaluate
 from core.cli.evaluate_runs import Labelled, compare_pair, compare_settings, evaluate_one
 from core.models.errors import CoreError
 
@@ -153,6 +154,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="per-query CSV (default: <cache dir>/eval/<name>-<timestamp>.csv)",
     )
+    add_emit_argument(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
 
@@ -185,6 +187,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise CoreError("--tune-passages goes with --tune")
     if args.tune and args.no_rerank:
         raise CoreError("--tune needs the reranker: drop --no-rerank")
+    if args.emit_python:
+        return emit_evaluate(args)
     if args.beir:
         beir = load_beir(args.beir, split=args.split)
         dataset = beir_to_dataset(beir)

@@ -15,6 +15,7 @@ from core.cli.args import (
     encoding_progress,
     passage_settings,
 )
+from core.cli.emit import add_emit_argument, emit_search
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -58,6 +59,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_fusion_arguments(search)
     add_passage_arguments(search, "max")
     search.add_argument("--json", action="store_true", help="print JSON with every field")
+    add_emit_argument(search)
     search.set_defaults(run=_search)
 
 
@@ -78,6 +80,8 @@ def _search(args: argparse.Namespace) -> int:
     if args.candidates < 1 or args.top < 1:
         raise SettingsError("--candidates and --top must be at least 1")
     check_fusion(args.fusion_weight, args.fusion)
+    if args.emit_python:
+        return emit_search(args)
     if is_milvus_reference(args.dataset):
         if args.dense_passages:
             raise SettingsError("--dense-passages embeds in process: not with a Milvus dataset")

@@ -239,23 +239,23 @@ def _judged_figures(result: SearchResult, ratings: dict[str, int]) -> None:
     )
 
 
-def downloads(result: SearchResult) -> None:
+def downloads(result: SearchResult, manifest=None) -> None:
     """Download every candidate of this search as CSV or JSON, or the view as an HTML
-    report."""
+    report; both carry the view's manifest (what it was computed from) when given."""
     row = st.container(horizontal=True)  # buttons at their labels' width, side by side
     row.download_button(
         "Download CSV", export_csv(result), "rerank-results.csv", "text/csv", on_click="ignore"
     )
     row.download_button(
         "Download JSON",
-        export_json(result),
+        export_json(result, manifest),
         "rerank-results.json",
         "application/json",
         on_click="ignore",
     )
     row.download_button(
         "Export report (HTML)",
-        search_report(result),
+        search_report(result, manifest=manifest),
         "search-report.html",
         "text/html",
         on_click="ignore",
