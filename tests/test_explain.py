@@ -207,3 +207,18 @@ def test_a_100_kb_field_explains_what_the_model_reads(texts) -> None:
     assert len(read) < 250 and len(expl.doc_words) > 10_000
     assert expl.pairs_scored < 80
     assert expl.helped(1)[0].text.lower().startswith("heist")
+
+
+def test_cli_json_has_both_stages_and_the_contrast(movies_path, movies_index, capsys) -> None:
+    import json
+
+    from core.cli import main
+
+    argv = ["explain", "a heist in a big city", "--doc", "938", "--contrast", "468", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["explanation"]["helped"][0]["text"].lower().startswith("heist")
+    first = out["first_stage"]
+    assert first["kind"] == "dense" and abs(first["total"] - first["shown"]) < 1e-4
+    assert out["contrast"]["x_score"] > out["contrast"]["y_score"]
+    assert isinstance(out["contrast"]["flips"], bool)
