@@ -314,8 +314,9 @@ _LOCK = threading.Lock()
 
 def record_digests(dataset: Corpus) -> dict[str, str] | None:
     """12 hex per record id (of its canonical JSON), computed once per content hash;
-    None for corpora larger than :data:`MAX_RECORD_DIGESTS`."""
-    if len(dataset) > MAX_RECORD_DIGESTS:
+    None for corpora larger than :data:`MAX_RECORD_DIGESTS` and for built collections
+    (records on disk: their manifest's count and hash are what is compared)."""
+    if len(dataset) > MAX_RECORD_DIGESTS or not isinstance(dataset.records, tuple):
         return None
     key = dataset.content_hash
     with _LOCK:

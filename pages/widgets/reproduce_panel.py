@@ -8,7 +8,7 @@ Functions only: nothing here draws on import.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -41,13 +41,7 @@ def view_manifest(settings: SearchSettings, loaded: Any) -> Manifest | None:
 def fingerprint_of(settings: SearchSettings) -> str | None:
     """The fingerprint of the view ``settings`` describe (a walkthrough step records it),
     or None when its dataset cannot be loaded here."""
-    from pages.widgets.common import load_named_dataset
-
-    try:
-        loaded = load_named_dataset(settings.dataset, settings.id_field, settings.title_field)
-    except (CoreError, OSError):
-        return None
-    manifest = view_manifest(settings, loaded)
+    manifest = fingerprint_manifest(settings)
     return manifest.fingerprint if manifest else None
 
 
@@ -134,3 +128,27 @@ def _seed_source(dataset: Corpus, name: str):
         return seed_source(dataset, name)
     except (CoreError, OSError):
         return None
+
+
+def walkthrough_drift_warning(steps: Sequence[Any]) -> str | None:
+    """One line over a walkthrough naming the steps (``Step`` objects, whose params carry
+    the ``fp`` of the view each was made on) that no longer reproduce here; None if all do."""
+    from core.present.drift import walkthrough_drift
+
+    now = [fingerprint_manifest(step.settings) for step in steps]
+    line = walkthrough_drift([step.params for step in steps], now)
+    if line:
+        st.warning(escape_markdown(line), icon="🧭")
+    return line
+
+
+def fingerprint_manifest(settings: SearchSettings) -> Manifest | None:
+    """The manifest of the view ``settings`` describe, or None when its dataset cannot be
+    loaded here."""
+    from pages.widgets.common import load_named_dataset
+
+    try:
+        loaded = load_named_dataset(settings.dataset, settings.id_field, settings.title_field)
+    except (CoreError, OSError):
+        return None
+    return view_manifest(settings, loaded)
