@@ -393,3 +393,21 @@ def test_cli_evaluate_emits_a_script_with_the_same_metrics(tmp_path):
     printed = json.loads(run(out.read_text(), tmp_path))
     shown = json.loads(cli(*view, "--json", "--per-query-out", str(tmp_path / "q.csv")))
     assert printed["base"] == shown["base"] and printed["reranked"] == shown["reranked"]
+
+
+def test_seed_script_says_which_views_it_cannot_recompute():
+    from core.data.documents import make_dataset
+    from core.present.manifest import search_manifest
+    from core.present.reproduce import seed_refusal
+    from core.present.views import SearchSettings
+
+    data = make_dataset("notes", NOTES, id_field="id", title_field="title")
+
+    def refusal(**kw):
+        view = SearchSettings(dataset="notes", query="bats", **kw)
+        return seed_refusal(search_manifest(view, data, remember=False))
+
+    assert refusal() is None
+    assert "dense retrieval" in refusal(retriever="hybrid")
+    assert "without fusion" in refusal(fusion_weight=0.5)
+    assert "reranker" in refusal(reranker="none")

@@ -284,6 +284,10 @@ print(f"same candidates as the workbench: {report['same_candidates']} "
 print(f"logits fp32 - INT8: max |diff| {report['max_logit_diff']:.3f}, "
       f"mean {report['mean_logit_diff']:.3f}; Kendall tau of the orders "
       f"{report['kendall_tau']:.3f}; same top {RESULTS}: {report['same_top']}")
+if READ_BY_PASSAGE:
+    print(f"note: the workbench read {READ_BY_PASSAGE} long candidate(s) by passage; "
+          "this script reads them whole (cut at MAX_LENGTH tokens)")
+print("largest differences (fp32 - INT8):")
 for d in sorted(logit_diff, key=lambda d: -abs(logit_diff[d]))[:5]:
     print(f"  {d}: {logit_diff[d]:+.3f}")
 '''
@@ -317,6 +321,23 @@ def seed_source(dataset: Any, dataset_name: str) -> tuple[str, str, str | None, 
     return None
 
 
+def seed_refusal(manifest: Manifest) -> str | None:
+    """Why the seed-stack script cannot recompute this view (None: it can). It covers
+    dense retrieval with all-MiniLM-L6-v2, reranked by the packaged cross-encoder."""
+    from core.models.packaged import CROSS_ENCODER_ALIASES, MINILM_ALIASES
+
+    s = manifest.settings
+    if s.get("retriever", "dense") != "dense" or s.get("dense_passages"):
+        return "the seed-stack script covers dense retrieval, one vector per document"
+    if s.get("encoder") not in MINILM_ALIASES:
+        return "the seed-stack script covers the packaged all-MiniLM-L6-v2 bi-encoder"
+    if s.get("reranker") not in CROSS_ENCODER_ALIASES:
+        return "the seed-stack script covers the packaged ms-marco-MiniLM-L-12-v2 reranker"
+    if float(s.get("fusion_weight", 1.0)) < 1.0:
+        return "the seed-stack script covers reranking without fusion"
+    return None
+
+
 def seed_script(
     manifest: Manifest,
     result: SearchResult,
@@ -336,6 +357,7 @@ def seed_script(
         "pairs may swap; the script prints where and by how much.",
     )
     workbench = {c.id: [c.retrieval_score, c.rerank_score] for c in result.candidates}
+    by_passage = sum(1 for c in result.candidates if (c.num_passages or 1) > 1)
     lines += [_SEED_IMPORTS]
     lines += [
         f"QUERY = {s['query']!r}",
@@ -348,6 +370,9 @@ def seed_script(
         f"CANDIDATES = {int(s['candidates'])!r}",
         f"RESULTS = {min(int(s['results']), int(s['candidates']))!r}",
         f"MAX_LENGTH = {max_length!r}",
+        "# The workbench read this many candidates passage by passage (best passage); here",
+        "# each is read whole, cut at MAX_LENGTH tokens, so their scores differ more.",
+        f"READ_BY_PASSAGE = {by_passage!r}",
         "# The workbench's numbers for this view: id -> [cosine, INT8 logit].",
         f"WORKBENCH = json.loads({json.dumps(workbench)!r})",
     ]

@@ -17,7 +17,13 @@ from core.data.documents import Corpus
 from core.models.errors import CoreError
 from core.present.drift import FINGERPRINT_PARAM, drift_line, link_fingerprint
 from core.present.manifest import Manifest, search_manifest
-from core.present.reproduce import api_script, curl_script, seed_script, seed_source
+from core.present.reproduce import (
+    api_script,
+    curl_script,
+    seed_refusal,
+    seed_script,
+    seed_source,
+)
 from core.present.views import SearchSettings, escape_markdown
 from core.search.pipeline import SearchResult
 
@@ -95,7 +101,7 @@ def panel(manifest: Manifest | None, result: SearchResult, dataset: Corpus) -> N
             "of the workbench, it prints the same ids and scores as this view.",
         )
         source = _seed_source(dataset, manifest.settings["dataset"])
-        if source is not None and manifest.settings.get("reranker") != "none":
+        if source is not None and seed_refusal(manifest) is None:
             row.download_button(
                 "Reproduce with sentence-transformers only",
                 seed_script(manifest, result, source),
