@@ -37,5 +37,9 @@ app: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# The suite in TEST_WORKERS pytest-xdist workers (each test file one unit, heaviest files
+# first: see tests/conftest.py), then the 15 slowest tests. `make test TEST_WORKERS=0`
+# runs it in one process.
+TEST_WORKERS ?= 2
 test: setup browser postgresql lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15

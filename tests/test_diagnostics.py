@@ -397,10 +397,10 @@ def test_field_ablation_rejects_bad_input() -> None:
 def test_bats_query_on_movies_with_the_real_cross_encoder(
     movies, minilm, movies_index, cross_encoder, monkeypatch
 ) -> None:
-    from core.models.paths import PROJECT_ROOT
+    from conftest import CACHE
 
-    # The whole-corpus scores are kept in the shared test cache (1,000 pairs: ~10-30 s).
-    monkeypatch.setenv("RERANK_CACHE_DIR", str(PROJECT_ROOT / ".test-cache"))
+    # The whole-corpus scores are kept in this process's test cache (1,000 pairs: ~10-30 s).
+    monkeypatch.setenv("RERANK_CACHE_DIR", str(CACHE))
     vector = minilm.encode([BATS], kind="query")[0]
     order = [h.id for h in movies_index.search(vector, len(movies))]
 

@@ -61,6 +61,10 @@ expect.set_options(timeout=15_000)
 
 SERVER_LOG = pytest.StashKey[Path]()  # the log of the server the current test uses
 APP_SERVER_LOG = pytest.StashKey[Path]()  # the session-wide app_server's log
+TEST_FAILED = pytest.StashKey[bool]()  # set on a test whose setup or call failed
+# Full-height screenshots of every page a test leaves open cost a second or more each:
+# they are taken for failing tests, and for every test with RERANK_TEST_SCREENSHOTS=all.
+SCREENSHOT_ALL = os.environ.get("RERANK_TEST_SCREENSHOTS", "") == "all"
 
 # Counts every transition of the app's script state to "running" in this document, so
 # the wait helper can tell "a new run started and finished" from "nothing has happened
@@ -240,7 +244,9 @@ def app_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str
             yield base_url
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / "streamlit-server.log")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        name = f"streamlit-server-{worker}.log" if worker else "streamlit-server.log"
+        shutil.copyfile(log_path, ARTIFACTS / name)
         if request.session.testsfailed:
             sys.stderr.write(f"\n--- streamlit server log ---\n{_tail(log_path)}\n")
 
@@ -269,6 +275,8 @@ def fresh_app_server(
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Attach the tail of the server log to every failing browser test's report."""
     report = yield
+    if report.failed:
+        item.stash[TEST_FAILED] = True
     log_path = item.config.stash.get(SERVER_LOG, None)
     if report.failed and log_path is not None:
         report.sections.append(("streamlit server log (tail)", _tail(log_path)))
@@ -296,8 +304,9 @@ def new_context(
 ) -> Iterator[Callable[[], BrowserContext]]:
     """Factory of fresh, isolated browser contexts (own cookies, own Streamlit session).
 
-    At the end of the test every open page is screenshotted to test-artifacts/ (full
-    height of the scrolling main area), then the contexts are closed.
+    At the end of a failing test (of every test with RERANK_TEST_SCREENSHOTS=all) every
+    open page is screenshotted to test-artifacts/ (full height of the scrolling main
+    area), then the contexts are closed.
     """
     contexts: list[BrowserContext] = []
 
@@ -312,7 +321,8 @@ def new_context(
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    pages = [page for context in contexts for page in context.pages]
+    shoot = SCREENSHOT_ALL or request.node.stash.get(TEST_FAILED, False)
+    pages = [page for context in contexts for page in context.pages] if shoot else []
     for number, page in enumerate(pages, start=1):
         name = stem if number == 1 else f"{stem}-{number}"
         try:
