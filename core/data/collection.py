@@ -454,11 +454,10 @@ def open_collection(name: str) -> Collection:
         found = _OPEN.get(key)
         if found is not None:
             return found
-    if not folder.is_dir():
-        known = ", ".join(c.name for c in list_collections()) or "none yet"
+    if not folder.is_dir():  # other collections' names are not told to a link's visitor
         raise DatasetUnavailableError(
-            f"no collection named '{name}' (built: {known}); "
-            f"build one with: python -m core collection build FILE --name {name}"
+            f"no collection named '{name}' on this server (python -m core collection list "
+            f"shows them; build one with: python -m core collection build FILE --name {name})"
         )
     opened = Collection(folder)
     with _OPEN_LOCK:
@@ -478,9 +477,7 @@ def unfinished_builds() -> list[str]:
     root = collections_dir()
     if not root.is_dir():
         return []
-    return sorted(
-        p.name for p in root.iterdir() if p.is_dir() and not (p / MANIFEST).is_file()
-    )
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not (p / MANIFEST).is_file())
 
 
 def remove_collection(name: str) -> int:

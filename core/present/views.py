@@ -475,6 +475,22 @@ def escape_markdown(text: str) -> str:
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIALS else ch for ch in text)
 
 
+# An absolute or home path of two or more parts, not inside a URL (no ':' or '/' before).
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])~?(?:/[^\s/'\"`,;()\[\]<>]+){2,}/?")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every server path cut to its last part (``/srv/app/x/deep.json`` ->
+    ``…/deep.json``): errors tell a visitor what failed, never where files live."""
+    return _SERVER_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def error_text(exc: BaseException | str) -> str:
+    """The one way to show an error on a page: server paths redacted, then cut and
+    escaped like any outside text (:func:`outside_text`)."""
+    return outside_text(redact_paths(str(exc)))
+
+
 def outside_text(text: object, limit: int = DISPLAY_CHARS) -> str:
     """The one way to show text that came from a link, a file, a record or a note in
     markdown: cut to ``limit`` characters and escaped (:func:`escape_markdown`), so it can
