@@ -16,6 +16,7 @@ from core.present.room import public_base, share_links
 from core.present.views import (
     EXAMPLE_QUERIES,
     SearchSettings,
+    error_text,
     escape_markdown,
     outside_text,
     shown_value,
@@ -250,7 +251,7 @@ with st.sidebar:
             state.pop("wt_links", None)
             st.rerun()
         except CoreError as exc:
-            st.error(outside_text(exc), icon="🚫")
+            st.error(error_text(exc), icon="🚫")
 
 # --- run ----------------------------------------------------------------------------------
 if not settings.query:
@@ -259,7 +260,7 @@ if not settings.query:
 try:
     h2h = run_head_to_head(settings, b)
 except CoreError as exc:
-    st.error(outside_text(exc), icon="🚫")
+    st.error(error_text(exc), icon="🚫")
     st.stop()
 
 show_figures(h2h)

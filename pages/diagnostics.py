@@ -17,7 +17,7 @@ from core.present.diagnostics_state import (
     settings_from_widgets,
 )
 from core.present.gate import admit_view
-from core.present.views import EXAMPLE_QUERIES, NO_RERANK, escape_markdown
+from core.present.views import EXAMPLE_QUERIES, NO_RERANK, error_text, escape_markdown
 from pages.widgets import common
 from pages.widgets.diagnostics_views import ablation_view, ceiling_view, settings_sidebar
 from serve import ensure_navigation
@@ -64,7 +64,7 @@ try:
     dataset = common.load_named_dataset(state.diag_dataset).dataset
 except CoreError as exc:
     name = labels.get(state.diag_dataset, state.diag_dataset)
-    st.error(escape_markdown(f"The dataset {name} is not available: {exc}"), icon="🚫")
+    st.error(error_text(f"The dataset {name} is not available: {exc}"), icon="🚫")
     if state.diag_dataset != "sample":
         st.info("Pick the built-in **Sample** dataset in the sidebar.")
     st.stop()
@@ -117,13 +117,13 @@ try:
     reranker = common.get_reranker(settings.reranker)
     encoder = common.get_encoder(settings.encoder) if settings.retriever != "bm25" else None
 except ModelUnavailableError as exc:
-    st.error(escape_markdown(str(exc)), icon="🚫")
+    st.error(error_text(exc), icon="🚫")
     st.stop()
 try:
     index = common.get_index(dataset, encoder, fields).index if encoder is not None else None
     order = retrieval_order(dataset, settings.query, settings.retriever, encoder, fields, index)
 except CoreError as exc:
-    st.error(escape_markdown(str(exc)), icon="🚫")
+    st.error(error_text(exc), icon="🚫")
     st.stop()
 st.caption(
     run_caption(settings, encoder.name if encoder is not None else None, fields, reranker.name)

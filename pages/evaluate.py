@@ -10,7 +10,7 @@ from core.data.datasets import scifact_path
 from core.models.errors import CoreError
 from core.models.packaged import packaged_model_ids
 from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
-from core.present.views import escape_markdown
+from core.present.views import error_text, escape_markdown
 from core.quality.evaluation import beir_to_dataset
 from core.quality.runs import SecondStage
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
@@ -97,7 +97,7 @@ else:
     try:
         dataset = load_named_dataset(name).dataset
     except CoreError as exc:
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
     # Uploaded judgments (any format), with the ratings made on the Search page on top.
     judgments = quality.judgments_upload(dataset) or {}

@@ -27,6 +27,7 @@ from core.present.views import (
     NO_RERANK,
     approximate_note,
     clip_query,
+    error_text,
     escape_markdown,
 )
 from core.search.background import EmbeddingJob
@@ -111,12 +112,12 @@ try:
 except CoreError as exc:
     state.setdefault("upload_labels", {})
     if id_choice or title_choice:
-        st.error(f"Cannot use that id or title field: {escape_markdown(str(exc))}", icon="🚫")
+        st.error(f"Cannot use that id or title field: {error_text(exc)}", icon="🚫")
         state.id_choice = state.title_choice = ""
         loaded = load_named_dataset(state.dataset)
     else:
         name = BUILTIN_LABELS.get(state.dataset, state.dataset)
-        st.error(escape_markdown(f"The dataset {name} is not available: {exc}"), icon="🚫")
+        st.error(error_text(f"The dataset {name} is not available: {exc}"), icon="🚫")
         if state.dataset != "sample":
             st.info("Pick the built-in **Sample** dataset in the sidebar, or upload a file.")
         sidebar.dataset_picker(picker)
@@ -206,7 +207,7 @@ if settings.retriever != "bm25":
     try:
         encoder = encoder_for(settings.encoder, api_key)
     except ModelUnavailableError as exc:
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
 reranker = fallback = None
 hosted_reranker = state.reranker_choice == "together"
@@ -264,7 +265,7 @@ try:
             retriever=milvus,
         )
 except CoreError as exc:
-    st.error(escape_markdown(str(exc)), icon="🚫")
+    st.error(error_text(exc), icon="🚫")
     st.stop()
 state.last_search = (key, result)
 state.last_result = result

@@ -17,7 +17,7 @@ from core.data.state_store import open_store
 from core.models.errors import CoreError
 from core.present.report import walkthrough_report
 from core.present.room import step_verdict
-from core.present.views import escape_markdown, outside_text
+from core.present.views import error_text, escape_markdown, outside_text
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough
 from core.quality.blind import make_vote, step_tallies
 from pages.widgets.actions import action_button, running_action
@@ -45,7 +45,7 @@ if room_id := st.query_params.get("room"):
         seat = take_seat(store, room_id)
         link_id = seat.room.walkthrough_id
     except CoreError as exc:
-        st.error(outside_text(exc), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
 if link_id and state.get("wt_open_id") != link_id:
     try:
@@ -55,7 +55,7 @@ if link_id and state.get("wt_open_id") != link_id:
         state.pop("blind_votes", None)
         state.pop("blind_revealed", None)
     except CoreError as exc:
-        st.error(outside_text(exc), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         state.pop("wt_open", None)
         state.wt_open_id = link_id
 walkthrough: Walkthrough | None = state.get("wt_open") if link_id else None
@@ -74,7 +74,7 @@ if walkthrough is None:
             state.wt_draft = parse_walkthrough(imported.getvalue())
             st.rerun()
         except CoreError as exc:
-            st.error(outside_text(exc), icon="🚫")
+            st.error(error_text(exc), icon="🚫")
     st.stop()
 
 steps = walkthrough.steps
@@ -136,7 +136,7 @@ if step.note.strip() and not (blind and not revealed):  # a note could give the 
 try:
     h2h = run_head_to_head(settings, step.b_spec)
 except CoreError as exc:
-    st.error(outside_text(exc), icon="🚫")
+    st.error(error_text(exc), icon="🚫")
     st.stop()
 a_label, b_label = h2h.a.spec.label, h2h.b.spec.label
 a_left = store.a_is_left(walkthrough.id, index)
@@ -207,7 +207,7 @@ if action_button("Prepare the report of the whole walkthrough (HTML)", "wt_repor
                 built.append((run_head_to_head(s.settings, s.b_spec), s.note))
                 bar.progress(number / total, text=f"Step {number} of {total}")
         except CoreError as exc:
-            st.error(f"Step {len(built) + 1}: {outside_text(exc)}", icon="🚫")
+            st.error(f"Step {len(built) + 1}: {error_text(exc)}", icon="🚫")
             st.stop()
         bar.empty()
         state.wt_report = walkthrough_report(walkthrough.title, built, votes)

@@ -22,7 +22,7 @@ from core.present.tables import (
     variant_letters,
     variant_table,
 )
-from core.present.views import CANDIDATES_RANGE, RESULTS_RANGE, escape_markdown
+from core.present.views import CANDIDATES_RANGE, RESULTS_RANGE, error_text, escape_markdown
 from core.quality import diagnostics
 from core.quality.diagnostics import field_ablation, recall_ceiling, score_corpus
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
@@ -106,7 +106,7 @@ def ceiling_view(
             )
         report = recall_ceiling(dataset, scores, order, num_candidates=k, num_results=n)
     except CoreError as exc:
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
     progress_slot.empty()
 
@@ -181,7 +181,7 @@ def ablation_view(
         with st.spinner("Reranking the candidates once per field set…"):
             ablation = field_ablation(dataset, query, reranker, order[:k], num_results=n)
     except CoreError as exc:
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
     n = ablation.num_results
     # Letters keep the rank columns narrow enough for three tables side by side.

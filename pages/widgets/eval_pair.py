@@ -10,7 +10,7 @@ import streamlit as st
 from core.models.errors import CoreError
 from core.present.evaluate_state import LabelledSet
 from core.present.report import pair_report_html
-from core.present.views import escape_markdown, outside_text
+from core.present.views import error_text, escape_markdown
 from core.quality.evaluation_pair import evaluate_pair
 from core.quality.evaluation_report import PRIMARY_METRIC
 from core.search.scorestore import ScoreStore
@@ -118,7 +118,7 @@ def _compare(labelled: LabelledSet, a, b, retriever: str, encoder_id: str, candi
             progress=progress,
         )
     except CoreError as exc:
-        st.error(outside_text(exc), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         return None
     finally:
         bar.empty()

@@ -25,7 +25,7 @@ from core.present.tables import (
     headline_figures,
     marked_order,
 )
-from core.present.views import SearchSettings, escape_markdown
+from core.present.views import SearchSettings, error_text, escape_markdown
 from core.quality.evaluation import evaluate_beir, evaluate_judgments
 from core.quality.evaluation_report import EvaluationReport
 from core.quality.runs import SecondStage
@@ -76,7 +76,7 @@ def evaluate(
             report = evaluate_judgments(labelled.dataset, labelled.qrels, **run)
     except CoreError as exc:
         bar.empty()
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
     bar.empty()
     return report
@@ -159,7 +159,7 @@ def tune(
         tuned = tune_settings(bench, grid, Config(stages[0]), folds=min(5, len(bench.qids)))
     except CoreError as exc:
         bar.empty()
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
     bar.empty()
     return tuned

@@ -20,7 +20,7 @@ from core.present.explain import (
     reasons_line,
     signed,
 )
-from core.present.views import escape_markdown
+from core.present.views import error_text, escape_markdown
 from core.quality.explain import contrast, estimate_calls, explain_candidate
 from core.quality.explain_first_stage import explain_bm25, explain_dense
 from core.quality.faithfulness import faithfulness_figure, load_table
@@ -79,7 +79,7 @@ def explain_panel(result: SearchResult, picked: Candidate) -> None:
                     reranker = get_reranker(result.reranker)
                     kept[key] = explain_candidate(reranker, result.query, picked)
                 except CoreError as exc:
-                    st.error(escape_markdown(str(exc)))
+                    st.error(error_text(exc))
                     return
         expl = kept.get(key)
         if expl is None:
@@ -127,7 +127,7 @@ def _contrast(result: SearchResult, picked: Candidate, expl) -> None:
                     passage_y=_passage(other),
                 )
             except CoreError as exc:
-                st.error(escape_markdown(str(exc)))
+                st.error(error_text(exc))
                 return
             kept[key] = contrast_text(pair)
     text = kept.get(key)

@@ -16,7 +16,7 @@ from core.models.errors import CoreError, SettingsError
 from core.models.together import DEFAULT_RERANK_MODEL
 from core.present.compare_charts import h2h_movement_chart, side_score_chart
 from core.present.room import B_COLOR, DOWN, UP, candidates_phrase, move_mark
-from core.present.views import SearchSettings, escape_markdown, outside_text
+from core.present.views import SearchSettings, error_text, escape_markdown, outside_text
 from core.quality.headtohead import NONE, HeadToHead, RerankSpec, head_to_head
 from core.search.activity import visitor_search
 from core.search.retrievers import RETRIEVER_LABELS, make_retriever
@@ -321,7 +321,7 @@ def search_compare_panel(settings: SearchSettings) -> None:
     try:
         h2h = run_head_to_head(settings, b)
     except CoreError as exc:
-        st.error(outside_text(exc), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         return
     show_figures(h2h)
     show_tables(h2h)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.models.errors import CoreError
-from core.present.views import escape_markdown
+from core.present.views import error_text
 from core.search.milvus_reference import normalize_reference
 from pages.widgets.actions import action_button, running_action
 
@@ -29,5 +29,5 @@ def milvus_box() -> str | None:
             try:
                 return normalize_reference(text)
             except CoreError as exc:
-                st.error(escape_markdown(str(exc)), icon="🚫")
+                st.error(error_text(exc), icon="🚫")
                 return None

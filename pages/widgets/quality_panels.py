@@ -23,6 +23,7 @@ from core.models.errors import CoreError
 from core.present.charts import cost_chart
 from core.present.views import (
     SearchSettings,
+    error_text,
     escape_markdown,
     unjudged_entered,
     unjudged_rows,
@@ -73,7 +74,7 @@ def judgments_upload(dataset: Dataset) -> Qrels | None:
         )
         qrels, unknown = map_doc_ids(read.qrels, dataset, id_field or None)
     except CoreError as exc:
-        st.error(escape_markdown(str(exc)), icon="🚫")
+        st.error(error_text(exc), icon="🚫")
         st.stop()
     note = f"{FORMAT_LABELS[read.format]}: {read.scale}"
     if read.skipped:

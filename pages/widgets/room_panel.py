@@ -17,7 +17,7 @@ import streamlit as st
 
 from core.data.state_store import Room, StateStore, StoredVote, open_store
 from core.models.errors import CoreError
-from core.present.views import escape_markdown, outside_text
+from core.present.views import error_text, escape_markdown
 from core.quality.blind import (
     Vote,
     overall_tally,
@@ -165,7 +165,7 @@ def live_room(room_id: str, seen_version: int, step: int) -> None:
         room = store.get_room(room_id)
         counts = store.counts(room_id)
     except CoreError as exc:
-        st.caption(f"Reconnecting to the room… ({outside_text(exc)})")
+        st.caption(f"Reconnecting to the room… ({error_text(exc)})")
         return
     if room.version != seen_version:
         st.rerun(scope="app")

@@ -25,7 +25,7 @@ from core.present.tables import (
     update_ratings,
 )
 from core.present.views import (
-    escape_markdown,
+    error_text,
     export_csv,
     export_json,
     judged_metrics,
@@ -211,7 +211,7 @@ def judging(dataset_name: str, result: SearchResult) -> None:
                 state.judgments_imported = imported.file_id
                 st.rerun()
             except CoreError as exc:
-                st.error(escape_markdown(str(exc)), icon="🚫")
+                st.error(error_text(exc), icon="🚫")
 
 
 def _judged_figures(result: SearchResult, ratings: dict[str, int]) -> None:
