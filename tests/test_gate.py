@@ -165,3 +165,26 @@ def test_every_page_reads_its_link_through_the_gate() -> None:
     assert not left, "parse outside values without the gate:\n" + "\n".join(left)
     readers = [p.name for p in (ROOT / "pages").glob("*.py") if _reads_links(p)]
     assert readers, "no page reads a link? the check above would prove nothing"
+
+
+def test_errors_never_show_server_paths() -> None:
+    from core.present.views import error_text, redact_paths
+
+    assert redact_paths("file not found: /srv/app/data/deep.json") == "file not found: …/deep.json"
+    assert redact_paths("see http://127.0.0.1:19530/x") == "see http://127.0.0.1:19530/x"
+    assert "/home/u" not in error_text(OSError("cannot read /home/u/.cache/x/manifest.json"))
+
+
+def test_pages_show_every_exception_through_error_text() -> None:
+    """An exception's text can hold paths and outside values: pages show it with
+    error_text (redacted, cut, escaped), never raw or merely escaped."""
+    import re
+
+    raw = re.compile(r"(escape_markdown|outside_text)\(\s*(str\()?exc\b|st\.\w+\(\s*str\(exc\)")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "pages").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if raw.search(line)
+    ]
+    assert not found, found
