@@ -141,15 +141,16 @@ _GENRES = [
 ]
 
 
-def synthetic_movies(count: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``count`` movie-like records (title, overview of ~50 words, genres, director),
-    deterministic for ``seed``: about as long as the movies dataset's (~86 tokens)."""
+def synthetic_movies(count: int, seed: int = 0, words: int = 48) -> list[dict[str, Any]]:
+    """``count`` movie-like records (title, overview of about ``words`` words, genres,
+    director), deterministic for ``seed``; the default is about as long as the movies
+    dataset's (~86 tokens)."""
     rng = random.Random(seed)
     records = []
     for i in range(count):
-        words = []
-        while len(words) < 48:
-            words += [
+        overview: list[str] = []
+        while len(overview) < words:
+            overview += [
                 rng.choice(_NAMES),
                 rng.choice(_VERBS),
                 rng.choice(_GLUE),
@@ -163,7 +164,7 @@ def synthetic_movies(count: int, seed: int = 0) -> list[dict[str, Any]]:
             {
                 "id": f"syn-{i:06d}",
                 "title": title,
-                "overview": " ".join(words) + ".",
+                "overview": " ".join(overview) + ".",
                 "genres": " ".join(rng.sample(_GENRES, 2)),
                 "director": f"{rng.choice(_NAMES)} {rng.choice(_NAMES)}son",
             }

@@ -109,7 +109,9 @@ def encode_chunked(
     lock file).
     """
     started = time.perf_counter()
-    rows, dimension = len(texts), int(encoder.dimension)
+    rows, dimension = len(texts), int(encoder.dimension or 0)
+    if not dimension and hasattr(encoder, "ensure_dimension"):  # a hosted model: ask it
+        dimension = int(encoder.ensure_dimension())
     chunk = max(1, int(chunk))
     chunks = -(-rows // chunk)
     target = final_path(key)
