@@ -30,6 +30,7 @@ from pages.widgets.room_panel import (
     live_room,
     presenter_controls,
     show_tally,
+    sure_button,
     take_seat,
     vote_buttons,
 )
@@ -157,13 +158,12 @@ if blind:
             vote_buttons(seat, index, h2h.query, a_label, b_label)
         live_room(seat.room.id, seat.room.version, index)
         if seat.presenter and not revealed:
-            st.button(
+            sure_button(
+                st,
                 "Reveal",
-                key="blind_reveal",
+                "blind_reveal",
+                lambda: change_room(seat.room.id, seat.token, revealed=True, voting_open=False),
                 type="primary",
-                on_click=change_room,
-                args=(seat.room.id, seat.token),
-                kwargs={"revealed": True, "voting_open": False},
             )
         elif not revealed:
             st.caption("The presenter reveals which list was which.")

@@ -4,6 +4,8 @@ the reranker read)."""
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from core.present.room import DOWN, UP, move_mark
@@ -54,6 +56,23 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return flat[:limit].rsplit(" ", 1)[0] + "…"
 
 
+def item_text(h2h: HeadToHead, candidate) -> str:
+    """What the voter should judge besides the title: the text the reranker read (from
+    either side: a side without a reranker read nothing), else the record's other text
+    fields; the leading ``title: <title>`` label is dropped."""
+    texts = {c.id: c.rerank_text for c in (*h2h.a.result.candidates, *h2h.b.result.candidates)}
+    text = texts.get(candidate.id) or candidate.rerank_text or ""
+    if not text:
+        text = " ".join(
+            v for v in candidate.record.values() if isinstance(v, str) and v != candidate.title
+        )
+    for prefix in (f"title: {candidate.title}", candidate.title):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    return re.sub(r"^\s*\w+:\s", "", text.strip())  # a field label such as "overview: "
+
+
 def show_blind(h2h: HeadToHead, a_left: bool, revealed: bool = False) -> None:
     """Both top-N unlabelled, A on the left when ``a_left`` (the room's stored side),
     named once ``revealed``; each item is its title and the start of the text the
@@ -72,7 +91,7 @@ def show_blind(h2h: HeadToHead, a_left: bool, revealed: bool = False) -> None:
             st.markdown(
                 "\n".join(
                     f"{i}. **{escape_markdown(c.title)}** — "
-                    f"{escape_markdown(snippet(c.rerank_text.removeprefix(c.title)))}"
+                    f"{escape_markdown(snippet(item_text(h2h, c)))}"
                     for i, c in enumerate(side.result.top_final, start=1)
                 )
             )

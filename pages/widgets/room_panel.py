@@ -73,47 +73,79 @@ def _move(room_id: str, token: str | None, offset: int, total: int) -> None:
         st.session_state.room_error = str(exc)
 
 
-def _toggle(room_id: str, token: str | None, field: str, key: str) -> None:
-    change_room(room_id, token, **{field: bool(st.session_state[key])})
+def sure_button(where, label: str, key: str, action, *args, **kwargs) -> None:
+    """A button whose ``action(*args)`` runs exactly once per click: in its callback
+    (before the page body, so a fast next click cannot drop it), or, when the callback
+    is unknown because the page reconnected to a new session after a server restart
+    (Streamlit only knows a widget's callback from an earlier run of the same session),
+    in the body, followed by a rerun."""
+    flag = f"sure_button_done::{key}"
+
+    def callback() -> None:
+        st.session_state[flag] = True
+        action(*args)
+
+    pressed = where.button(label, key=key, on_click=callback, **kwargs)
+    done = st.session_state.pop(flag, False)
+    if pressed and not done:
+        action(*args)
+        st.rerun()
 
 
 def presenter_controls(seat: Seat, total: int) -> None:
-    """Previous / Next for the room, blind test and voting switches."""
+    """Previous / Next for the room, blind test and voting switches (buttons: a click
+    is a change the store applies to the room as it is now)."""
     room, token = seat.room, seat.token
-    nav = st.columns([1, 1, 3, 1, 1])
-    nav[0].button(
+    nav = st.columns([1, 1, 3, 1.3, 1.3])
+    sure_button(
+        nav[0],
         "◀ Previous",
-        key="room_prev",
-        on_click=_move,
-        args=(room.id, token, -1, total),
+        "room_prev",
+        _move,
+        room.id,
+        token,
+        -1,
+        total,
         disabled=room.step == 0,
         width="stretch",
     )
-    nav[1].button(
+    sure_button(
+        nav[1],
         "Next ▶",
-        key="room_next",
-        on_click=_move,
-        args=(room.id, token, 1, total),
+        "room_next",
+        _move,
+        room.id,
+        token,
+        1,
+        total,
         disabled=room.step >= total - 1,
         width="stretch",
     )
     nav[2].progress((room.step + 1) / total, text=f"Step {room.step + 1} of {total} (the room)")
-    st.session_state.room_blind = room.blind
-    st.session_state.room_voting = room.voting_open
-    nav[3].toggle(
-        "Blind test",
-        key="room_blind",
-        on_change=_toggle,
-        args=(room.id, token, "blind", "room_blind"),
+    blind = not room.blind
+
+    def set_blind() -> None:
+        change_room(room.id, token, blind=blind)
+
+    def set_voting() -> None:
+        change_room(room.id, token, voting_open=not room.voting_open)
+
+    sure_button(
+        nav[3],
+        "Start the blind test" if blind else "End the blind test",
+        "room_blind",
+        set_blind,
         help="Every page in the room shows the two lists unlabelled, left/right fixed per "
         "step; viewers vote.",
+        width="stretch",
     )
-    nav[4].toggle(
-        "Voting open",
-        key="room_voting",
-        on_change=_toggle,
-        args=(room.id, token, "voting_open", "room_voting"),
+    sure_button(
+        nav[4],
+        "Close voting" if room.voting_open else "Open voting",
+        "room_voting",
+        set_voting,
         disabled=room.revealed,
+        width="stretch",
     )
 
 
@@ -141,13 +173,14 @@ def vote_buttons(seat: Seat, step: int, query: str, a_label: str, b_label: str) 
     st.text_input("Your name (optional)", key="room_name", max_chars=60)
     cols = st.columns(3)
     for col, (choice, text) in zip(cols, VOTE_BUTTONS, strict=True):
-        col.button(
+        sure_button(
+            col,
             text,
-            key=f"vote_{choice}",
+            f"vote_{choice}",
+            cast,
+            choice,
             type="primary" if mine is not None and mine.choice == choice else "secondary",
             width="stretch",
-            on_click=cast,
-            args=(choice,),
             disabled=not seat.room.voting_open,
         )
     if not seat.room.voting_open:
