@@ -55,8 +55,11 @@ def _dataset(name: str, n: int):
     raise SettingsError(f"bench-explain knows movies and scifact, not '{name}'")
 
 
-def bench_dataset(name: str, queries: int, top: int, attention: bool) -> dict[str, Any]:
-    """Explain the top ``top`` results of ``queries`` queries on ``name``; the row."""
+def bench_dataset(
+    name: str, queries: int, top: int, attention: bool, on_query=None
+) -> dict[str, Any]:
+    """Explain the top ``top`` results of ``queries`` queries on ``name``; the row.
+    ``on_query(row)`` gets the row so far after every query (partial results are kept)."""
     from core.models.registry import load_encoder, load_reranker
     from core.quality.explain import explain
     from core.quality.faithfulness import attention_order, erase, occlusion_order, random_order
@@ -101,6 +104,13 @@ def bench_dataset(name: str, queries: int, top: int, attention: bool) -> dict[st
                 e = erase(reranker, expl, order)
                 methods[method].append((e.comprehensiveness_aopc, e.sufficiency_aopc))
         log_stderr(f"  {name}: query {qi}/{len(qs)} done ({len(walls)} explanations)")
+        row = _row(methods, walls, cpus, words, pairs, qi, top, kind, name)
+        if on_query is not None:
+            on_query(row)
+    return row
+
+
+def _row(methods, walls, cpus, words, pairs, queries, top, kind, name) -> dict[str, Any]:
     rows = {
         m: {
             "comprehensiveness_aopc": round(float(np.mean([c for c, _ in v])), 4),
@@ -119,7 +129,7 @@ def bench_dataset(name: str, queries: int, top: int, attention: bool) -> dict[st
         },
         "mean_words_read": round(float(np.mean(words)), 1),
         "mean_pairs_scored": round(float(np.mean(pairs)), 1),
-        "queries": len(qs),
+        "queries": queries,
         "first_stage": kind,
         "top": top,
     }
@@ -144,13 +154,17 @@ def run_explain_bench(
         "attention_note": note,
         "datasets": {},
     }
+
+    def keep(name: str, row: dict[str, Any]) -> None:
+        table["datasets"][name] = row
+        table["seconds"] = round(time.perf_counter() - started, 1)
+        stored = load_table() or {}
+        others = {k: v for k, v in (stored.get("datasets") or {}).items() if k not in names}
+        save_table({**table, "datasets": {**others, **table["datasets"]}})
+
     for name in names:
         log_stderr(f"bench-explain: {name}, {queries} queries x top {top}")
-        table["datasets"][name] = bench_dataset(name, queries, top, attention)
-    table["seconds"] = round(time.perf_counter() - started, 1)
-    stored = load_table() or {}
-    kept = {k: v for k, v in (stored.get("datasets") or {}).items() if k not in names}
-    save_table({**table, "datasets": {**kept, **table["datasets"]}})  # other datasets' rows stay
+        keep(name, bench_dataset(name, queries, top, attention, lambda r, n=name: keep(n, r)))
     return table
 
 

@@ -53,6 +53,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--datasets", default="movies,scifact", help="comma-separated")
     bench.add_argument("--no-attention", action="store_true", help="skip the attention baseline")
     bench.add_argument("--json", action="store_true", help="print the table as JSON")
+    bench.add_argument("--show", action="store_true", help="print the stored table, run nothing")
     bench.set_defaults(run=_bench)
 
 
@@ -194,11 +195,18 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from core.bench.explain import format_table, run_explain_bench
+    from core.models.errors import SettingsError
+    from core.quality.faithfulness import load_table
 
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    table = run_explain_bench(
-        names, queries=args.queries, top=args.top, attention=not args.no_attention
-    )
+    if args.show:
+        table = load_table()
+        if table is None:
+            raise SettingsError("no stored table: run python -m core bench-explain first")
+    else:
+        table = run_explain_bench(
+            names, queries=args.queries, top=args.top, attention=not args.no_attention
+        )
     if args.json:
         json.dump(table, sys.stdout, indent=2)
         print()
