@@ -313,11 +313,11 @@ def test_oversized_file(tmp_path):
 
 
 def test_size_limit_from_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("RERANK_MAX_UPLOAD_MB", "0.0001")  # 104 bytes
-    assert max_upload_bytes() == 104
-    assert "uploads are limited to 104 bytes" in _error(tmp_path, "big.json", _json(MOVIES_LIKE))
+    monkeypatch.setenv("RERANK_MAX_UPLOAD_MB", "0.0001")  # 100 bytes
+    assert max_upload_bytes() == 100
+    assert "uploads are limited to 100 bytes" in _error(tmp_path, "big.json", _json(MOVIES_LIKE))
     monkeypatch.delenv("RERANK_MAX_UPLOAD_MB")
-    assert max_upload_bytes() == 50 * 1024 * 1024
+    assert max_upload_bytes() == 50_000_000  # Streamlit's uploader counts MB as 10^6 bytes
 
 
 def test_bad_limit_in_environment(monkeypatch):

@@ -23,7 +23,9 @@ Formats
 
 Text must be UTF-8 (a leading byte-order mark is accepted). Limits: ``max_bytes``
 (default 50 MB, environment variable ``RERANK_MAX_UPLOAD_MB``) and ``max_records``
-(default 100,000, ``RERANK_MAX_UPLOAD_RECORDS``). MB means 1024 * 1024 bytes. JSON that
+(default 100,000, ``RERANK_MAX_UPLOAD_RECORDS``). The upload limit's MB are 1,000,000 bytes,
+as Streamlit's file uploader counts them (it refuses a larger file before the app sees
+it, so both must say the same). JSON that
 nests arrays or objects too deeply for Python's parser (thousands of levels) is refused
 with a one-line :class:`UploadError`, like any other malformed file.
 
@@ -68,6 +70,7 @@ field value over :data:`RERANKER_MAX_TOKENS` (512, the cross-encoder's limit) or
 would truncate. The real tokenizer may count somewhat differently, and the reranker
 also reads the query and the field labels, so these counts are a lower bound.
 """
+
 from __future__ import annotations
 
 import csv
@@ -82,15 +85,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from core.data.documents import json_type, value_to_text
 from core.data.csvformat import sep_line, sniff_delimiter
+from core.data.documents import json_type, value_to_text
 from core.data.encoding import not_utf8_message
-from core.models.errors import DatasetError, SettingsError
 from core.models.base import DEFAULT_MAX_LENGTH
+from core.models.errors import DatasetError, SettingsError
 
 UploadFormat = Literal["json", "jsonl", "csv"]
 
 MB: Final = 1024 * 1024
+UPLOAD_MB: Final = 1_000_000
+"""A megabyte of the upload limit: decimal, as Streamlit's uploader counts it."""
 DEFAULT_MAX_UPLOAD_MB: Final = 50
 DEFAULT_MAX_UPLOAD_RECORDS: Final = 100_000
 DEFAULT_MAX_FIELD_CHARS: Final = 100_000
@@ -231,8 +236,9 @@ def env_number(name: str, default: float) -> float:
 
 
 def max_upload_bytes() -> int:
-    """The upload size limit: ``RERANK_MAX_UPLOAD_MB`` (default 50) megabytes."""
-    return int(env_number("RERANK_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * MB)
+    """The upload size limit: ``RERANK_MAX_UPLOAD_MB`` (default 50) megabytes of
+    1,000,000 bytes (:data:`UPLOAD_MB`)."""
+    return int(env_number("RERANK_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * UPLOAD_MB)
 
 
 def max_upload_records() -> int:
@@ -246,11 +252,12 @@ def max_field_chars() -> int:
 
 
 def _human_size(n: int) -> str:
-    if n < 1024:
+    """Decimal units, as the upload limit and Streamlit's uploader count them."""
+    if n < 1000:
         return f"{n:,} bytes"
-    if n < MB:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / MB:.1f} MB"
+    if n < UPLOAD_MB:
+        return f"{n / 1000:.1f} kB"
+    return f"{n / UPLOAD_MB:.1f} MB ({n:,} bytes)"
 
 
 def display_name(filename: str) -> str:
@@ -530,7 +537,9 @@ def _parse_csv(
                     f"python -m core collection build FILE --name NAME"
                 )
     except csv.Error as exc:
-        raise UploadError(f"{name} is not valid CSV at line {reader.line_num + skipped}: {exc}") from None
+        raise UploadError(
+            f"{name} is not valid CSV at line {reader.line_num + skipped}: {exc}"
+        ) from None
     if header is None:
         raise UploadError(f"{name} is empty; upload a JSON, JSON Lines or CSV file with records")
     return records, header

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data.upload_quality import QualityReport, build_upload_dataset
-from core.data.uploads import max_upload_bytes, max_upload_records, parse_upload
+from core.data.uploads import UPLOAD_MB, max_upload_bytes, max_upload_records, parse_upload
 from core.models.errors import CoreError
 from core.present.views import escape_markdown
 from pages.widgets.common import get_upload_store
@@ -30,7 +30,7 @@ def upload_box() -> str | None:
     with st.sidebar.expander("Upload your own data"):
         st.caption(
             "A JSON array of objects, a JSON object holding one, JSON Lines, or CSV. "
-            f"Up to {max_upload_bytes() / (1024 * 1024):g} MB and "
+            f"Up to {max_upload_bytes() / UPLOAD_MB:g} MB ({max_upload_bytes():,} bytes) and "
             f"{max_upload_records():,} records."
         )
         file = st.file_uploader("Dataset file", type=UPLOAD_TYPES, key="upload_file")
