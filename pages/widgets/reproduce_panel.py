@@ -67,7 +67,7 @@ def drift_warning(manifest: Manifest | None, dataset: Corpus) -> str | None:
     if state.get("drift_for") != linked:
         state.drift_for, state.drift_line = linked, drift_line(linked, manifest, dataset)
     if state.drift_line:
-        st.warning(escape_markdown(state.drift_line), icon="🧭")
+        st.warning(escape_markdown(state.drift_line), icon="⚠️")
     return state.drift_line
 
 
@@ -89,7 +89,7 @@ def panel(manifest: Manifest | None, result: SearchResult, dataset: Corpus) -> N
         )
         st.code("\n".join(manifest.lines()), language=None, wrap_lines=True)
         if line := st.session_state.get("drift_line"):
-            st.warning(escape_markdown(line), icon="🧭")
+            st.warning(escape_markdown(line), icon="⚠️")
         row = st.container(horizontal=True)
         row.download_button(
             "Reproduce in Python",
@@ -144,7 +144,7 @@ def walkthrough_drift_warning(steps: Sequence[Any]) -> str | None:
     now = [fingerprint_manifest(step.settings) for step in steps]
     line = walkthrough_drift([step.params for step in steps], now)
     if line:
-        st.warning(escape_markdown(line), icon="🧭")
+        st.warning(escape_markdown(line), icon="⚠️")
     return line
 
 
