@@ -4,7 +4,7 @@ reveal), the viewers' votes, and the live count, all through the shared state st
 
 Every change is a button callback that reads the room from the store before writing
 (a click after a reconnect moves from where the room is, not from a stale page), and
-the live part is a fragment that re-reads the store every 2 s: counts change in place,
+the live part is a fragment that re-reads the store every 1.5 s: counts change in place,
 a room change (step, blind, reveal) reruns the page.
 """
 
@@ -189,7 +189,7 @@ def vote_buttons(seat: Seat, step: int, query: str, a_label: str, b_label: str) 
         st.caption(f"Your vote on this step: {mine.choice} (click another to change it).")
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=1.5)
 def live_room(room_id: str, seen_version: int, step: int) -> None:
     """The room's live count, re-read from the store every 2 s; a change of the room
     itself (step, blind test, voting, reveal) reruns the whole page."""
