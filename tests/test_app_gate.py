@@ -5,8 +5,6 @@ Steps use BM25 and no reranker, so no model is loaded."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,45 +13,15 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.upload_store import UploadStore
 from core.present.walkthrough import FORMAT, WalkthroughStore, parse_walkthrough
+from tests.listener import Listener, listening
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"ret": "bm25", "reranker": "none", "k": "10", "n": "3"}
 
 
-class Listener:
-    """A TCP listener on loopback that counts every connection made to it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.fixture
 def listener() -> Iterator[Listener]:
-    found = Listener()
-    yield found
-    found.close()
+    yield from listening()
 
 
 def no_exception(at: AppTest) -> None:

@@ -9,8 +9,6 @@ from those values (zero), and a loopback listener counts image requests (zero).
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -18,46 +16,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core.present.walkthrough import FORMAT, WalkthroughStore, parse_walkthrough
+from tests.listener import Listener, listening
 
 from .conftest import wait_for_app_run
 
 pytestmark = pytest.mark.browser
 
 
-class Listener:
-    """Counts connections to a loopback port (a hostile image's address)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.fixture
 def listener() -> Iterator[Listener]:
-    found = Listener()
-    yield found
-    found.close()
+    yield from listening()
 
 
 def hostile(port: int) -> str:
