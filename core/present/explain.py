@@ -30,9 +30,13 @@ def signed(value: float | None, digits: int = 2) -> str:
 
 
 def _colour(effect: float, scale: float) -> str:
+    """Blue (raised) or orange (lowered), stronger with ``|effect| / scale``; effects
+    under 5% of the largest are left uncoloured (noise, not evidence)."""
     strength = min(1.0, abs(effect) / scale) if scale > 0 else 0.0
+    if strength < 0.05:
+        return "transparent"
     r, g, b = BLUE if effect >= 0 else ORANGE
-    return f"rgba({r},{g},{b},{0.08 + 0.62 * strength:.2f})"
+    return f"rgba({r},{g},{b},{0.1 + 0.6 * strength:.2f})"
 
 
 def _sentence_effects(expl: Explanation) -> dict[int, float]:
