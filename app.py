@@ -8,10 +8,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.search.activity import visitor_search
+from pages.widgets.reconnect import install_reconnect_rerun
 from serve import WAITING_PAGES, show_warmup, start_warmup
 
 st.set_page_config(page_title="Rerank workbench", page_icon="🔎", layout="wide")
 warmup = start_warmup()
+install_reconnect_rerun()
 
 navigation = st.navigation(
     [

@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     use_navigation_mode()
+    from pages.widgets.reconnect import install_reconnect_rerun
+
+    install_reconnect_rerun()  # open pages resume their live fragments after a restart
     if warmup_enabled():
         threading.Thread(target=_warm_up_once_serving, name="warmup-starter", daemon=True).start()
     from streamlit.web import cli

@@ -32,7 +32,6 @@ from pages.widgets.room_panel import (
     show_tally,
     sure_button,
     take_seat,
-    vote_buttons,
 )
 
 state = st.session_state
@@ -155,8 +154,9 @@ if blind:
     show_blind(h2h, a_left, revealed=revealed)
     if seat is not None:
         if not revealed:
-            vote_buttons(seat, index, h2h.query, a_label, b_label)
-        live_room(seat.room.id, seat.room.version, index)
+            live_room(seat, index, (h2h.query, a_label, b_label))
+        else:
+            live_room(seat, index)
         if seat.presenter and not revealed:
             sure_button(
                 st,
@@ -191,7 +191,7 @@ if blind:
         show_tally(votes, state.get("blind_seed", "room"))
 else:
     if seat is not None:
-        live_room(seat.room.id, seat.room.version, index)
+        live_room(seat, index)
     show_figures(h2h)
     show_large(h2h)
     show_charts(h2h)

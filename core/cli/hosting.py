@@ -55,6 +55,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--cache-dir", help="use this cache dir instead of a new empty one (warm restarts)"
     )
     coldstart.add_argument("--json", action="store_true", help="print the report as JSON")
+    roombench = commands.add_parser(
+        "roombench",
+        help="a presenter and N viewers voting through a blind walkthrough on loopback: "
+        "every vote counted, click-to-presenter-count p50/p95, a restart mid-voting",
+    )
+    roombench.add_argument("--viewers", type=int, default=16, help="viewers (default 16)")
+    roombench.add_argument("--steps", type=int, default=3, help="steps voted (default 3)")
+    roombench.add_argument("--gap", type=float, default=0.3, help="seconds between clicks")
+    roombench.add_argument("--seed", type=int, default=7, help="seed of the viewers' choices")
+    roombench.add_argument(
+        "--no-restart", dest="restart", action="store_false", help="no server restart"
+    )
+    roombench.set_defaults(run=_roombench)
     warmup.set_defaults(run=_warmup)
     loadtest.set_defaults(run=_loadtest)
     coldstart.set_defaults(run=_coldstart)
@@ -95,3 +108,9 @@ def _coldstart(args: argparse.Namespace) -> int:
     from core.ops.loadtest import coldstart_main
 
     return coldstart_main(args)
+
+
+def _roombench(args: argparse.Namespace) -> int:
+    from core.ops.roombench import roombench_main
+
+    return roombench_main(args)

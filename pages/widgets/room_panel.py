@@ -183,6 +183,8 @@ def vote_buttons(seat: Seat, step: int, query: str, a_label: str, b_label: str) 
             width="stretch",
             disabled=not seat.room.voting_open,
         )
+    if error := st.session_state.pop("room_error", None):
+        st.error(error_text(error), icon="🚫")
     if not seat.room.voting_open:
         st.caption("Voting is closed.")
     elif mine is not None:
@@ -190,18 +192,21 @@ def vote_buttons(seat: Seat, step: int, query: str, a_label: str, b_label: str) 
 
 
 @st.fragment(run_every=1.5)
-def live_room(room_id: str, seen_version: int, step: int) -> None:
-    """The room's live count, re-read from the store every 2 s; a change of the room
-    itself (step, blind test, voting, reveal) reruns the whole page."""
+def live_room(seat: Seat, step: int, ballot: tuple[str, str, str] | None = None) -> None:
+    """The room's live count, re-read from the store every 1.5 s, and (``ballot``: the
+    step's query, A and B) the vote buttons: a vote reruns only this part of the page.
+    A change of the room itself (step, blind test, voting, reveal) reruns the page."""
     store = open_store()
     try:
-        room = store.get_room(room_id)
-        counts = store.counts(room_id)
+        room = store.get_room(seat.room.id)
+        counts = store.counts(room.id)
     except CoreError as exc:
         st.caption(f"Reconnecting to the room… ({error_text(exc)})")
         return
-    if room.version != seen_version:
+    if room.version != seat.room.version:
         st.rerun(scope="app")
+    if ballot is not None:
+        vote_buttons(seat, step, *ballot)
     here, total = counts.get(step, 0), sum(counts.values())
     c1, c2, c3 = st.columns(3)
     c1.metric("Votes on this step", here)
