@@ -115,6 +115,7 @@ def test_interrupted_build_resumes_to_the_one_shot_file(cache, minilm, dataset):
     write_npy(reference, one_shot)
     assert final_path(key).read_bytes() == reference.read_bytes()
     assert not data_path.exists() and partial_progress(key) is None
+    assert not list(data_path.parent.glob("*"))  # no partial file, record or lock left
     # the ordinary cache reads it as its own
     build = build_index(dataset, minilm, fields)
     assert build.from_cache and np.abs(build.index.vectors - one_shot).max() == 0

@@ -115,8 +115,11 @@ def encode_chunked(
     chunk = max(1, int(chunk))
     chunks = -(-rows // chunk)
     target = final_path(key)
+    vectors = read_cached(target, rows, dimension)  # finished: no lock needed to read it
+    if vectors is not None:
+        return ChunkedResult(vectors, True, chunks, 0, 0, time.perf_counter() - started)
     with key_lock(key), _file_lock(key):
-        vectors = read_cached(target, rows, dimension)
+        vectors = read_cached(target, rows, dimension)  # made while this waited
         if vectors is not None:
             return ChunkedResult(vectors, True, chunks, 0, 0, time.perf_counter() - started)
         spec = {"version": PARTIAL_VERSION, "rows": rows, "dimension": dimension, "chunk": chunk}
@@ -159,6 +162,8 @@ def encode_chunked(
         write_npy(target, out)
         data_path.unlink(missing_ok=True)
         record_path.unlink(missing_ok=True)
+    # whoever takes the lock later finds the finished file first: the lock file can go
+    _lock_path(key).unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return ChunkedResult(out, False, chunks, resumed, chunks - resumed, seconds)
 
@@ -208,7 +213,7 @@ def _file_lock(key: str) -> Iterator[None]:
     except ImportError:  # not POSIX: the in-process lock only
         yield
         return
-    path = partial_paths(key)[0].with_suffix(".lock")
+    path = _lock_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -216,3 +221,7 @@ def _file_lock(key: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _lock_path(key: str) -> Path:
+    return partial_paths(key)[0].with_suffix(".lock")
