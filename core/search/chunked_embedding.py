@@ -37,6 +37,7 @@ from core.models.paths import atomic_write, cache_dir
 from core.search.embedding_cache import key_lock
 
 CHUNK_DOCS = 1024
+PROGRESS_STEP = 64  # documents per encoder call within a chunk (ONNX encoders)
 # Bump when the partial layout changes: older partial files are then started afresh.
 PARTIAL_VERSION = 1
 
@@ -148,8 +149,7 @@ def encode_chunked(
                     if progress is not None:
                         progress(start + part, rows)
 
-                block = encoder.encode(list(texts[start:stop]), progress=within)
-                block = np.ascontiguousarray(block, dtype=np.float32)
+                block = _encode_block(encoder, texts[start:stop], within)
                 if block.shape != (stop - start, dimension):
                     raise ValueError(f"the encoder returned {block.shape} for {stop - start} texts")
                 out[start:stop] = block
@@ -166,6 +166,22 @@ def encode_chunked(
     _lock_path(key).unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return ChunkedResult(out, False, chunks, resumed, chunks - resumed, seconds)
+
+
+def _encode_block(encoder: Encoder, texts: Sequence[str], progress: ProgressFn) -> np.ndarray:
+    """One chunk's vectors. ONNX encoders run each document alone (its vector does not
+    depend on its neighbours), so they get the chunk in steps of :data:`PROGRESS_STEP`
+    documents: progress every few seconds, and a pause for visitors leaves little of a
+    step to finish on one core. Others get the whole chunk in one call."""
+    texts = list(texts)
+    step = PROGRESS_STEP if str(getattr(encoder, "backend", "")).startswith("onnx") else 0
+    if not step or len(texts) <= step:
+        return np.ascontiguousarray(encoder.encode(texts, progress=progress), dtype=np.float32)
+    parts = []
+    for begin in range(0, len(texts), step):
+        parts.append(encoder.encode(texts[begin : begin + step]))
+        progress(min(begin + step, len(texts)), len(texts))
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def write_npy(path: Path, vectors: np.ndarray) -> None:
