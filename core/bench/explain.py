@@ -7,7 +7,9 @@ each of the top ``top`` results is explained by word occlusion (:mod:`core.quali
 no explanation cache, the reranker's score cache as in the app). Every explanation is
 timed (wall and CPU seconds: the reranker's worker threads count) and scored by ERASER's
 comprehensiveness and sufficiency AOPC (:mod:`core.quality.faithfulness`) for three
-rankings of the same words: occlusion, random (seeded) and the fp32 rebuild's attention.
+rankings of the same words: occlusion, random (seeded) and the fp32 rebuild's attention;
+for long texts (explained by sentences, then words) occlusion ranks words sentence-major,
+and the word-major order of the same explanation is reported beside it (``occlusion_words``).
 The table is stored in the cache folder for the app (:func:`~core.quality.faithfulness.save_table`).
 """
 
@@ -100,7 +102,10 @@ def bench_dataset(
             }
             if attention:
                 orders["attention"] = attention_order(expl)
+            if expl.sentences:  # a long text: the word-major reading of the same explanation
+                orders["occlusion_words"] = occlusion_order(expl, sentence_major=False)
             for method, order in orders.items():
+                methods.setdefault(method, [])
                 e = erase(reranker, expl, order)
                 methods[method].append((e.comprehensiveness_aopc, e.sufficiency_aopc))
         log_stderr(f"  {name}: query {qi}/{len(qs)} done ({len(walls)} explanations)")
@@ -175,7 +180,7 @@ def format_table(table: dict[str, Any]) -> str:
         f"{'dataset':<9} {'ranking':<10} {'compr. AOPC':>12} {'suff. AOPC':>11} {'pairs':>6}",
     ]
     for name, row in table["datasets"].items():
-        for method in ("occlusion", "attention", "random"):
+        for method in ("occlusion", "occlusion_words", "attention", "random"):
             if method in row:
                 r = row[method]
                 lines.append(

@@ -69,22 +69,31 @@ def read_spans(expl: Explanation) -> list[tuple[int, int]]:
     return [(w.start - p0, w.end - p0) for w in expl.doc_words if w.read]
 
 
-def occlusion_order(expl: Explanation) -> list[tuple[int, int]]:
-    """The read words, highest effect first. Words measured only through their sentence
-    (long texts) rank by the sentence's effect shared over its words."""
+def occlusion_order(expl: Explanation, sentence_major: bool = True) -> list[tuple[int, int]]:
+    """The read words, highest effect first.
+
+    A long text's explanation is hierarchical (sentences, then the words of the top
+    ones): ``sentence_major`` ranks words by their sentence's effect first, then by their
+    own effect inside it (the sentence is the primary evidence; words refine it).
+    Otherwise words measured one by one come by their effect, the others by their
+    sentence's effect shared over its words. Both are the same for a text explained
+    word by word."""
     _, p0 = pair_text(expl)
-    share: dict[tuple[int, int], float] = {}
+    sentence_of: dict[int, float] = {}
+    share: dict[int, float] = {}
     for s in expl.sentences:
         inside = [w for w in expl.doc_words if s.start <= w.start < s.end and w.read]
         for w in inside:
-            share[(w.start, w.end)] = (s.effect or 0.0) / max(1, len(inside))
+            sentence_of[w.start] = s.effect or 0.0
+            share[w.start] = (s.effect or 0.0) / max(1, len(inside))
     keyed = []
     for w in expl.doc_words:
         if not w.read:
             continue
-        effect = w.effect if w.effect is not None else share.get((w.start, w.end), 0.0)
-        keyed.append((-effect, w.start, (w.start - p0, w.end - p0)))
-    return [span for _, _, span in sorted(keyed)]
+        own = w.effect if w.effect is not None else share.get(w.start, 0.0)
+        major = sentence_of.get(w.start, 0.0) if sentence_major else 0.0
+        keyed.append((-major, -own, w.start, (w.start - p0, w.end - p0)))
+    return [span for *_, span in sorted(keyed)]
 
 
 def random_order(expl: Explanation, seed: int = 0) -> list[tuple[int, int]]:
