@@ -222,3 +222,20 @@ def test_cli_json_has_both_stages_and_the_contrast(movies_path, movies_index, ca
     assert first["kind"] == "dense" and abs(first["total"] - first["shown"]) < 1e-4
     assert out["contrast"]["x_score"] > out["contrast"]["y_score"]
     assert isinstance(out["contrast"]["flips"], bool)
+
+
+def test_sentence_major_order_for_hierarchical_explanations() -> None:
+    from core.quality.explain import Explanation, Piece
+
+    text = "Alpha beta. Gamma delta."
+    words = (
+        Piece("Alpha", 0, 5, None),
+        Piece("beta.", 6, 11, None),
+        Piece("Gamma", 12, 17, -0.5),
+        Piece("delta.", 18, 24, 0.3),
+    )
+    sentences = (Piece("Alpha beta.", 0, 11, 0.4), Piece("Gamma delta.", 12, 24, 2.0))
+    expl = Explanation("q", text, 1.0, words, (), "occlusion", "m", "k", False, (0, 24), sentences)
+    assert occlusion_order(expl) == [(18, 24), (12, 17), (0, 5), (6, 11)]
+    assert occlusion_order(expl, sentence_major=False)[0] == (18, 24)
+    assert occlusion_order(expl, sentence_major=False)[-1] == (12, 17)
