@@ -89,6 +89,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 # order). Rough order of wall time measured on the 2-core machine; the rest follow in
 # collection order.
 HEAVIEST_FIRST = (
+    "tests/test_reproduce.py",
     "tests/e2e/test_hosting_e2e.py",
     "tests/test_bench.py",
     "tests/e2e/test_background_e2e.py",
@@ -96,17 +97,26 @@ HEAVIEST_FIRST = (
     "tests/e2e/test_room_e2e.py",
     "tests/test_app_uploads.py",
     "tests/e2e/test_diagnostics_e2e.py",
+    "tests/test_cli.py",
     "tests/e2e/test_restart_e2e.py",
-    "tests/test_reproduce.py",
+    "tests/test_rerankers.py",
     "tests/e2e/test_evaluate_e2e.py",
+    "tests/test_app.py",
     "tests/e2e/test_compare_e2e.py",
+    "tests/test_explain.py",
     "tests/e2e/test_collection_e2e.py",
+    "tests/test_app_evaluate.py",
     "tests/e2e/test_upload_e2e.py",
+    "tests/test_app_compare.py",
     "tests/e2e/test_milvus_e2e.py",
+    "tests/test_background_embedding.py",
     "tests/e2e/test_passages_e2e.py",
+    "tests/test_app_background.py",
     "tests/e2e/test_hostile_e2e.py",
     "tests/test_collections.py",
     "tests/test_milvus.py",
+    "tests/test_encoders.py",
+    "tests/test_evaluation.py",
 )
 
 
