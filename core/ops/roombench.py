@@ -108,10 +108,19 @@ async def _watch(page, seen: list[tuple[float, int]], stop: asyncio.Event) -> No
         await asyncio.sleep(0.05)
 
 
-async def _click(page, name: str) -> float:
+async def _click(page, name: str, problems: list[str], label: str) -> float | None:
+    """Click ``name``; None (and the page's text and a screenshot kept) if it never
+    became clickable."""
     button = page.get_by_role("button", name=name, exact=True)
-    await button.wait_for(state="visible", timeout=180_000)
-    await button.click(timeout=60_000)
+    try:
+        await button.wait_for(state="visible", timeout=120_000)
+        await button.click(timeout=60_000)
+    except Exception as exc:  # a page that never showed the button: record, go on
+        shot = Path(tempfile.gettempdir()) / f"roombench-{label}.png"
+        with contextlib.suppress(Exception):
+            await page.screenshot(path=str(shot), full_page=True)
+        problems.append(f"{label}: {name!r} not clickable ({type(exc).__name__}); see {shot}")
+        return None
     return time.monotonic()
 
 
@@ -142,6 +151,7 @@ async def _run(args: argparse.Namespace) -> dict:
     last_choice: dict[tuple[str, int], str] = {}
     latencies: list[float] = []
     per_step: list[list[float]] = []
+    problems: list[str] = []
     restart_s = 0.0
     server = contextlib.ExitStack()
     server.enter_context(_server(port, env, log))
@@ -155,16 +165,16 @@ async def _run(args: argparse.Namespace) -> dict:
             for n in range(viewers):
                 page = await (await browser.new_context()).new_page()
                 pages.append((f"v{n:02d}", page))
-            await asyncio.gather(
-                *(
-                    p.goto(f"{base}/?{urlencode({**link, 'voter': v})}", timeout=180_000)
-                    for v, p in pages
+            # People arrive one after another, as in a meeting: each page is ready (its
+            # vote buttons drawn) before the next one opens.
+            for v, p in pages:
+                await p.goto(f"{base}/?{urlencode({**link, 'voter': v})}", timeout=180_000)
+                await p.get_by_role("button", name=CHOICES[0], exact=True).wait_for(
+                    state="visible", timeout=300_000
                 )
-            )
-            await asyncio.gather(*(_settled(p) for _, p in pages))
             for step in range(steps):
                 if step:
-                    await _click(presenter, "Next ▶")
+                    await _click(presenter, "Next ▶", problems, f"presenter-step{step + 1}")
                     await _settled(presenter)
                     for _, p in pages:
                         await p.get_by_text(f"Step {step + 1} of {steps}").first.wait_for(
@@ -193,8 +203,10 @@ async def _run(args: argparse.Namespace) -> dict:
                             await _settled(p)
                         restart_s = time.monotonic() - t0
                     choice = rng.choice(CHOICES)
-                    clicks.append(await _click(page, choice))
+                    clicked = await _click(page, choice, problems, f"{voter}-step{step + 1}")
                     last_choice[(voter, step)] = CHOICE_KEYS[choice]
+                    if clicked is not None:
+                        clicks.append(clicked)
                     await asyncio.sleep(args.gap)
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and (not seen or seen[-1][1] < viewers):
@@ -228,6 +240,7 @@ async def _run(args: argparse.Namespace) -> dict:
         "click_to_count_max_s": round(ordered[-1], 2) if ordered else None,
         "restart_s": round(restart_s, 1),
         "latencies_by_step_s": per_step,
+        "problems": problems,
         "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "server_log": str(log),
     }
