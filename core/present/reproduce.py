@@ -270,26 +270,27 @@ report = {
     "kendall_tau": concordant / (n * (n - 1) / 2) if n > 1 else 1.0,
     "same_top": ours[:RESULTS] == theirs[:RESULTS],
 }
-if "--json" in sys.argv:
+# With --json: the report as JSON on stdout, the lines below on stderr.
+out = sys.stderr if "--json" in sys.argv else sys.stdout
+if out is sys.stderr:
     print(json.dumps(report, indent=1))
-    raise SystemExit(0)
-print(f"Top {RESULTS} with the seed stack (fp32), and the workbench's INT8 logit:")
+print(f"Top {RESULTS} with the seed stack (fp32), and the workbench's INT8 logit:", file=out)
 for rank, d in enumerate(ours[:RESULTS], start=1):
     was = theirs.index(d) + 1 if d in theirs else "-"
     int8 = WORKBENCH.get(d, (None, None))[1]
     shown = "n/a" if int8 is None else f"{int8:+.3f}"
-    print(f"{rank:3}. {d:>12}  fp32 {fp32[d][1]:+.3f}  INT8 {shown}  (workbench #{was})")
+    print(f"{rank:3}. {d:>12}  fp32 {fp32[d][1]:+.3f}  INT8 {shown}  (workbench #{was})", file=out)
 print(f"same candidates as the workbench: {report['same_candidates']} "
-      f"(max |cosine diff| {cos_diff:.2e})")
+      f"(max |cosine diff| {cos_diff:.2e})", file=out)
 print(f"logits fp32 - INT8: max |diff| {report['max_logit_diff']:.3f}, "
       f"mean {report['mean_logit_diff']:.3f}; Kendall tau of the orders "
-      f"{report['kendall_tau']:.3f}; same top {RESULTS}: {report['same_top']}")
+      f"{report['kendall_tau']:.3f}; same top {RESULTS}: {report['same_top']}", file=out)
 if READ_BY_PASSAGE:
     print(f"note: the workbench read {READ_BY_PASSAGE} long candidate(s) by passage; "
-          "this script reads them whole (cut at MAX_LENGTH tokens)")
-print("largest differences (fp32 - INT8):")
+          "this script reads them whole (cut at MAX_LENGTH tokens)", file=out)
+print("largest differences (fp32 - INT8):", file=out)
 for d in sorted(logit_diff, key=lambda d: -abs(logit_diff[d]))[:5]:
-    print(f"  {d}: {logit_diff[d]:+.3f}")
+    print(f"  {d}: {logit_diff[d]:+.3f}", file=out)
 '''
 
 
@@ -352,7 +353,7 @@ def seed_script(
     lines = _header(
         "The same view with only the seed stack: sentence-transformers and numpy.",
         manifest,
-        "`python this_file.py` (add --json for a machine-readable report). The reranker "
+        "`python this_file.py` (--json: the report as JSON, the lines on stderr). The reranker "
         "runs in fp32 here, the workbench in INT8: logits differ by up to about 1, so close "
         "pairs may swap; the script prints where and by how much.",
     )
