@@ -269,10 +269,11 @@ except CoreError as exc:
     st.stop()
 state.last_search = (key, result)
 state.last_result = result
+standin_for = (settings.dataset, settings.embed_fields)  # the index BM25 stood in for
 if job is not None:
     standin_line(job, settings.retriever)
-    state.dense_standin = True
-elif state.pop("dense_standin", False) and build is not None:
+    state.dense_standin = standin_for
+elif state.pop("dense_standin", None) == standin_for and build is not None:
     ready_note(settings.retriever)
 for notice in [*notices, *([result.notice] if result.notice else [])]:
     st.warning(escape_markdown(notice), icon="⚠️")
