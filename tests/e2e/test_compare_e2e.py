@@ -143,12 +143,15 @@ def test_walkthrough_shared_by_link_blind_test_and_report(
         [re.compile(re.escape(query)) for query in QUERIES]
     )
     click(builder, "Save and share")
-    link = builder.get_by_test_id("stCode").inner_text().strip()
-    assert re.fullmatch(r"/\?walkthrough=[0-9a-f]{16}", link), link
+    codes = builder.get_by_test_id("stCode")
+    viewer_link, link = (codes.nth(i).inner_text().strip() for i in (0, 1))
+    room = r"/\?walkthrough=[0-9a-f]{16}&room=[0-9a-f]{12}"
+    assert re.fullmatch(re.escape(app_server) + room, viewer_link), viewer_link
+    assert re.fullmatch(re.escape(app_server) + room + r"&presenter=[\w-]+", link), link
 
-    # A fresh browser context (no cookies, no session) opens the shared link.
+    # A fresh browser context (no cookies, no session) opens the presenter's link.
     presenter = new_context().new_page()
-    presenter.goto(app_server + link)
+    presenter.goto(link)
     wait_for_app_run(presenter)
     expect(presenter.get_by_test_id("stException")).to_have_count(0)
     expect(presenter.get_by_text("Step 1 of 3")).to_be_visible()
@@ -165,7 +168,7 @@ def test_walkthrough_shared_by_link_blind_test_and_report(
     expect(presenter.get_by_text("Step 1 of 3")).to_be_visible()
 
     # Blind test: unlabelled lists, one vote per query, then the reveal.
-    wait_for_app_run(presenter, lambda: presenter.get_by_text("Blind test").click())
+    click(presenter, "Start the blind test")
     expect(presenter.get_by_role("heading", name="Left list")).to_be_visible()
     expect(presenter.get_by_text("local cross-encoder")).to_have_count(0)
     picks = ("Left is better", "Right is better", "Tie")
