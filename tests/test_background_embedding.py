@@ -294,3 +294,20 @@ def test_a_build_killed_mid_way_resumes_from_its_last_chunk(cache, minilm, tmp_p
     assert resumed.chunks_resumed == recorded  # every chunk on record is kept
     assert counted.calls == resumed.chunks_encoded == 6 - recorded
     assert np.abs(resumed.vectors - minilm.encode(texts)).max() == 0
+
+
+def test_a_cancel_is_seen_within_a_chunk(cache, minilm, dataset):
+    """ONNX encoders get a chunk in steps of 64: a cancel stops after the step it sees."""
+    texts = dataset.texts(("title",), "embed")
+    key = embedding_cache_key(minilm.cache_key, dataset, ("title",)) + "-within"
+    seen: list[int] = []
+    with pytest.raises(EmbeddingCancelled, match="within a chunk"):
+        encode_chunked(
+            key,
+            texts,
+            minilm,
+            chunk=256,
+            progress=lambda done, total: seen.append(done),
+            should_stop=lambda: bool(seen),
+        )
+    assert seen == [64] and partial_progress(key) is None  # nothing recorded

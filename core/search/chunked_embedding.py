@@ -149,7 +149,7 @@ def encode_chunked(
                     if progress is not None:
                         progress(start + part, rows)
 
-                block = _encode_block(encoder, texts[start:stop], within)
+                block = _encode_block(encoder, texts[start:stop], within, should_stop)
                 if block.shape != (stop - start, dimension):
                     raise ValueError(f"the encoder returned {block.shape} for {stop - start} texts")
                 out[start:stop] = block
@@ -168,17 +168,25 @@ def encode_chunked(
     return ChunkedResult(out, False, chunks, resumed, chunks - resumed, seconds)
 
 
-def _encode_block(encoder: Encoder, texts: Sequence[str], progress: ProgressFn) -> np.ndarray:
+def _encode_block(
+    encoder: Encoder,
+    texts: Sequence[str],
+    progress: ProgressFn,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """One chunk's vectors. ONNX encoders run each document alone (its vector does not
     depend on its neighbours), so they get the chunk in steps of :data:`PROGRESS_STEP`
-    documents: progress every few seconds, and a pause for visitors leaves little of a
-    step to finish on one core. Others get the whole chunk in one call."""
+    documents: progress every few seconds, a cancel is seen between steps (the chunk is
+    then dropped), and a pause for visitors leaves little of a step to finish on one
+    core. Others get the whole chunk in one call."""
     texts = list(texts)
     step = PROGRESS_STEP if str(getattr(encoder, "backend", "")).startswith("onnx") else 0
     if not step or len(texts) <= step:
         return np.ascontiguousarray(encoder.encode(texts, progress=progress), dtype=np.float32)
     parts = []
     for begin in range(0, len(texts), step):
+        if begin and should_stop is not None and should_stop():
+            raise EmbeddingCancelled("stopped within a chunk (it is encoded again on resume)")
         parts.append(encoder.encode(texts[begin : begin + step]))
         progress(min(begin + step, len(texts)), len(texts))
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
