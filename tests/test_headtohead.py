@@ -26,6 +26,7 @@ from core.present.report import (
     svg_dots,
     walkthrough_report,
 )
+from core.present.room import candidates_phrase, step_verdict
 from core.present.views import SearchSettings
 from core.present.walkthrough import (
     Walkthrough,
@@ -502,3 +503,20 @@ def test_hosted_reranker_keeps_its_relevance_scale(tiny, tiny_retriever):
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
     assert {r["id"] for r in h2h.rows()} >= set(h2h.a.order[:3])
     assert h2h.a.order[0] == "3"  # the only record with every query word
+
+
+def test_wording_for_a_dataset_smaller_than_the_candidates_asked_for(tiny, tiny_retriever):
+    h2h = head_to_head(
+        tiny,
+        "bats",
+        retriever=tiny_retriever,
+        a=RerankSpec("none"),
+        b=RerankSpec("none"),
+        reranker_a=None,
+        reranker_b=None,
+        num_candidates=50,
+        num_results=3,
+    )
+    phrase = candidates_phrase(h2h)
+    assert phrase.startswith("Same 8 candidates for both") and "only 8; 50 were asked" in phrase
+    assert step_verdict(h2h).startswith("A and B agree on 3 of the top 3")
