@@ -47,7 +47,7 @@ from pages.widgets.common import (
     reranker_for,
     together_api_key,
 )
-from pages.widgets.embedding_status import ready_note, standin_line
+from pages.widgets.embedding_status import first_stage_note
 from pages.widgets.h2h_panel import search_compare_panel
 from pages.widgets.milvus_panel import milvus_box
 from pages.widgets.passage_panel import dense_caption, passage_estimate
@@ -269,12 +269,7 @@ except CoreError as exc:
     st.stop()
 state.last_search = (key, result)
 state.last_result = result
-standin_for = (settings.dataset, settings.embed_fields)  # the index BM25 stood in for
-if job is not None:
-    standin_line(job, settings.retriever)
-    state.dense_standin = standin_for
-elif state.pop("dense_standin", None) == standin_for and build is not None:
-    ready_note(settings.retriever)
+first_stage_note(job, build is not None, settings)
 for notice in [*notices, *([result.notice] if result.notice else [])]:
     st.warning(escape_markdown(notice), icon="⚠️")
 

@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.present.views import SearchSettings
 from core.search.background import EmbeddingJob, default_embedder
 
 REFRESH_SECONDS = 2.0
+
+
+def first_stage_note(job: EmbeddingJob | None, dense: bool, settings: SearchSettings) -> None:
+    """On the Search page, after the search: while ``job`` builds the index, BM25 stood
+    in (:func:`standin_line`); on the first run after that with the index (``dense``)
+    for the same dataset and fields, say the first stage is the link's again."""
+    state = st.session_state
+    standin_for = (settings.dataset, settings.embed_fields)
+    if job is not None:
+        standin_line(job, settings.retriever)
+        state.dense_standin = standin_for
+    elif state.pop("dense_standin", None) == standin_for and dense:
+        ready_note(settings.retriever)
 
 
 def standin_line(job: EmbeddingJob, retriever: str) -> None:
