@@ -177,14 +177,14 @@ def format_table(table: dict[str, Any]) -> str:
     """The table as text: per dataset, each ranking's AOPCs, then cost and the verdict."""
     lines = [
         "Explanation faithfulness (ERASER AOPC over k = 5/10/20/50% of words; logits)",
-        f"{'dataset':<9} {'ranking':<10} {'compr. AOPC':>12} {'suff. AOPC':>11} {'pairs':>6}",
+        f"{'dataset':<9} {'ranking':<15} {'compr. AOPC':>12} {'suff. AOPC':>11} {'pairs':>6}",
     ]
     for name, row in table["datasets"].items():
         for method in ("occlusion", "occlusion_words", "attention", "random"):
             if method in row:
                 r = row[method]
                 lines.append(
-                    f"{name:<9} {method:<10} {r['comprehensiveness_aopc']:>12.3f} "
+                    f"{name:<9} {method:<15} {r['comprehensiveness_aopc']:>12.3f} "
                     f"{r['sufficiency_aopc']:>11.3f} {r['pairs']:>6}"
                 )
         s = row["seconds"]
