@@ -8,8 +8,9 @@ JSON upload:
   started, BM25 built over the fields, one search reranked by the packaged
   cross-encoder (what the Search page shows while the index is built);
 * ``dense_ready_s`` and ``docs_per_s``: until the job's index is ready, and its own rate;
-  ``pure_encode_docs_per_s``: one plain ``encode`` of a sample on the idle machine, so
-  ``dense_vs_pure`` says how much the chunked background build costs over pure encoding;
+  ``pure_encode_docs_per_s``: plain ``encode`` calls of a sample just before and just
+  after the build (the machine's load changes), so ``dense_vs_pure`` says how much the
+  chunked background build costs over pure encoding;
 * ``search_during_p50_ms`` / ``search_idle_p50_ms``: the same BM25 + rerank searches
   made while the build runs (they pause it) and on the idle machine after it (other
   query texts, so the reranker's score cache does not answer them).
@@ -220,6 +221,9 @@ def _one_size(size, encoder, reranker, searches_during, gap_s, pure_sample, log)
     parse_s = time.perf_counter() - started
     fields = dataset.default_embed_fields
 
+    sample = dataset.texts(fields, "embed")[:pure_sample]
+    half = len(sample) // 2
+    pure_before = _rate(encoder, sample[:half])  # the machine's load before and after
     visitors = SearchActivity()
     embedder = BackgroundEmbedder(visitors=visitors)
     started = time.perf_counter()
@@ -247,10 +251,8 @@ def _one_size(size, encoder, reranker, searches_during, gap_s, pure_sample, log)
         for n in range(max(3, len(during)))
     ]
 
-    sample = dataset.texts(fields, "embed")[:pure_sample]
-    t0 = time.perf_counter()
-    encoder.encode(sample)
-    pure_rate = len(sample) / (time.perf_counter() - t0)
+    pure_after = _rate(encoder, sample[half:])
+    pure_rate = (pure_before + pure_after) / 2
     return {
         "records": size,
         "parse_s": round(parse_s, 2),
@@ -259,6 +261,7 @@ def _one_size(size, encoder, reranker, searches_during, gap_s, pure_sample, log)
         "dense_ready_s": round(dense_ready_s, 1),
         "docs_per_s": round(status.docs_per_second or 0.0, 1),
         "pure_encode_docs_per_s": round(pure_rate, 1),
+        "pure_before_after": [round(pure_before, 1), round(pure_after, 1)],
         "dense_vs_pure": round(dense_ready_s / (size / pure_rate), 3),
         "chunks": status.chunks,
         "chunks_encoded": status.chunks_encoded,
@@ -267,6 +270,13 @@ def _one_size(size, encoder, reranker, searches_during, gap_s, pure_sample, log)
         "search_idle_p50_ms": round(statistics.median(idle) * 1000),
         "state": status.state,
     }
+
+
+def _rate(encoder, texts: Sequence[str]) -> float:
+    """Docs/s of one plain ``encode`` of ``texts`` (no chunks, no job)."""
+    started = time.perf_counter()
+    encoder.encode(list(texts))
+    return len(texts) / (time.perf_counter() - started)
 
 
 def _search(dataset, reranker, query: str, visitors) -> float:
