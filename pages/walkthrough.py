@@ -22,6 +22,7 @@ from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkth
 from core.quality.blind import make_vote, step_tallies
 from pages.widgets.actions import action_button, running_action
 from pages.widgets.h2h_panel import run_head_to_head, show_charts, show_figures
+from pages.widgets.reproduce_panel import walkthrough_drift_warning
 from pages.widgets.room_lists import show_blind, show_large
 from pages.widgets.room_panel import (
     VOTE_BUTTONS,
@@ -79,6 +80,7 @@ if walkthrough is None:
 
 steps = walkthrough.steps
 total = len(steps)
+walkthrough_drift_warning(steps)  # one line naming the steps made on other data or models
 
 
 def _go(offset: int) -> None:

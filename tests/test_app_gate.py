@@ -128,3 +128,11 @@ def test_a_shared_head_to_head_link_opens_its_upload_and_says_what_it_dropped() 
     at = compare_app(dataset=missing, q="heist", **FAST, b="none").run()
     no_exception(at)
     assert at.error or at.warning  # said, never shown silently as movies
+
+
+def test_a_walkthrough_says_which_steps_were_made_on_other_data() -> None:
+    here = {**FAST, "q": "heist", "dataset": "sample"}
+    at = open_walkthrough(stored([{"params": here}, {"params": {**here, "fp": "0" * 12}}]))
+    no_exception(at)
+    lines = [w.value.replace("\\", "") for w in at.warning]
+    assert any("Step 2 of this walkthrough was made on other data" in w for w in lines), lines
