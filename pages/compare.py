@@ -30,18 +30,9 @@ from core.present.walkthrough import (
 from core.quality.headtohead import RerankSpec
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.widgets.common import BUILTIN_LABELS
-from pages.widgets.h2h_panel import (
-    run_head_to_head,
-    seed_picker,
-    show_charts,
-    show_figures,
-    show_tables,
-    spec_from_state,
-    spec_of,
-    spec_picker,
-    with_spec,
-)
+from pages.widgets.h2h_panel import run_head_to_head, show_charts, show_figures, show_tables
 from pages.widgets.reproduce_panel import fingerprint_of
+from pages.widgets.spec_picker import seed_picker, spec_from_state, spec_of, spec_picker, with_spec
 
 state = st.session_state
 

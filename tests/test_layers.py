@@ -133,3 +133,12 @@ def test_pages_holds_only_the_pages_the_navigation_lists() -> None:
     assert listed and scripts == listed, (sorted(scripts - listed), sorted(listed - scripts))
     for path in (ROOT / "pages" / "widgets").glob("*.py"):
         assert "ensure_navigation" not in path.read_text(), path.name
+
+
+def test_every_page_and_widget_module_is_under_300_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "pages").rglob("*.py")
+        if (n := len(path.read_text().splitlines())) >= 300
+    }
+    assert not long, f"split these along their seams: {long}"

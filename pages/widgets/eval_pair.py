@@ -16,7 +16,7 @@ from core.quality.evaluation_report import PRIMARY_METRIC
 from core.search.scorestore import ScoreStore
 from pages.widgets.actions import action_button, running_action
 from pages.widgets.common import get_encoder, reranker_for, stage_progress, together_api_key
-from pages.widgets.h2h_panel import seed_picker, spec_picker
+from pages.widgets.spec_picker import seed_picker, spec_picker
 
 VERDICT_BOX = {"B better": st.success, "A better": st.success}
 
