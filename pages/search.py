@@ -161,7 +161,7 @@ if fixed_encoder:
 settings = state.view = settings_from_widgets(
     state, upload=loaded.report is not None, encoder=fixed_encoder
 )
-manifest = reproduce.view_manifest(settings, loaded)  # its fingerprint goes in the link
+manifest = state.last_manifest = reproduce.view_manifest(settings, loaded)  # fp in the link
 if st.query_params.to_dict() != (params := reproduce.with_fingerprint(settings, manifest)):
     st.query_params.from_dict(params)
 reproduce.drift_warning(manifest, dataset)

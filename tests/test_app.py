@@ -183,6 +183,9 @@ def test_details_and_download_buttons(bats_app) -> None:
         "Download JSON",
         "Export judgments (CSV)",
         "Export report (HTML)",
+        "Reproduce in Python",
+        "Reproduce with sentence-transformers only",
+        "Manifest (JSON)",
     }
     assert all(not b.disabled for b in buttons.values())
     assert buttons["Download CSV"].proto.url.endswith(".csv")
@@ -201,7 +204,12 @@ def test_downloads_hold_the_exports_of_the_shown_result(bats_app) -> None:
     urls = {b.label: b.proto.url for b in bats_app.download_button}
     for label, data, mime, name in (
         ("Download CSV", export_csv(result), "text/csv", "rerank-results.csv"),
-        ("Download JSON", export_json(result), "application/json", "rerank-results.json"),
+        (
+            "Download JSON",
+            export_json(result, bats_app.session_state["last_manifest"]),
+            "application/json",
+            "rerank-results.json",
+        ),
     ):
         file_id = _calculate_file_id(data.encode(), mime, name)
         assert Path(urls[label]).stem == file_id, label

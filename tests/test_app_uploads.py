@@ -245,7 +245,7 @@ def test_good_upload_is_searchable(fmt: str) -> None:
 LATIN1 = '[{"title": "Café crème", "body": "Un café au lait à la française."}]'.encode("latin-1")
 # Valid, but bigger than the tiny limit the oversized case sets (and unique to it).
 OVERSIZED = as_json([{"title": f"Oversized note {i}", "body": "x " * 40} for i in range(5)])
-TINY_LIMIT_MB = "0.0001"  # 104 bytes
+TINY_LIMIT_MB = "0.0001"  # 100 bytes (MB of 10^6 bytes, as Streamlit counts)
 
 # (file name, bytes, environment, pattern the one-line error must match)
 BAD_FILES = {
@@ -279,7 +279,7 @@ BAD_FILES = {
         "oversized.json",
         OVERSIZED,
         {"RERANK_MAX_UPLOAD_MB": TINY_LIMIT_MB},
-        r"oversized\.json is .*; uploads are limited to 104 bytes \(RERANK_MAX_UPLOAD_MB\)",
+        r"oversized\.json is .*; uploads are limited to 100 bytes \(RERANK_MAX_UPLOAD_MB\)",
     ),
     "no-text-fields": (
         "numbers.json",
