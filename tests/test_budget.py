@@ -19,6 +19,7 @@ from tests.test_app_evaluate import SAMPLE_BATS, _evaluate_page, _run_button, as
 
 
 def test_the_threshold_and_the_budget_read_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("RERANK_CONFIRM_SECONDS", raising=False)  # conftest raises it
     assert confirm_seconds() == 60 and budget_seconds() == 30 * 60
     monkeypatch.setenv("RERANK_CONFIRM_SECONDS", "5")
     monkeypatch.setenv("RERANK_VISITOR_BUDGET_MIN", "2")
