@@ -10,6 +10,9 @@ styles only, no script; every piece of text from the data is escaped with
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core.quality.explain import Contrast, Explanation, Piece
@@ -206,3 +209,116 @@ def reasons_html(fs: FirstStageExplanation | None, expl: Explanation | None) -> 
             + ", ".join(f"<i>{html.escape(w.text)}</i>" for w in expl.helped(3))
         )
     return "; ".join(bits)
+
+
+# ---------------------------------------------------------------- reports and exports
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An explanation as the user saw it: a label (``"A · local cross-encoder"``), the
+    document's id and title, the explanation, and its method's faithfulness figure on
+    that data (:func:`core.quality.faithfulness.faithfulness_figure`, or None)."""
+
+    label: str
+    doc_id: str
+    title: str
+    explanation: Explanation
+    figure: dict[str, Any] | None = None
+
+
+def _word_rows(items: list[tuple[str, float]]) -> str:
+    if not items:
+        return "none"
+    return ", ".join(f"{html.escape(w, quote=True)} ({signed(v)})" for w, v in items)
+
+
+def explanation_block(item: Shown) -> str:
+    """One explanation for the HTML report: heading, heat map, top words, query words,
+    read span and the faithfulness line. Escaped HTML, inline styles, no script."""
+    expl = item.explanation
+    tops = top_words(expl)
+    faith = (
+        faithfulness_line(item.figure)
+        if item.figure
+        else "Faithfulness not measured on this data (python -m core bench-explain)."
+    )
+    rows = [
+        f"<b>Helped</b> (logits): {_word_rows(tops['helped'])}",
+        f"<b>Hurt</b> (logits): {_word_rows(tops['hurt'])}",
+        f"<b>Query words</b>: {_word_rows(tops['query'])}",
+    ]
+    if expl.unread:
+        s, e = expl.read_span
+        what = "the passage that decided" if expl.passage else "what fits in its max length"
+        rows.append(f"The model read characters {s}–{e} of {len(expl.text)} ({what}).")
+    rows.append(html.escape(faith))
+    cost = f"{expl.method}, {expl.pairs_scored} pairs scored by the model"
+    return (
+        '<div class="explanation" style="break-inside:avoid;page-break-inside:avoid;'
+        'margin:.6rem 0 1.2rem">'
+        f"<h3>{html.escape(item.label)}: {html.escape(item.title)} "
+        f'<span style="color:#555;font-weight:normal">(id {html.escape(item.doc_id)}; '
+        f"{html.escape(cost)})</span></h3>"
+        + heatmap_html(expl)
+        + "".join(f'<p style="margin:.3rem 0">{r}</p>' for r in rows)
+        + "</div>"
+    )
+
+
+def explanations_section(items: Sequence[Shown], heading: str = "Why these scores?") -> str:
+    """A report section of explanations (empty string when there are none)."""
+    if not items:
+        return ""
+    intro = (
+        '<p class="caption">Leave-one-out occlusion on the model that produced the score: '
+        "each word removed in turn and the pair scored again. Blue (+) raised the score, "
+        f"orange ({MINUS}) lowered it; effects in logits. Effects are not additive.</p>"
+    )
+    return (
+        f"<section><h2>{html.escape(heading)}</h2>{intro}"
+        + "".join(explanation_block(i) for i in items)
+        + "</section>"
+    )
+
+
+def explanation_record(item: Shown) -> dict[str, Any]:
+    """One explanation for a JSON export: which result, the method, every piece with
+    its effect (None: not measured; ``read`` False: never read), the top words, the
+    query words and the faithfulness figure."""
+    expl = item.explanation
+
+    def pieces(ps: Sequence[Piece]) -> list[dict[str, Any]]:
+        return [
+            {"text": p.text, "start": p.start, "end": p.end, "effect": p.effect, "read": p.read}
+            for p in ps
+        ]
+
+    return {
+        "label": item.label,
+        "doc_id": item.doc_id,
+        "title": item.title,
+        "query": expl.query,
+        "model": expl.model,
+        "method": expl.method,
+        "level": expl.level,
+        "units": "logits",
+        "base_score": expl.base_score,
+        "read_span": list(expl.read_span),
+        "truncated": expl.truncated,
+        "pairs_scored": expl.pairs_scored,
+        "doc_words": pieces(expl.doc_words),
+        "sentences": pieces(expl.sentences),
+        "query_words": pieces(expl.query_words),
+        "top": top_words(expl),
+        "faithfulness": item.figure,
+    }
+
+
+def json_with_explanations(text: str, items: Sequence[Shown]) -> str:
+    """A JSON export (an object) with ``"explanations"`` added: those the user opened."""
+    if not items:
+        return text
+    data = json.loads(text)
+    data["explanations"] = [explanation_record(i) for i in items]
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)

@@ -13,7 +13,9 @@ place:
   imported file never makes the server open a host, a port or a path of its choosing;
 * texts are clipped: a value over :data:`MAX_VALUE_CHARS` is refused (and echoed cut), a
   query is cut to its limit (:data:`core.present.views.MAX_QUERY_CHARS`), field lists are
-  capped.
+  capped;
+* a pinned explanation (:func:`admit_pin`) names a known method, side ``a``/``b`` and a
+  document id of the step's dataset.
 
 Decisions are made on the text alone (no file system, no network), so a refusal never
 tells a visitor whether a path or a host exists. Pages and stored views call
@@ -22,7 +24,7 @@ tells a visitor whether a path or a host exists. Pages and stored views call
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Literal
 
@@ -33,6 +35,8 @@ from core.models.allow import model_refusal
 from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
 from core.present.views import SearchSettings, shown_value
+from core.quality.explain import METHODS as EXPLAIN_METHODS
+from core.quality.explain import ExplainPin
 from core.quality.headtohead import NONE, RerankSpec, parse_spec
 from core.search.milvus_reference import is_milvus_reference, link_refusal
 
@@ -134,3 +138,44 @@ def admit_spec(
     if refusal is not None:
         return fallback, [f"{side}: {refusal}; using {fallback.label}"]
     return spec, []
+
+
+_CONTROL = frozenset(chr(c) for c in (*range(32), 127))
+PIN_SIDES = ("a", "b")
+
+
+def admit_pin(
+    raw: object, *, origin: Origin = "link", has_doc: Callable[[str], bool] | None = None
+) -> tuple[ExplainPin | None, list[str]]:
+    """A pinned explanation (:class:`core.quality.explain.ExplainPin`) from outside
+    values, or None and one line saying why it is not used.
+
+    ``raw`` is the stored step's ``explain`` object (``doc``, ``method``, ``side``). The
+    method must be a known one, the side ``a`` or ``b``, the document id plain text of
+    at most :data:`MAX_VALUE_CHARS` characters; with ``has_doc`` (the step's dataset),
+    the id must name one of its records. Nothing is loaded here: the caller that holds
+    the dataset passes its check.
+    """
+    if raw is None or raw == {}:
+        return None, []
+    where = _where(origin)
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        return None, [f"ignored the pinned explanation in {where}: not a map of text to text"]
+    doc, method = raw.get("doc", ""), raw.get("method", "occlusion")
+    side = raw.get("side", "a")
+    if not doc or len(doc) > MAX_VALUE_CHARS or any(ch in _CONTROL for ch in doc):
+        return None, [f"ignored the pinned explanation: document id {shown_value(doc)} is not one"]
+    if method not in EXPLAIN_METHODS:
+        return None, [
+            f"ignored the pinned explanation: unknown method {shown_value(method)} "
+            f"(known: {', '.join(EXPLAIN_METHODS)})"
+        ]
+    if side not in PIN_SIDES:
+        return None, [f"ignored the pinned explanation: side {shown_value(side)} is not a or b"]
+    if has_doc is not None and not has_doc(doc):
+        return None, [
+            f"ignored the pinned explanation: document {shown_value(doc)} is not in the dataset"
+        ]
+    return ExplainPin(doc, method, side), []

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.present.explain import Shown, explanations_section
 from core.present.room import (
     A_COLOR,
     B_COLOR,
@@ -632,17 +633,24 @@ def manifest_section(manifest: Any) -> str:
     return f"<section><h2>Reproducibility</h2>{_kv(rows)}</section>"
 
 
-def search_report(result: SearchResult, note: str = "", manifest: Any = None) -> str:
-    """The current Search view as a standalone HTML file (with its manifest, if given)."""
-    body = search_section(result, note) + (manifest_section(manifest) if manifest else "")
+def search_report(
+    result: SearchResult, note: str = "", manifest: Any = None, explanations: Sequence[Shown] = ()
+) -> str:
+    """The current Search view as a standalone HTML file (with its manifest, if given,
+    and the explanations the user opened)."""
+    body = (
+        search_section(result, note)
+        + explanations_section(explanations)
+        + (manifest_section(manifest) if manifest else "")
+    )
     return document(f"Search: {result.query}", body, result.dataset)
 
 
-def head_to_head_report(h2h: HeadToHead, note: str = "") -> str:
-    """One head-to-head as a standalone HTML file."""
+def head_to_head_report(h2h: HeadToHead, note: str = "", explanations: Sequence[Shown] = ()) -> str:
+    """One head-to-head as a standalone HTML file (with the explanations opened)."""
     return document(
         f"Head to head: {h2h.query}",
-        head_to_head_section(h2h, note),
+        head_to_head_section(h2h, note) + explanations_section(explanations),
         f"A: {h2h.a.spec.label} · B: {h2h.b.spec.label}",
     )
 
@@ -655,10 +663,15 @@ def pair_report_html(report: PairReport) -> str:
 
 
 def walkthrough_report(
-    title: str, steps: Sequence[tuple[HeadToHead, str]], votes: Sequence[Vote] = ()
+    title: str,
+    steps: Sequence[tuple[HeadToHead, str]],
+    votes: Sequence[Vote] = (),
+    explanations: Mapping[int, Sequence[Shown]] | None = None,
 ) -> str:
-    """Every step of a walkthrough (its own A and B, a verdict line, the head-to-head and
-    the note), then the blind test's votes across and per step."""
+    """Every step of a walkthrough (its own A and B, a verdict line, the head-to-head,
+    the note and its pinned explanations, keyed by 0-based step), then the blind test's
+    votes across and per step."""
+    pinned = explanations or {}
     tallies = dict(step_tallies(votes))
     pairs = {(h2h.a.spec.label, h2h.b.spec.label) for h2h, _ in steps}
     body = []
@@ -673,6 +686,7 @@ def walkthrough_report(
             f'<p class="sub">A: {e(h2h.a.spec.label)} · B: {e(h2h.b.spec.label)}</p>'
             + _verdict(step_verdict(h2h, tallies.get(number - 1)), "none")
             + head_to_head_section(h2h, note)
+            + explanations_section(pinned.get(number - 1, ()), "Pinned explanation")
             + "</section>"
         )
     if votes:

@@ -27,8 +27,9 @@ from typing import Any
 from core.data.state_store import StateStore, open_store
 from core.models.errors import CoreError, WalkthroughError
 from core.models.paths import cache_dir
-from core.present.gate import admit_spec, admit_view
+from core.present.gate import admit_pin, admit_spec, admit_view
 from core.present.views import SearchSettings
+from core.quality.explain import ExplainPin
 from core.quality.headtohead import RerankSpec, parse_spec
 
 FORMAT = "rerank-walkthrough/1"
@@ -42,11 +43,14 @@ _FILE = re.compile(r"^([0-9a-f]{64})\.json\Z")
 
 @dataclass(frozen=True)
 class Step:
-    """One step: settings (Search page URL parameters), B's spec, and a note."""
+    """One step: settings (Search page URL parameters), B's spec, a note, and an
+    optional pinned explanation (``explain``: ``doc``, ``method``, ``side``, kept as
+    given and admitted by the gate when used, like ``params`` and ``b``)."""
 
     params: dict[str, str]
     b: str = "none"
     note: str = ""
+    explain: dict[str, str] | None = None
 
     @property
     def settings(self) -> SearchSettings:
@@ -58,7 +62,17 @@ class Step:
     @property
     def warnings(self) -> list[str]:
         """What of the step's settings or B's spec was not used, one line each."""
-        return admit_view(self.params, origin="stored")[1] + self.b_spec_and_warnings[1]
+        return (
+            admit_view(self.params, origin="stored")[1]
+            + self.b_spec_and_warnings[1]
+            + admit_pin(self.explain, origin="stored")[1]
+        )
+
+    @property
+    def pin(self) -> ExplainPin | None:
+        """The pinned explanation, through the gate's text rules (None when there is
+        none or it was refused); the caller checks the document against the dataset."""
+        return admit_pin(self.explain, origin="stored")[0]
 
     @property
     def b_spec(self) -> RerankSpec:
@@ -77,7 +91,14 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"params": dict(sorted(self.params.items())), "b": self.b, "note": self.note}
+        data: dict[str, Any] = {
+            "params": dict(sorted(self.params.items())),
+            "b": self.b,
+            "note": self.note,
+        }
+        if self.explain:  # only when pinned: older walkthroughs keep their ids
+            data["explain"] = dict(sorted(self.explain.items()))
+        return data
 
 
 @dataclass(frozen=True)
@@ -128,14 +149,19 @@ class Walkthrough:
 
 
 def step_from_view(
-    settings: SearchSettings, b: str, note: str = "", fingerprint: str | None = None
+    settings: SearchSettings,
+    b: str,
+    note: str = "",
+    fingerprint: str | None = None,
+    pin: ExplainPin | None = None,
 ) -> Step:
     """A step built from the current view (its URL parameters) and B's spec;
     ``fingerprint`` (its manifest's, :mod:`core.present.manifest`) goes in as ``fp`` so a
-    later showing can tell whether the step still reproduces."""
+    later showing can tell whether the step still reproduces; ``pin``, an explanation
+    the presenter pinned to it."""
     parse_spec(b)  # reject a malformed spec now, not when presenting
     params = settings.to_params() | ({"fp": fingerprint} if fingerprint else {})
-    return Step(params, b, note[:MAX_NOTE_CHARS])
+    return Step(params, b, note[:MAX_NOTE_CHARS], pin.to_dict() if pin else None)
 
 
 def parse_walkthrough(data: bytes | str) -> Walkthrough:
@@ -174,6 +200,13 @@ def parse_walkthrough(data: bytes | str) -> Walkthrough:
             raise WalkthroughError(f"step {number}: 'params' must map text to text")
         if not isinstance(b, str) or not isinstance(note, str):
             raise WalkthroughError(f"step {number}: 'b' and 'note' must be text")
+        explain = step.get("explain")
+        if explain is not None and (
+            not isinstance(explain, dict)
+            or len(explain) > 3
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in explain.items())
+        ):
+            raise WalkthroughError(f"step {number}: 'explain' must map doc, method, side to text")
         if len(note) > MAX_NOTE_CHARS:
             raise WalkthroughError(f"step {number}: note is over {MAX_NOTE_CHARS} characters")
         try:
@@ -182,7 +215,7 @@ def parse_walkthrough(data: bytes | str) -> Walkthrough:
             raise WalkthroughError(f"step {number}: {exc}") from None
         if not admit_view(params, origin="stored")[0].query:
             raise WalkthroughError(f"step {number} has no query (parameter 'q')")
-        out.append(Step(dict(params), b, note))
+        out.append(Step(dict(params), b, note, dict(explain) if explain else None))
     return Walkthrough(title.strip()[:200] or "Walkthrough", tuple(out))
 
 

@@ -135,6 +135,23 @@ class Explanation:
         return cls(**plain, **pieces)
 
 
+@dataclass(frozen=True, slots=True)
+class ExplainPin:
+    """An explanation a presenter pinned to a walkthrough step: which document
+    (``doc``, an id of the step's dataset), by which ``method`` (one of
+    :data:`METHODS`), for which head-to-head ``side`` (``"a"`` or ``"b"``). The query is
+    the step's. Built from outside values only through
+    :func:`core.present.gate.admit_pin`."""
+
+    doc: str
+    method: str = "occlusion"
+    side: str = "a"
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready (the stored step's ``explain`` object)."""
+        return {"doc": self.doc, "method": self.method, "side": self.side}
+
+
 # ---------------------------------------------------------------- text helpers
 
 
@@ -547,6 +564,7 @@ def _replace(explanation: Explanation, **changes: Any) -> Explanation:
 __all__ = [
     "Contrast",
     "ExplainError",
+    "ExplainPin",
     "Explanation",
     "Piece",
     "contrast",
