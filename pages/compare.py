@@ -30,6 +30,7 @@ from core.present.walkthrough import (
 from core.quality.headtohead import RerankSpec
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
 from pages.widgets.common import BUILTIN_LABELS
+from pages.widgets.h2h_explain import h2h_explain_panel, take_pin
 from pages.widgets.h2h_panel import run_head_to_head, show_charts, show_figures, show_tables
 from pages.widgets.reproduce_panel import fingerprint_of
 from pages.widgets.spec_picker import seed_picker, spec_from_state, spec_of, spec_picker, with_spec
@@ -153,7 +154,11 @@ def add_step() -> None:
     try:
         state.wt_draft = state.get("wt_draft", Walkthrough()).add(
             step_from_view(
-                shown, b_shown.to_string(), state.get("wt_note", ""), fingerprint_of(shown)
+                shown,
+                b_shown.to_string(),
+                state.get("wt_note", ""),
+                fingerprint_of(shown),
+                take_pin(shown),  # an explanation pinned below, for this query
             )
         )
         state.wt_added = len(state.wt_draft.steps)
@@ -257,9 +262,10 @@ except CoreError as exc:
 show_figures(h2h)
 show_tables(h2h)
 show_charts(h2h)
+opened = h2h_explain_panel(h2h)  # why A and why B scored one document so
 st.download_button(
     "Export report (HTML)",
-    head_to_head_report(h2h, state.get("wt_note", "")),
+    head_to_head_report(h2h, state.get("wt_note", ""), opened),
     "head-to-head.html",
     "text/html",
     on_click="ignore",

@@ -21,6 +21,7 @@ from core.present.views import error_text, escape_markdown, outside_text
 from core.present.walkthrough import Walkthrough, WalkthroughStore, parse_walkthrough
 from core.quality.blind import make_vote, step_tallies
 from pages.widgets.actions import action_button, running_action
+from pages.widgets.h2h_explain import pinned_explanation, pinned_shown
 from pages.widgets.h2h_panel import run_head_to_head, show_charts, show_figures
 from pages.widgets.reproduce_panel import walkthrough_drift_warning
 from pages.widgets.room_lists import show_blind, show_large
@@ -196,23 +197,25 @@ else:
         live_room(seat, index)
     show_figures(h2h)
     show_large(h2h)
+    pinned_explanation(step, h2h)  # the presenter's pinned "why", if the step has one
     show_charts(h2h)
 
 # --- report ---------------------------------------------------------------------------------
 st.divider()
 if action_button("Prepare the report of the whole walkthrough (HTML)", "wt_report_build"):
     with running_action("wt_report_build"):
-        built = []
+        built, pinned = [], {}
         bar = st.progress(0.0, text="Running every step…")
         try:
             for number, s in enumerate(steps, start=1):
                 built.append((run_head_to_head(s.settings, s.b_spec), s.note))
+                pinned[number - 1] = pinned_shown(s, built[-1][0])
                 bar.progress(number / total, text=f"Step {number} of {total}")
         except CoreError as exc:
             st.error(f"Step {len(built) + 1}: {error_text(exc)}", icon="🚫")
             st.stop()
         bar.empty()
-        state.wt_report = walkthrough_report(walkthrough.title, built, votes)
+        state.wt_report = walkthrough_report(walkthrough.title, built, votes, pinned)
 if state.get("wt_report"):
     st.download_button(
         "Download report (HTML)",

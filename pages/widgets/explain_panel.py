@@ -13,6 +13,7 @@ import streamlit as st
 from core.data.documents import embed_text
 from core.models.errors import CoreError
 from core.present.explain import (
+    Shown,
     contrast_text,
     faithfulness_line,
     first_stage_text,
@@ -32,7 +33,7 @@ from pages.widgets.common import get_dataset, get_encoder, get_reranker
 KEPT = "explanations"
 
 
-def _first_stage(result: SearchResult, picked: Candidate):
+def first_stage_reasons(result: SearchResult, picked: Candidate):
     """The first stage's reasons (dense: token shares; BM25: term parts), or None."""
     try:
         if result.retriever == "dense" and result.dense_passages is None:
@@ -89,7 +90,7 @@ def explain_panel(result: SearchResult, picked: Candidate) -> None:
         c1.markdown("**Helped** (logits): " + _words(expl.helped(5)))
         c2.markdown("**Hurt** (logits): " + _words(expl.hurt(5)))
         st.markdown("**Query words**: " + _words(expl.query_words))
-        first = _first_stage(result, picked)
+        first = first_stage_reasons(result, picked)
         line = reasons_line(first, expl)
         if line:
             st.markdown(escape_markdown(line))
@@ -139,3 +140,16 @@ def _passage(candidate: Candidate) -> tuple[int, int] | None:
     """The span of the passage that decided, when the text was read by passages."""
     reads = candidate.passages
     return tuple(reads.best_span) if reads is not None and reads.num_passages > 1 else None
+
+
+def opened(result: SearchResult) -> list[Shown]:
+    """The explanations the user opened for this result's results (for its exports)."""
+    kept = st.session_state.get(KEPT, {})
+    figure = faithfulness_figure(load_table(), result.dataset)
+    label = f"reranker · {result.reranker}"
+    out = []
+    for c in result.top_final:
+        expl = kept.get((result.reranker, result.query, c.id, c.rerank_text))
+        if expl is not None:
+            out.append(Shown(label, c.id, c.title, expl, figure))
+    return out

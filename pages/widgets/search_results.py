@@ -12,6 +12,7 @@ import streamlit as st
 from core.data.beir import dump_judgments_csv, load_judgments_csv
 from core.models.errors import CoreError
 from core.present.charts import movement_chart, score_chart
+from core.present.explain import json_with_explanations
 from core.present.report import search_report
 from core.present.tables import (
     detail_scores,
@@ -34,7 +35,7 @@ from core.present.views import (
 )
 from core.search.index import IndexBuild
 from core.search.pipeline import SearchResult
-from pages.widgets.explain_panel import explain_panel
+from pages.widgets.explain_panel import explain_panel, opened
 from pages.widgets.passage_panel import dense_details, passage_details, reading_caption
 from pages.widgets.quality_panels import judge_prompt
 
@@ -243,19 +244,20 @@ def downloads(result: SearchResult, manifest=None) -> None:
     """Download every candidate of this search as CSV or JSON, or the view as an HTML
     report; both carry the view's manifest (what it was computed from) when given."""
     row = st.container(horizontal=True)  # buttons at their labels' width, side by side
+    explained = opened(result)  # the explanations opened ("Why this score?") go along
     row.download_button(
         "Download CSV", export_csv(result), "rerank-results.csv", "text/csv", on_click="ignore"
     )
     row.download_button(
         "Download JSON",
-        export_json(result, manifest),
+        json_with_explanations(export_json(result, manifest), explained),
         "rerank-results.json",
         "application/json",
         on_click="ignore",
     )
     row.download_button(
         "Export report (HTML)",
-        search_report(result, manifest=manifest),
+        search_report(result, manifest=manifest, explanations=explained),
         "search-report.html",
         "text/html",
         on_click="ignore",

@@ -1,0 +1,92 @@
+"""AppTest: explanations on Head to head (per side, same document), pinned to a
+walkthrough step, shown when the step opens and in the walkthrough's HTML report.
+
+The 40-record sample with BM25 as the first stage; A is the real packaged cross-encoder
+(explained by occlusion on it), B the first stage alone (its exact BM25 parts).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.present.walkthrough import WalkthroughStore
+from core.quality.explain import ExplainPin
+
+ROOT = Path(__file__).resolve().parents[1]
+BATS = "how do I get bats out of my roof without hurting them"
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _button(at: AppTest, label: str):
+    (found,) = [b for b in at.button if b.label == label]
+    return found
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def test_head_to_head_explains_each_side_pins_and_the_step_shows_it() -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    for key, value in dict(dataset="sample", q=BATS, ret="bm25", k="10", n="5", b="none").items():
+        at.query_params[key] = value
+    at.switch_page("pages/compare.py").run()
+    _no_exception(at)
+    doc_label = at.selectbox(key="h2h_explain_doc").value
+    go = at.button(key="h2h_explain_go")
+    assert re.search(r"Explain \(~\d+ model calls\)", go.label)
+    go.click().run()
+    _no_exception(at)
+
+    kept = at.session_state["h2h_explanations"]
+    (expl,) = kept.values()  # A only: B is the first stage (no model calls)
+    top = expl.helped(1)[0].text
+    markdown = [_plain(m.value) for m in at.markdown]
+    assert any(m.startswith("**Helped** (logits): ") and top in m for m in markdown)
+    assert any("Query words" in m for m in markdown)
+    assert any("A · local cross-encoder" in m for m in markdown)
+    assert any("B · first stage only" in m for m in markdown)
+    assert any(c.value.startswith("bm25: parts sum to") for c in at.code)  # B's exact parts
+    assert any("the reranker weighed" in m for m in markdown)
+    assert [h for h in at.get("html")], "A's heat map is drawn"
+
+    # contrast: why this document is above one A ranked lower
+    assert at.selectbox(key="h2h_contrast_doc").value.startswith("A #2. ")
+    at.button(key="h2h_contrast_go").click().run()
+    _no_exception(at)
+    assert any("swap test" in c.value for c in at.code)
+
+    # pin A's explanation, then add the view as a step: the step keeps it
+    at.button(key="h2h_pin_A").click().run()
+    _no_exception(at)
+    _button(at, "Add this view as a step").click().run()
+    _no_exception(at)
+    step = at.session_state["wt_draft"].steps[0]
+    doc_id = step.explain["doc"]
+    assert step.pin == ExplainPin(doc_id, "occlusion", "a")
+    _button(at, "Save and share").click().run()
+    saved = WalkthroughStore().get(at.session_state["wt_saved"])
+    assert saved.steps[0].pin == ExplainPin(doc_id, "occlusion", "a")
+
+    # a fresh session opens the shared link: the step shows the pinned explanation
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    fresh.query_params["walkthrough"] = saved.id
+    fresh.run()
+    _no_exception(fresh)
+    (why,) = [s.value for s in fresh.subheader if s.value.startswith("Why: ")]
+    assert doc_label.startswith(_plain(why)[len("Why: ") :])  # the document pinned
+    shown = [_plain(m.value) for m in fresh.markdown]
+    assert any(m.startswith("**Helped** (logits): ") and top in m for m in shown)
+    heat = " ".join(str(h.proto.body) for h in fresh.get("html"))
+    assert "<script" not in heat.lower() and "raised" in heat
+
+    fresh.button(key="wt_report_build").click().run()
+    _no_exception(fresh)
+    report = fresh.session_state["wt_report"]
+    assert "Pinned explanation" in report and "<script" not in report.lower()
