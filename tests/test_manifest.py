@@ -3,6 +3,7 @@ model files): fingerprints, model keys, exports, and the one line a drifted link
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -248,3 +249,190 @@ def test_the_html_report_names_every_file_hash_escaped(movies, minilm, movies_in
     assert len(manifest.files()) == 3  # the data, the encoder's and the reranker's files
     assert "&lt;b&gt;movies&lt;/b&gt;" in html and "<b>movies</b>" not in html
     assert manifest.fingerprint in html
+
+
+# -- head-to-head manifests: both sides' model files -------------------------------------
+
+
+def local_reranker(folder, weights: bytes):
+    """A reranker folder of our own (its weights file is what a key hashes)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "model.onnx").write_bytes(weights)
+    return folder
+
+
+def test_head_to_head_manifest_names_a_and_b_files(tmp_path):
+    from core.present.manifest import B_ROLE, head_to_head_manifest
+    from core.quality.headtohead import parse_spec
+
+    data = notes()
+    view = SearchSettings(dataset="notes", query="bats", reranker="local")
+    b_folder = local_reranker(tmp_path / "b-model", b"weights v1")
+    manifest = head_to_head_manifest(view, parse_spec(str(b_folder)), data)
+    a, b = manifest.model("reranker"), manifest.model(B_ROLE)
+    onnx = packaged_cross_encoder_dir() / "model.onnx"
+    assert a.sha256 == file_sha256(onnx) and a.model == "cross-encoder/ms-marco-MiniLM-L-12-v2"
+    assert b.file == str(b_folder / "model.onnx")
+    assert b.sha256 == hashlib.sha256(b"weights v1").hexdigest()
+    assert manifest.kind == "head-to-head" and manifest.settings["b"] == str(b_folder)
+    hashes = dict((digest, what) for what, digest in manifest.files())
+    assert {data.content_hash, a.sha256, b.sha256, manifest.model("encoder").sha256} <= set(hashes)
+    assert recall_manifest(manifest.fingerprint)[0] == manifest  # remembered for drift
+    # B the first stage alone: the same data and files as the Search view, the same print
+    alone = head_to_head_manifest(view, parse_spec("none"), data, remember=False)
+    assert alone.fingerprint == search_manifest(view, data, remember=False).fingerprint
+    assert alone.fingerprint != manifest.fingerprint
+
+
+def test_a_walkthrough_step_whose_b_file_changed_differs(tmp_path):
+    """Issue 34: a head-to-head step's fingerprint covers B's model; a changed B file
+    makes the step differ (and a link's drift line names B's file)."""
+    from core.present.drift import walkthrough_drift
+    from core.present.manifest import head_to_head_manifest
+    from core.present.walkthrough import Walkthrough, step_from_view
+    from core.quality.headtohead import parse_spec
+
+    data = notes()
+    view = SearchSettings(dataset="notes", query="bats", reranker="local")
+    b_folder = local_reranker(tmp_path / "b-model", b"weights v1")
+    b = parse_spec(str(b_folder))
+    then = head_to_head_manifest(view, b, data)
+    other_query = SearchSettings(dataset="notes", query="wood", reranker="local")
+    plain = head_to_head_manifest(other_query, parse_spec("none"), data)
+    steps = Walkthrough().add(step_from_view(view, b.to_string(), "", then.fingerprint))
+    steps = steps.add(step_from_view(other_query, "none", "", plain.fingerprint))
+    params = [s.params for s in steps.steps]
+    assert walkthrough_drift(params, [then, plain]) is None
+
+    (b_folder / "model.onnx").write_bytes(b"weights v2, retrained")
+    now = head_to_head_manifest(view, b, data, remember=False)
+    same_a = head_to_head_manifest(other_query, parse_spec("none"), data, remember=False)
+    assert now.model("reranker") == then.model("reranker")  # A did not change
+    assert walkthrough_drift(params, [now, same_a]) == (
+        "Step 1 of this walkthrough was made on other data or model files than this server "
+        "has now: their numbers may differ from what was agreed."
+    )
+    line = drift_line(then.fingerprint, now, data)
+    old, new = hashlib.sha256(b"weights v1").hexdigest(), now.model("reranker B").sha256
+    assert line == (
+        f"This link was made with another reranker B file (sha256 {old[:12]}… then, "
+        f"sha256 {new[:12]}… now). Shown with what is here now."
+    )
+
+
+# -- evaluation manifests and exports ------------------------------------------------------
+
+
+def notes_labelled():
+    from core.present.evaluate_state import LabelledSet
+
+    judgments = {"bats in the roof": {"a": 2, "b": 0}, "dry firewood": {"c": 1}}
+    return LabelledSet.from_judgments("Judgments CSV on a dataset", notes(), judgments)
+
+
+def evaluation_of(labelled, options):
+    from core.api import evaluate
+
+    return evaluate(labelled.dataset, dict(labelled.qrels), **options)
+
+
+def test_evaluation_manifest_names_data_judgments_models_and_seed():
+    from core.present.evaluate_state import evaluation_manifest_of, evaluation_options
+
+    labelled = notes_labelled()
+    options = evaluation_options(
+        labelled,
+        retriever="bm25",
+        encoder="sentence-transformers/all-MiniLM-L6-v2",
+        candidates=3,
+        rerank=True,
+        depth=3,
+        weight=1.0,
+        threshold=1,
+    )
+    manifest = evaluation_manifest_of(labelled, options, name="notes", label="notes.json")
+    assert manifest.kind == "evaluation" and manifest.seed == 0
+    assert manifest.dataset.sha256 == labelled.dataset.content_hash
+    assert manifest.judgments_sha256 == judgments_sha256(labelled.qrels)
+    onnx = packaged_cross_encoder_dir() / "model.onnx"
+    assert [(m.role, m.sha256) for m in manifest.models] == [("reranker", file_sha256(onnx))]
+    assert manifest.settings == options  # core.api.evaluate's keyword arguments
+    assert options["reranker"] == "cross-encoder/ms-marco-MiniLM-L-12-v2"
+    assert options["rerank_fields"] == list(labelled.dataset.default_rerank_fields)
+    assert "seed: 0" in manifest.lines()
+
+
+def test_evaluation_exports_carry_the_manifest(cross_encoder):
+    from core.present.evaluate_state import evaluation_manifest_of, evaluation_options
+    from core.present.exports import evaluation_html, evaluation_json
+
+    labelled = notes_labelled()
+    options = evaluation_options(
+        labelled,
+        retriever="bm25",
+        encoder="sentence-transformers/all-MiniLM-L6-v2",
+        candidates=3,
+        rerank=True,
+        depth=3,
+        weight=1.0,
+        threshold=1,
+    )
+    label = "<i>notes</i>.json"
+    manifest = evaluation_manifest_of(labelled, options, name="notes", label=label)
+    report = evaluation_of(labelled, options)
+    data = json.loads(evaluation_json(report, manifest))
+    assert data["manifest"] == json.loads(json.dumps(manifest.to_dict()))
+    assert data["manifest"]["judgments_sha256"] == judgments_sha256(labelled.qrels)
+    assert data["base"] == pytest.approx(report.base)
+    assert {q["qid"] for q in data["queries"]} == {"bats in the roof", "dry firewood"}
+    html = evaluation_html(report, manifest)
+    assert "<h2>Reproducibility</h2>" in html
+    assert len(manifest.files()) == 3  # the data, the judgments, the reranker's file
+    for _, digest in manifest.files():
+        assert f"sha256 {digest}" in html
+    assert "&lt;i&gt;notes&lt;/i&gt;.json" in html and "<i>notes</i>" not in html
+    assert "bats in the roof" in html
+
+
+def test_with_manifest_adds_the_section_before_the_footer():
+    from core.present.exports import with_manifest
+    from core.present.report import document
+
+    manifest = manifest_of(notes(), remember=False)
+    html = with_manifest(document("T", "<p>&lt;footer&gt; typed by a user</p>"), manifest)
+    assert html.index("<h2>Reproducibility</h2>") < html.index("<footer>")
+    assert html.count("<h2>Reproducibility</h2>") == 1
+    assert with_manifest("<p>x</p>", manifest) == "<p>x</p>"
+
+
+def test_the_head_to_head_report_names_both_sides_files(cross_encoder):
+    from core.data.datasets import load_dataset
+    from core.present.exports import head_to_head_html
+    from core.present.manifest import B_ROLE, head_to_head_manifest
+    from core.quality.headtohead import head_to_head, parse_spec
+    from core.search.retrievers import make_retriever
+
+    sample = load_dataset("sample")
+    view = SearchSettings(dataset="sample", query="bats in the roof", retriever="bm25")
+    a, b = parse_spec("local"), parse_spec("local@0.5")
+    h2h = head_to_head(
+        sample,
+        view.query,
+        retriever=make_retriever("bm25", sample, sample.default_embed_fields),
+        a=a,
+        b=b,
+        reranker_a=cross_encoder,
+        reranker_b=cross_encoder,
+        num_candidates=10,
+        num_results=5,
+    )
+    manifest = head_to_head_manifest(view, b, sample, label="<sample>", remember=False)
+    assert manifest.model("reranker").sha256 == manifest.model(B_ROLE).sha256  # same file
+    html = head_to_head_html(h2h, "a note", manifest)
+    assert html.count("<h2>Reproducibility</h2>") == 1
+    assert html.index("<h2>Reproducibility</h2>") < html.index("<footer>")
+    assert len(manifest.files()) == 3  # the data, A's file and B's (no encoder: BM25)
+    for what, digest in manifest.files():
+        assert f"sha256 {digest}" in html, what
+    assert "reranker B cross-encoder/ms-marco-MiniLM-L-12-v2: model.onnx" in html
+    assert "&lt;sample&gt;" in html and "<sample>" not in html

@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from core.present.manifest import FINGERPRINT_PATTERN, Manifest, recall_manifest, record_digests
+from core.present.manifest import (
+    B_ROLE,
+    FINGERPRINT_PATTERN,
+    Manifest,
+    recall_manifest,
+    record_digests,
+)
 
 FINGERPRINT_PARAM = "fp"
 
@@ -72,7 +78,7 @@ def describe_drift(
         parts.append(f"on another version of dataset {label}: {detail}")
     if then.judgments_sha256 != now.judgments_sha256:
         parts.append("with other judgments")
-    for role in ("encoder", "reranker"):
+    for role in ("encoder", "reranker", B_ROLE):
         a, b = then.model(role), now.model(role)
         if a is None or b is None:
             continue
@@ -117,7 +123,9 @@ def steps_that_differ(
 ) -> list[int]:
     """1-based numbers of walkthrough steps whose recorded fingerprint is not the one
     their manifest has now (a step recorded without a fingerprint, or whose manifest
-    cannot be made here, is not checked)."""
+    cannot be made here, is not checked). A step's manifest is its head-to-head's
+    (:func:`core.present.manifest.head_to_head_manifest`): the data, the encoder, A's
+    and B's model files."""
     return [
         i
         for i, (fp, manifest) in enumerate(zip(fingerprints, now, strict=True), start=1)

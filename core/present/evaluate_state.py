@@ -1,19 +1,25 @@
 """The Evaluate page's state, without Streamlit: the labelled set an evaluation runs
 on, the keys that tell whether a stored run still matches the widgets, the rerank depth
-that follows the candidates, and the Search view a tuned setting opens.
+that follows the candidates, the Search view a tuned setting opens, and what a run was
+computed from (its manifest, and the script that recomputes it with :mod:`core.api`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from core.data.beir import BeirDataset
 from core.data.documents import Dataset
 from core.models.base import PACKAGED_CROSS_ENCODER
+from core.present.manifest import Manifest, make_manifest
+from core.present.reproduce import evaluate_script
 from core.present.views import NO_RERANK, SearchSettings
 from core.quality.evaluation_report import BEIR_FIELDS
 from core.quality.runs import SecondStage
+from core.quality.stats import DEFAULT_SEED
 from core.quality.tuning_grid import Config
 
 
@@ -134,3 +140,65 @@ def applied_view(view: SearchSettings, config: Config) -> SearchSettings:
         fusion_weight=config.weight if config.reranked else 1.0,
         fusion=config.fusion,
     )
+
+
+def evaluation_options(
+    labelled: LabelledSet,
+    *,
+    retriever: str,
+    encoder: str,
+    candidates: int,
+    rerank: bool,
+    depth: int | None,
+    weight: float,
+    threshold: int,
+) -> dict[str, Any]:
+    """The Evaluate page's widgets as the keyword arguments of :func:`core.api.evaluate`
+    (what a manifest records and the emitted script passes back, unchanged)."""
+    return {
+        "encoder": encoder,
+        "reranker": PACKAGED_CROSS_ENCODER if rerank else None,
+        "candidates": int(candidates),
+        "max_queries": labelled.max_queries,
+        "retriever": retriever,
+        "rrf_k": SecondStage().rrf_k,
+        "depth": int(depth) if rerank and depth else None,
+        "fusion_weight": float(weight) if rerank else 1.0,
+        "fusion": "linear",
+        "threshold": int(threshold),
+        "rerank_fields": list(labelled.rerank_fields),
+    }
+
+
+def evaluation_manifest_of(
+    labelled: LabelledSet, options: Mapping[str, Any], *, name: str, label: str
+) -> Manifest:
+    """The manifest of an evaluation of ``labelled`` with ``options``
+    (:func:`evaluation_options`): the dataset's sha256, the judgments' sha256, each model
+    file's key, the options, package versions and the bootstrap's seed."""
+    bm25 = options["retriever"] == "bm25"
+    return make_manifest(
+        "evaluation",
+        labelled.dataset,
+        options,
+        encoder=None if bm25 else options["encoder"],
+        reranker=options["reranker"],
+        judgments=labelled.qrels,
+        seed=DEFAULT_SEED,
+        name=name,
+        label=label,
+    )
+
+
+def evaluation_script(
+    labelled: LabelledSet, manifest: Manifest, *, beir_folder: str | Path | None = None
+) -> str:
+    """The script recomputing the evaluation of ``manifest`` with :func:`core.api.evaluate`:
+    from the BEIR folder (``beir_folder``), else from the dataset's name with the
+    judgments written into the script (uploaded and rated ones have no file)."""
+    if labelled.beir is not None and beir_folder is not None:
+        source: dict[str, Any] = {"beir": str(beir_folder), "split": labelled.beir.split}
+    else:
+        qrels = {q: {d: int(g) for d, g in docs.items()} for q, docs in labelled.qrels.items()}
+        source = {"dataset": manifest.dataset.name, "qrels": qrels}
+    return evaluate_script(manifest, source)

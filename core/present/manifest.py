@@ -306,6 +306,32 @@ def search_manifest(view: Any, dataset: Corpus, *, label: str | None = None, **k
     )
 
 
+B_ROLE = "reranker B"
+"""The role of a head-to-head's second reranker (A plays ``reranker``, as on Search)."""
+
+
+def head_to_head_manifest(
+    view: Any, b: Any, dataset: Corpus, *, label: str | None = None, remember: bool = True
+) -> Manifest:
+    """The manifest of a head-to-head: the Search view ``view`` (A is its second stage)
+    against ``b`` (a :class:`core.quality.headtohead.RerankSpec`) on the same candidates.
+
+    B's model is keyed as ``reranker B``: a B file that changes changes the fingerprint.
+    With B the first stage alone (``none``) the fingerprint is the Search view's, since
+    the data and model files are the same."""
+    from dataclasses import replace
+
+    base = search_manifest(view, dataset, label=label, remember=False)
+    models = list(base.models)
+    if not b.is_none:
+        models.append(replace(model_key(b.reranker, "reranker"), role=B_ROLE))
+    settings = {**base.settings, "b": b.to_string()}
+    manifest = replace(base, kind="head-to-head", models=tuple(models), settings=settings)
+    if remember:
+        remember_manifest(manifest, dataset)
+    return manifest
+
+
 # -- the record of manifests made here, with per-record digests -----------------------
 
 _DIGESTS: dict[str, dict[str, str]] = {}

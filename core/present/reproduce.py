@@ -119,8 +119,10 @@ def api_script(manifest: Manifest) -> str:
 def evaluate_script(manifest: Manifest, source: Mapping[str, Any]) -> str:
     """A script recomputing an evaluation with :func:`core.api.evaluate`.
 
-    ``source``: ``{"beir": folder, "split": ...}`` or ``{"judgments": file, "dataset": name,
-    "doc_id_field": ...}``; ``manifest.settings`` holds :func:`core.api.evaluate`'s options.
+    ``source``: ``{"beir": folder, "split": ...}``, ``{"judgments": file, "dataset": name,
+    "doc_id_field": ...}`` or ``{"qrels": {query: {doc id: grade}}, "dataset": name}``
+    (judgments with no file, written into the script as one JSON string literal, in
+    their order); ``manifest.settings`` holds :func:`core.api.evaluate`'s options.
     """
     lines = _header(
         "Recompute an evaluation of the rerank workbench with its public API (core.api).",
@@ -136,6 +138,18 @@ def evaluate_script(manifest: Manifest, source: Mapping[str, Any]) -> str:
             "",
             f"data = load_beir({str(source['beir'])!r}, split={source.get('split', 'test')!r})",
             "judgments = None",
+        ]
+    elif "qrels" in source:
+        qrels = json.dumps(source["qrels"], ensure_ascii=False)
+        lines[-1:] = ["import sys", ""]
+        lines += [
+            "from core.api import evaluate, fingerprint, load_dataset",
+            "",
+            f"data = load_dataset({str(source['dataset'])!r})",
+            f"if fingerprint(data) != {manifest.dataset.sha256!r}:",
+            '    print("note: not the version of the data it was made on", file=sys.stderr)',
+            "# The judgments the evaluation used (query text -> doc id -> grade):",
+            f"judgments = json.loads({qrels!r})",
         ]
     else:
         lines += [

@@ -16,7 +16,7 @@ import streamlit as st
 from core.data.documents import Corpus
 from core.models.errors import CoreError
 from core.present.drift import FINGERPRINT_PARAM, drift_line, link_fingerprint
-from core.present.manifest import Manifest, search_manifest
+from core.present.manifest import Manifest, head_to_head_manifest, search_manifest
 from core.present.reproduce import (
     api_script,
     curl_script,
@@ -33,21 +33,24 @@ def remember_link(params: Mapping[str, str], dataset: str) -> None:
     st.session_state.link_fp = (link_fingerprint(params), dataset)
 
 
-def view_manifest(settings: SearchSettings, loaded: Any) -> Manifest | None:
+def view_manifest(settings: SearchSettings, loaded: Any, b: Any = None) -> Manifest | None:
     """The manifest of the view ``settings`` describe on ``loaded`` (a
-    :class:`pages.widgets.common.LoadedDataset`); None if it cannot be made."""
+    :class:`pages.widgets.common.LoadedDataset`), or of its head-to-head against ``b``
+    (a RerankSpec: B's model file is in it); None if it cannot be made."""
     upload = loaded.report is not None
     label = dataset_label(settings.dataset, loaded.label, upload)
     try:
+        if b is not None:
+            return head_to_head_manifest(settings, b, loaded.dataset, label=label)
         return search_manifest(settings, loaded.dataset, label=label)
     except (CoreError, OSError):
         return None
 
 
-def fingerprint_of(settings: SearchSettings) -> str | None:
-    """The fingerprint of the view ``settings`` describe (a walkthrough step records it),
-    or None when its dataset cannot be loaded here."""
-    manifest = fingerprint_manifest(settings)
+def fingerprint_of(settings: SearchSettings, b: Any = None) -> str | None:
+    """The fingerprint of the view ``settings`` describe, with B's model when ``b`` is
+    given (a walkthrough step records it), or None when its dataset cannot be loaded."""
+    manifest = fingerprint_manifest(settings, b)
     return manifest.fingerprint if manifest else None
 
 
@@ -141,20 +144,20 @@ def walkthrough_drift_warning(steps: Sequence[Any]) -> str | None:
     the ``fp`` of the view each was made on) that no longer reproduce here; None if all do."""
     from core.present.drift import walkthrough_drift
 
-    now = [fingerprint_manifest(step.settings) for step in steps]
+    now = [fingerprint_manifest(step.settings, step.b_spec) for step in steps]
     line = walkthrough_drift([step.params for step in steps], now)
     if line:
         st.warning(escape_markdown(line), icon="⚠️")
     return line
 
 
-def fingerprint_manifest(settings: SearchSettings) -> Manifest | None:
-    """The manifest of the view ``settings`` describe, or None when its dataset cannot be
-    loaded here."""
+def fingerprint_manifest(settings: SearchSettings, b: Any = None) -> Manifest | None:
+    """The manifest of the view ``settings`` describe (its head-to-head against ``b``
+    when given), or None when its dataset cannot be loaded here."""
     from pages.widgets.common import load_named_dataset
 
     try:
         loaded = load_named_dataset(settings.dataset, settings.id_field, settings.title_field)
     except (CoreError, OSError):
         return None
-    return view_manifest(settings, loaded)
+    return view_manifest(settings, loaded, b)
