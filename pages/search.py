@@ -30,7 +30,7 @@ from core.present.views import (
     error_text,
     escape_markdown,
 )
-from core.search.background import EmbeddingJob
+from core.search.background import EmbeddingJob, StartGate
 from core.search.milvus_reference import is_milvus_reference
 from pages.widgets import reproduce_panel as reproduce
 from pages.widgets import search_results as results
@@ -248,7 +248,7 @@ try:
     elif encoder is not None:
         dense = dense_index_settings(settings, settings.dataset)
         build = index_or_job(dataset, encoder, settings.embed_fields, dense)
-        if isinstance(build, EmbeddingJob):
+        if isinstance(build, EmbeddingJob | StartGate):
             job, build, run_settings = build, None, replace(settings, retriever="bm25")
     key = run_key(run_settings, reranker, fallback)
     if cached is not None and cached[0] == key:

@@ -33,11 +33,20 @@ from core.data.documents import Dataset
 from core.models.base import Encoder
 from core.models.parallel import background
 from core.search.activity import VISITOR_SEARCHES, SearchActivity
+from core.search.budget import (
+    ENCODING_RATES,
+    Cost,
+    EmbeddingEstimate,
+    embedding_estimate,
+    encoder_key,
+    sample_tokens,
+)
 from core.search.chunked_embedding import (
     CHUNK_DOCS,
     EmbeddingCancelled,
     encode_chunked,
     final_path,
+    partial_progress,
 )
 from core.search.embedding_cache import embedding_cache_key, waiting_for_keys
 from core.search.index import IndexBuild, VectorIndex, build_index
@@ -69,6 +78,111 @@ def job_key(
     """What names a job: content, encoder, fields, passage settings."""
     model = getattr(encoder, "cache_key", encoder.name)
     return (dataset.content_hash, model, tuple(fields), passages)
+
+
+@dataclass(frozen=True)
+class StartGate:
+    """Whether a page may start the background embedding of a corpus now, and what it
+    costs (costs are asked before they are spent: issue 29).
+
+    ``job`` is a job already there for the same key, which the page joins without
+    asking (queued, running, done or failed: another session's or this one's);
+    ``cached``: the finished vectors are on disk, read rather than encoded. Otherwise
+    the job would be new and ``estimate`` prices it (chunks an interrupted build left on
+    disk excluded); above ``RERANK_CONFIRM_SECONDS`` it waits for a click
+    (:attr:`needs_click`), and the visitor's budget is charged :attr:`cost` when it
+    starts."""
+
+    key: JobKey
+    dataset: Dataset
+    encoder: Encoder
+    fields: tuple[str, ...]
+    passages: PassageSettings | None
+    estimate: EmbeddingEstimate | None = None
+    job: EmbeddingJob | None = None
+    cached: bool = False
+
+    @property
+    def new(self) -> bool:
+        """Whether starting means encoding (no job to join, nothing finished on disk)."""
+        return self.job is None and not self.cached
+
+    @property
+    def cost(self) -> Cost:
+        """What starting spends: the estimate for a new job, nothing to join or read."""
+        if self.new and self.estimate is not None:
+            return self.estimate.cost
+        return Cost(0.0, f"Embedding {len(self.dataset):,} records")
+
+    @property
+    def needs_click(self) -> bool:
+        """Whether the job must wait for the visitor's click (a new job over the threshold)."""
+        return self.new and self.cost.needs_click
+
+    def line(self) -> str:
+        """One line for the page: the estimate, or why nothing needs to be spent."""
+        if self.job is not None:
+            return f"The dense index is being built already ({self.job.status().state})"
+        if self.cached:
+            return "The dense index is on disk already"
+        assert self.estimate is not None
+        return self.estimate.line()
+
+
+def start_gate(
+    dataset: Dataset,
+    encoder: Encoder,
+    fields: Sequence[str],
+    passages: PassageSettings | None = None,
+    *,
+    embedder: BackgroundEmbedder | None = None,
+    retry: bool = False,
+) -> StartGate:
+    """What starting the background embedding of ``dataset`` would take: a job to join,
+    vectors already on disk, or a new job and its estimate (see :class:`StartGate`).
+    A cancelled job is never joined (starting makes a new one); a failed one only
+    without ``retry``."""
+    embedder = embedder if embedder is not None else default_embedder()
+    fields = tuple(fields)
+    key = job_key(dataset, encoder, fields, passages)
+    known = dict(key=key, dataset=dataset, encoder=encoder, fields=fields, passages=passages)
+    job = embedder.get(key)
+    ended = ("cancelled", "failed") if retry else ("cancelled",)
+    if job is not None and job.status().state not in ended:
+        return StartGate(**known, job=job)
+    if vectors_on_disk(dataset, encoder, fields, passages):
+        return StartGate(**known, cached=True)
+    done = resumable_docs(dataset, encoder, fields) if passages is None else 0
+    estimate = embedding_estimate(dataset, encoder, fields, passages, done=done)
+    return StartGate(**known, estimate=estimate)
+
+
+def vectors_on_disk(
+    dataset: Dataset, encoder: Encoder, fields: Sequence[str], passages: PassageSettings | None
+) -> bool:
+    """Whether the finished vectors of this corpus and encoding are in the disk cache."""
+    from core.search.passage_index import encoder_tokenizer, passage_spec
+
+    fields = dataset.check_fields(fields, "embed")
+    model = encoder_key(encoder)
+    if passages is None:
+        return final_path(embedding_cache_key(model, dataset, fields)).is_file()
+    _, length, own = encoder_tokenizer(encoder)
+    spec = passage_spec(passages, length, own)
+    key = embedding_cache_key(model, dataset, fields, passages=spec)
+    return final_path(key).with_suffix(".npz").is_file()
+
+
+def resumable_docs(dataset: Dataset, encoder: Encoder, fields: Sequence[str]) -> int:
+    """Documents an interrupted chunked build of this corpus left on disk (0 if none)."""
+    fields = dataset.check_fields(fields, "embed")
+    record = partial_progress(embedding_cache_key(encoder_key(encoder), dataset, fields))
+    if not record or record.get("rows") != len(dataset):
+        return 0
+    try:
+        return min(len(dataset), int(record["done"]) * int(record["chunk"]))
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -234,14 +348,35 @@ class EmbeddingJob:
             with self._lock:
                 self._done = len(self.dataset)
                 self._finish("done")
+            self._record_rate()
         except EmbeddingCancelled:
             with self._lock:
                 self._finish("cancelled")
+            self._record_rate()
         except Exception as exc:  # one line for the pages; the trace for the log
             traceback.print_exc()
             with self._lock:
                 self._error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 self._finish("failed")
+
+    def _record_rate(self) -> None:
+        """Tell :data:`core.search.budget.ENCODING_RATES` how fast this job encoded (the
+        next estimate for this encoder uses it)."""
+        if self.build is not None and self.build.from_cache:
+            return
+        with self._lock:
+            if self._started is None or self._ended is None:
+                return
+            active = self._ended - self._started - self._paused_seconds
+            if self.passages is not None:  # one piece: its progress counts passages
+                encoded = len(self.dataset) if self._state == "done" else 0
+            else:
+                encoded = self._done - (self._first_done or 0)
+        try:
+            tokens, vectors = sample_tokens(self.dataset, self.encoder, self.fields, self.passages)
+        except Exception:  # a rate is a nicety: never fail a finished job for it
+            return
+        ENCODING_RATES.record(encoder_key(self.encoder), encoded, active, tokens, vectors)
 
     def _finish(self, state: str) -> None:
         self._state = state

@@ -1,6 +1,7 @@
 """Streamlit glue shared by the pages: process-wide caches of models, datasets and
-indexes. Everything cached here is read-only after construction and safe to share
-between sessions (see core.models.encoders / core.models.cross_encoders for their locking)."""
+indexes (the dense index: :mod:`pages.widgets.dense_index`). Everything cached here is
+read-only after construction and safe to share between sessions (see
+core.models.encoders / core.models.cross_encoders for their locking)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,13 @@ from core.data.upload_quality import ROW_POSITION, QualityReport, build_upload_d
 from core.data.upload_store import UploadStore, is_upload_id
 from core.data.uploads import parse_upload
 from core.models.base import Encoder, Reranker
-from core.models.errors import CoreError
 from core.models.registry import load_encoder, load_reranker
 from core.models.together import TogetherEncoder, TogetherReranker, resolve_api_key, together_model
 from core.present.views import ROW_IDS
-from core.search.background import EmbeddingJob, background_min_docs, default_embedder
-from core.search.chunked_embedding import final_path
-from core.search.embedding_cache import embedding_cache_key
-from core.search.index import IndexBuild, build_index
 from core.search.milvus import cached_collection
 from core.search.milvus_reference import is_milvus_reference
 from core.search.milvus_retrieval import MilvusRetriever
-from core.search.passages import PassageSettings
-from pages.widgets.embedding_status import session_alive, session_user, waiting_line
+from pages.widgets.dense_index import get_index, index_or_job  # noqa: F401 (the pages' names)
 
 
 @st.cache_resource(show_spinner="Loading the bi-encoder…")
@@ -111,111 +106,6 @@ def reranker_for(model_id: str, api_key: str | None) -> Reranker:
     if hosted is not None:
         return TogetherReranker(hosted, api_key=api_key, timeout=20.0, max_retries=2)
     return get_reranker(model_id)
-
-
-def get_index(
-    dataset: Dataset,
-    encoder: Encoder,
-    fields: tuple[str, ...],
-    passages: PassageSettings | None = None,
-) -> IndexBuild:
-    """The corpus index, from memory, else the disk cache, else encoded with a progress
-    bar; with ``passages``, one vector per passage (dense passages). An upload's index is
-    built in the background (:func:`index_or_job`): until it is ready this page shows the
-    build's progress and stops, and runs again when it is."""
-    ready = index_or_job(dataset, encoder, fields, passages)
-    if isinstance(ready, EmbeddingJob):
-        waiting_line(ready)
-        st.stop()
-    return ready
-
-
-def index_or_job(
-    dataset: Dataset,
-    encoder: Encoder,
-    fields: tuple[str, ...],
-    passages: PassageSettings | None = None,
-) -> IndexBuild | EmbeddingJob:
-    """The corpus index if it is ready (memory, disk cache) or quick to make; for an
-    upload not embedded yet, the background job building it, shared with every session
-    that asks (this session joins it, and leaves the job it used before)."""
-    key = (dataset.content_hash, getattr(encoder, "cache_key", encoder.name), fields, passages)
-    cached = _index_cache().get(key)
-    if cached is not None:
-        return cached
-    if (
-        is_upload_id(dataset.name)
-        and len(dataset) >= background_min_docs()
-        and not _on_disk(dataset, encoder, fields, passages)
-    ):
-        embedder = default_embedder()
-        user = session_user()
-        previous = st.session_state.get("embedding_job")
-        if previous is not None and previous != key:
-            embedder.release(previous, user)
-        st.session_state.embedding_job = key
-        embedder.prune_users(session_alive)
-        job = embedder.start(dataset, encoder, fields, passages, user=user)
-        if job.status().state != "done" or job.build is None:
-            return job
-        _index_cache().put(key, job.build)
-        return job.build
-    return _build_here(key, dataset, encoder, fields, passages)
-
-
-def _on_disk(dataset: Dataset, encoder: Encoder, fields, passages) -> bool:
-    """Whether the plain index is in the disk cache already (read in the page's run)."""
-    if passages is not None:
-        return False
-    try:
-        fields = dataset.check_fields(fields, "embed")
-    except CoreError:
-        return True  # the page's own build explains the error
-    model = getattr(encoder, "cache_key", encoder.name)
-    return final_path(embedding_cache_key(model, dataset, fields)).is_file()
-
-
-def _build_here(key, dataset, encoder, fields, passages) -> IndexBuild:
-    bar = st.progress(0.0, text=f"Embedding {len(dataset):,} records with {encoder.name}…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Embedding records: {done:,} / {total:,}")
-
-    build = build_index(dataset, encoder, fields, progress=progress, passages=passages)
-    bar.empty()
-    _index_cache().put(key, build)
-    return build
-
-
-class _IndexCache:
-    """A small LRU of built indexes, shared by all sessions (guarded by a lock)."""
-
-    def __init__(self, size: int = 16) -> None:
-        import threading
-        from collections import OrderedDict
-
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-@st.cache_resource
-def _index_cache() -> _IndexCache:
-    return _IndexCache()
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.present.views import SearchSettings
-from core.search.background import EmbeddingJob, default_embedder
+from core.present.views import SearchSettings, error_text, escape_markdown
+from core.search.background import EmbeddingJob, StartGate, default_embedder, start_gate
+from core.search.passages import format_seconds
+from pages.widgets.costs import visitor_budget
 
 REFRESH_SECONDS = 2.0
+CONFIRMED = "embed_confirmed"  # the key of the job this session clicked to start
 
 
-def first_stage_note(job: EmbeddingJob | None, dense: bool, settings: SearchSettings) -> None:
+def first_stage_note(
+    job: EmbeddingJob | StartGate | None, dense: bool, settings: SearchSettings
+) -> None:
     """On the Search page, after the search: while ``job`` builds the index, BM25 stood
-    in (:func:`standin_line`); on the first run after that with the index (``dense``)
-    for the same dataset and fields, say the first stage is the link's again."""
+    in (:func:`standin_line`), or while a priced build waits for the visitor's click
+    (a :class:`StartGate`: :func:`gate_line`); on the first run after that with the
+    index (``dense``) for the same dataset and fields, say the first stage is the
+    link's again."""
     state = st.session_state
     standin_for = (settings.dataset, settings.embed_fields)
-    if job is not None:
+    if isinstance(job, StartGate):
+        gate_line(job, "First stage: BM25. ")
+        state.dense_standin = standin_for
+    elif job is not None:
         standin_line(job, settings.retriever)
         state.dense_standin = standin_for
     elif state.pop("dense_standin", None) == standin_for and dense:
@@ -39,11 +49,11 @@ def standin_line(job: EmbeddingJob, retriever: str) -> None:
         status = job.status()
         if status.state == "failed":
             st.warning(
-                f"The dense index could not be built ({status.error}). "
+                f"The dense index could not be built ({error_text(status.error or '')}). "
                 "First stage: BM25, which keeps working.",
                 icon="⚠️",
             )
-            st.button("Try building it again", key="embed_retry", on_click=_retry, args=(job,))
+            _retry_button(job)
         elif status.state == "done":
             st.success(
                 f"The dense index is ready: your next search uses the link's first stage "
@@ -73,8 +83,11 @@ def waiting_line(job: EmbeddingJob) -> None:
         if status.state == "done":
             st.rerun(scope="app")
         elif status.state == "failed":
-            st.error(f"The dense index could not be built ({status.error}).", icon="🚫")
-            st.button("Try building it again", key="embed_retry", on_click=_retry, args=(job,))
+            st.error(
+                f"The dense index could not be built ({error_text(status.error or '')}).",
+                icon="🚫",
+            )
+            _retry_button(job)
         else:
             st.progress(
                 status.fraction,
@@ -83,6 +96,43 @@ def waiting_line(job: EmbeddingJob) -> None:
             )
 
     line()
+
+
+def may_start(gate: StartGate) -> bool:
+    """Whether the new embedding job ``gate`` prices may start now: within this
+    visitor's budget, and clicked for when its estimate is above the threshold. True
+    charges the budget; False leaves the page to show the gate (:func:`gate_line`)."""
+    budget = visitor_budget()
+    if budget.refusal(gate.cost) is not None:
+        return False
+    if gate.needs_click and st.session_state.get(CONFIRMED) != gate.key:
+        return False
+    st.session_state.pop(CONFIRMED, None)
+    budget.charge(gate.cost)
+    return True
+
+
+def gate_line(gate: StartGate, before: str = "") -> None:
+    """A build not started: the visitor's budget refuses it (one line), or its estimate
+    and the button that starts it. ``before`` opens the line (what works meanwhile)."""
+    refusal = visitor_budget().refusal(gate.cost)
+    if refusal is not None:
+        st.warning(escape_markdown(f"{before}{refusal}."), icon="⏳")
+        return
+    st.info(
+        escape_markdown(f"{before}{gate.line()}: the dense index is built when you click."),
+        icon="⏱️",
+    )
+    st.button(
+        f"Build the dense index (about {format_seconds(gate.cost.seconds)})",
+        key="embed_start",
+        on_click=_confirm,
+        args=(gate.key,),
+    )
+
+
+def _confirm(key: object) -> None:
+    st.session_state[CONFIRMED] = key
 
 
 def ready_note(retriever: str) -> None:
@@ -113,7 +163,24 @@ def session_alive(session_id: str) -> bool:
     return Runtime.instance().is_active_session(session_id)
 
 
+def _retry_button(job: EmbeddingJob) -> None:
+    if refusal := st.session_state.pop("embed_refusal", None):
+        st.warning(escape_markdown(f"{refusal}."), icon="⏳")
+    st.button("Try building it again", key="embed_retry", on_click=_retry, args=(job,))
+
+
 def _retry(job: EmbeddingJob) -> None:
-    default_embedder().start(
+    """Start a failed build again: a new job, priced and charged like the first (the
+    click is this button's; a refusal is kept for the line to say)."""
+    embedder = default_embedder()
+    gate = start_gate(
+        job.dataset, job.encoder, job.fields, job.passages, embedder=embedder, retry=True
+    )
+    refusal = visitor_budget().refusal(gate.cost)
+    if refusal is not None:
+        st.session_state.embed_refusal = refusal
+        return
+    visitor_budget().charge(gate.cost)
+    embedder.start(
         job.dataset, job.encoder, job.fields, job.passages, user=session_user(), retry=True
     )
