@@ -31,10 +31,10 @@ from pages.widgets.room_panel import (
     change_room,
     live_room,
     presenter_controls,
-    show_tally,
     sure_button,
     take_seat,
 )
+from pages.widgets.room_tally import show_tally, step_labels
 
 state = st.session_state
 store = open_store()
@@ -151,7 +151,8 @@ else:
     votes = list(private.values()) if revealed else []
 step_votes = dict(step_tallies(votes)).get(index)
 if not blind or revealed:
-    st.success(escape_markdown(step_verdict(h2h, step_votes)))
+    labels = step_labels(settings.dataset, settings.query)  # rated on the Search page
+    st.success(escape_markdown(step_verdict(h2h, step_votes, labels)))
 
 if blind:
     show_blind(h2h, a_left, revealed=revealed)
@@ -215,7 +216,8 @@ if action_button("Prepare the report of the whole walkthrough (HTML)", "wt_repor
             st.error(f"Step {len(built) + 1}: {error_text(exc)}", icon="🚫")
             st.stop()
         bar.empty()
-        state.wt_report = walkthrough_report(walkthrough.title, built, votes, pinned)
+        labels = {i: step_labels(s.settings.dataset, s.query) for i, s in enumerate(steps)}
+        state.wt_report = walkthrough_report(walkthrough.title, built, votes, pinned, labels)
 if state.get("wt_report"):
     st.download_button(
         "Download report (HTML)",

@@ -33,7 +33,7 @@ from core.present.room import (
     step_verdict,
 )
 from core.present.views import badge, retrieval_score_label
-from core.quality.blind import Vote, overall_tally, step_tallies
+from core.quality.blind import Vote, overall_tally, step_tallies, strengths, strengths_rows
 from core.quality.evaluation_pair import PairReport
 from core.quality.evaluation_report import PRIMARY_METRIC
 from core.quality.headtohead import HeadToHead
@@ -490,8 +490,10 @@ def head_to_head_section(h2h: HeadToHead, note: str = "", heading: str = "") -> 
 
 
 def blind_section(votes: Sequence[Vote], *, query_of_step: Sequence[str] = ()) -> str:
-    """The blind test's reveal: across steps (sign test, Wilson interval), then one line
-    per step with that step's own A and B, then every vote (who, which side was which)."""
+    """The blind test's reveal: across steps (sign test; the preferred side's share of the
+    non-tie votes with its Wilson interval), Bradley-Terry strengths when the steps
+    compared more than two systems, one line per step with that step's own A and B, then
+    every vote (who, which side was which)."""
     if not votes:
         return "<section><h2>Blind test</h2><p>No votes were cast.</p></section>"
     whole = overall_tally(votes)
@@ -499,8 +501,24 @@ def blind_section(votes: Sequence[Vote], *, query_of_step: Sequence[str] = ()) -
     per_step = []
     for step, t in step_tallies(votes):
         query = query_of_step[step] if step < len(query_of_step) else ""
+        share = t.preference
+        shown = (
+            "–" if share.share is None else f"{share.share:.0%} [{share.low:.0%}, {share.high:.0%}]"
+        )
         per_step.append(
-            (step + 1, query, t.a, t.b, t.a_votes, t.b_votes, t.ties, f"{t.p_value:.2g}")
+            (step + 1, query, t.a, t.b, t.a_votes, t.b_votes, t.ties, f"{t.p_value:.2g}", shown)
+        )
+    bt = strengths(votes)
+    bt_table = ""
+    if len(bt.systems) > 2:
+        bt_rows = [tuple(r.values()) for r in strengths_rows(bt)]
+        bt_table = (
+            "<h3>Systems across steps (Bradley-Terry; a tie is half a win each)</h3>"
+            + _table(
+                ["system", "score", "95% CI", "P(preferred to an average system)"],
+                bt_rows,
+                {1},
+            )
         )
     rows = [
         (
@@ -516,8 +534,19 @@ def blind_section(votes: Sequence[Vote], *, query_of_step: Sequence[str] = ()) -
     return (
         "<section><h2>Blind test</h2>"
         + _verdict("Across steps: " + whole.sentence(), kind)
+        + bt_table
         + _table(
-            ["step", "query", "A", "B", "A votes", "B votes", "ties", "sign test p"],
+            [
+                "step",
+                "query",
+                "A",
+                "B",
+                "A votes",
+                "B votes",
+                "ties",
+                "sign test p",
+                "A share of non-tie votes [95% CI]",
+            ],
             per_step,
             {0, 4, 5, 6, 7},
         )
@@ -667,10 +696,12 @@ def walkthrough_report(
     steps: Sequence[tuple[HeadToHead, str]],
     votes: Sequence[Vote] = (),
     explanations: Mapping[int, Sequence[Shown]] | None = None,
+    labels: Mapping[int, Mapping[str, int]] | None = None,
 ) -> str:
     """Every step of a walkthrough (its own A and B, a verdict line, the head-to-head,
     the note and its pinned explanations, keyed by 0-based step), then the blind test's
-    votes across and per step."""
+    votes across and per step. ``labels`` (by 0-based step: document id -> grade) give
+    a step without votes its verdict by the labels."""
     pinned = explanations or {}
     tallies = dict(step_tallies(votes))
     pairs = {(h2h.a.spec.label, h2h.b.spec.label) for h2h, _ in steps}
@@ -684,7 +715,10 @@ def walkthrough_report(
         body.append(
             f'<section class="step"><h2>Step {number}: {e(h2h.query)}</h2>'
             f'<p class="sub">A: {e(h2h.a.spec.label)} · B: {e(h2h.b.spec.label)}</p>'
-            + _verdict(step_verdict(h2h, tallies.get(number - 1)), "none")
+            + _verdict(
+                step_verdict(h2h, tallies.get(number - 1), (labels or {}).get(number - 1)),
+                "none",
+            )
             + head_to_head_section(h2h, note)
             + explanations_section(pinned.get(number - 1, ()), "Pinned explanation")
             + "</section>"

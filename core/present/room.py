@@ -1,5 +1,6 @@
-"""The room's words and links: the share URLs, a plain verdict line per step, the
-up/down marks, and the wording for datasets smaller than the candidate count.
+"""The room's words and links: the share URLs, a plain verdict line per step (votes,
+else labels, else agreement), the up/down marks, and the wording for datasets smaller
+than the candidate count.
 
 Pure functions (no Streamlit): the Walkthrough and Head to head pages and the HTML
 report share them.
@@ -8,10 +9,12 @@ report share them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
 from core.quality.blind import Tally
 from core.quality.headtohead import HeadToHead
+from core.quality.metrics import ndcg_at_k
 
 PUBLIC_URL_ENV = "RERANK_PUBLIC_URL"
 UP, DOWN, SAME = "▲", "▼", "="
@@ -58,9 +61,30 @@ def candidates_phrase(h2h: HeadToHead) -> str:
     return f"Same {got} candidate{'s' if got != 1 else ''} for both{tail}"
 
 
-def step_verdict(h2h: HeadToHead, votes: Tally | None = None) -> str:
-    """One plain line for the step: the room's votes when there are any, else how far A
-    and B agree on the top-N."""
+def labels_verdict(h2h: HeadToHead, labels: Mapping[str, int]) -> str | None:
+    """ "By the labels, A is better: nDCG@5 0.71 vs 0.52" from graded labels of the step's
+    query (document id -> grade); None when no labelled document is relevant."""
+    qrels = {doc: int(grade) for doc, grade in labels.items() if grade is not None}
+    if not any(g > 0 for g in qrels.values()):
+        return None
+    k = h2h.num_results
+    a = ndcg_at_k([c.id for c in h2h.a.result.reranked], qrels, k)
+    b = ndcg_at_k([c.id for c in h2h.b.result.reranked], qrels, k)
+    shown = {c.id for c in (*h2h.a.result.top_final, *h2h.b.result.top_final)}
+    covered = f"{sum(d in qrels for d in shown)} of the {len(shown)} listed items are labelled"
+    if round(a, 2) == round(b, 2):
+        return f"By the labels, A and B are level: nDCG@{k} {a:.2f} each ({covered})."
+    winner = "A" if a > b else "B"
+    first, second = (a, b) if a > b else (b, a)
+    return f"By the labels, {winner} is better: nDCG@{k} {first:.2f} vs {second:.2f} ({covered})."
+
+
+def step_verdict(
+    h2h: HeadToHead, votes: Tally | None = None, labels: Mapping[str, int] | None = None
+) -> str:
+    """One plain line for the step: the room's votes when there are any, else the labels
+    of the step's query when some are relevant (nDCG of A vs B), else how far A and B
+    agree on the top-N."""
     if votes is not None and votes.total:
         counts = f"A {votes.a_votes} · B {votes.b_votes} · ties {votes.ties}"
         if votes.verdict == "no clear preference":
@@ -68,6 +92,8 @@ def step_verdict(h2h: HeadToHead, votes: Tally | None = None) -> str:
         winner = "A" if votes.verdict.startswith("A") else "B"
         name = votes.a if winner == "A" else votes.b
         return f"The room prefers {winner} ({name}): {counts}; p = {votes.p_value:.2g}."
+    if labels and (line := labels_verdict(h2h, labels)) is not None:
+        return line
     n = h2h.num_results
     shared = round(h2h.agreement.overlap * n)
     a_top, b_top = h2h.a.result.top_final, h2h.b.result.top_final

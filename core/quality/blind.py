@@ -5,11 +5,14 @@ store (:mod:`core.data.state_store`), the same for everyone; alone, it is drawn 
 (session seed, query) from sha256 (:func:`a_is_left`). Votes are for *left*, *right* or
 *tie*, and each vote carries its own step's A and B; the reveal maps them back to A and
 B and tests the preference per step and across steps with an exact two-sided sign test
-(ties dropped, as the sign test does), with a Wilson 95% interval on B's share of the
-decisive votes.
+(ties dropped, as the sign test does), with a Wilson 95% interval on the preferred side's
+share of the decisive (non-tie) votes (:func:`core.quality.stats.preference_share`); when
+the steps compare more than two systems, :func:`strengths` fits Bradley-Terry strengths
+to every vote (a tie is half a win for each side; :func:`core.quality.stats.bradley_terry`).
 
-Exports: CSV (CRLF line ends, every cell formula-safe: a leading ``= + - @`` or tab/CR
-is quoted with ``'``) and JSON; :func:`pairwise_judgments` turns votes into query-level pairwise
+Exports: the votes as CSV (CRLF line ends, every cell formula-safe: a leading ``= + - @`` or tab/CR
+is quoted with ``'``) and JSON, the summary (across steps, per step, per system) as
+CSV (:func:`summary_csv`); :func:`pairwise_judgments` turns votes into query-level pairwise
 preference judgments (``query, preferred, other, tie``) naming the systems.
 """
 
@@ -26,6 +29,7 @@ from typing import Any, Literal
 
 from core.data.csvsafe import spreadsheet_safe
 from core.models.errors import SettingsError
+from core.quality.stats import BradleyTerry, PreferenceShare, bradley_terry, preference_share
 
 Choice = Literal["left", "right", "tie"]
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie")
@@ -121,24 +125,33 @@ class Tally:
             return "A preferred" if self.a_votes > self.b_votes else "B preferred"
         return "no clear preference"
 
+    @property
+    def preference(self) -> PreferenceShare:
+        """A's share of the decisive votes with its Wilson 95% interval (ties apart)."""
+        return preference_share(self.a_votes, self.b_votes, self.ties, a=self.a, b=self.b)
+
     def sentence(self) -> str:
-        """One plain sentence for the room."""
-        decisive = self.a_votes + self.b_votes
-        counts = f"A ({self.a}) {self.a_votes} · B ({self.b}) {self.b_votes} · ties {self.ties}"
-        share = (
-            f"B's share of decisive votes 95% CI {self.b_share_low:.0%}–{self.b_share_high:.0%}"
-            if decisive
-            else "no decisive votes"
-        )
+        """One plain sentence for the room: the verdict with the sign test, then the
+        preferred side's share of the non-tie votes and its Wilson interval."""
         if self.verdict == "no clear preference":
             head = "No clear preference beyond chance"
         else:
             head = self.verdict.replace("A", f"A ({self.a})", 1).replace("B", f"B ({self.b})", 1)
-        return f"{head}: {counts}; sign test p = {self.p_value:.3g}; {share}."
+        counts = f"A {self.a_votes} · B {self.b_votes} · ties {self.ties}"
+        return (
+            f"{head} ({counts}; sign test p = {self.p_value:.3g}, ties dropped). "
+            f"{self.preference.sentence()}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the verdict."""
-        return {**asdict(self), "total": self.total, "verdict": self.verdict}
+        return {
+            **asdict(self),
+            "total": self.total,
+            "verdict": self.verdict,
+            "a_share_non_tie": self.preference.share,
+            "a_share_ci95": [self.preference.low, self.preference.high],
+        }
 
 
 def tally(votes: Sequence[Vote], a: str, b: str) -> Tally:
@@ -166,6 +179,96 @@ def overall_tally(votes: Sequence[Vote]) -> Tally:
     a = a_names.pop() if len(a_names) == 1 else "each step's A"
     b = b_names.pop() if len(b_names) == 1 else "each step's B"
     return tally(votes, a, b)
+
+
+def strengths(votes: Sequence[Vote]) -> BradleyTerry:
+    """Bradley-Terry strengths of every system the votes compared (each vote is its own
+    step's A against its own step's B; a tie is half a win each; votes on a step whose
+    A and B are the same system are left out)."""
+    outcome = {"A": "first", "B": "second", "tie": "tie"}
+    return bradley_terry([(v.a, v.b, outcome[v.winner]) for v in votes if v.a != v.b])  # type: ignore[misc]
+
+
+def strengths_rows(bt: BradleyTerry) -> list[dict[str, Any]]:
+    """One row per system, strongest first: its Bradley-Terry score (log-strength, 0 is
+    the average of its group), the score's 95% interval, and its chance of being
+    preferred to the group's average system."""
+    rows = []
+    for system, score, half in bt.ranking():
+        rows.append(
+            {
+                "system": system,
+                "score": round(score, 3),
+                "95% CI": f"{score - half:+.2f} to {score + half:+.2f}",
+                "P(preferred to an average system)": f"{1 / (1 + math.exp(-score)):.0%}",
+            }
+        )
+    return rows
+
+
+SUMMARY_COLUMNS = (
+    "kind",
+    "step",
+    "a",
+    "b",
+    "a_votes",
+    "b_votes",
+    "ties",
+    "a_share_non_tie",
+    "ci95_low",
+    "ci95_high",
+    "sign_test_p",
+    "verdict",
+    "system",
+    "bt_score",
+    "bt_ci95_low",
+    "bt_ci95_high",
+)
+
+
+def summary_csv(votes: Sequence[Vote]) -> str:
+    """The blind test's summary as CSV (CRLF, formula-safe): one ``all steps`` row and
+    one row per step (A's share of the non-tie votes, its Wilson 95% interval, the sign
+    test), then one ``system`` row per system with its Bradley-Terry score and interval
+    when the steps compared more than two systems."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=SUMMARY_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+
+    def tally_row(kind: str, step: object, t: Tally) -> dict[str, Any]:
+        share = t.preference
+        return {
+            "kind": kind,
+            "step": step,
+            "a": t.a,
+            "b": t.b,
+            "a_votes": t.a_votes,
+            "b_votes": t.b_votes,
+            "ties": t.ties,
+            "a_share_non_tie": "" if share.share is None else round(share.share, 4),
+            "ci95_low": round(share.low, 4),
+            "ci95_high": round(share.high, 4),
+            "sign_test_p": float(f"{t.p_value:.4g}"),
+            "verdict": t.verdict,
+        }
+
+    rows = [tally_row("all steps", "", overall_tally(votes))]
+    rows += [tally_row("step", s + 1, t) for s, t in step_tallies(votes)]
+    bt = strengths(votes)
+    if len(bt.systems) > 2:
+        for system, score, half in bt.ranking():
+            rows.append(
+                {
+                    "kind": "system",
+                    "system": system,
+                    "bt_score": round(score, 4),
+                    "bt_ci95_low": round(score - half, 4),
+                    "bt_ci95_high": round(score + half, 4),
+                }
+            )
+    for row in rows:
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+    return out.getvalue()
 
 
 VOTE_COLUMNS = ("step", "query", "voter", "choice", "left", "right", "winner", "a", "b")
@@ -200,6 +303,7 @@ def votes_json(votes: Sequence[Vote], seed: str) -> str:
         "votes": [{**asdict(v), "winner": v.winner} for v in votes],
         "tally": overall_tally(votes).to_dict(),
         "steps": [{"step": s + 1, **t.to_dict()} for s, t in step_tallies(votes)],
+        "bradley_terry": strengths(votes).to_dict(),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
 

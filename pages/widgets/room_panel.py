@@ -17,15 +17,8 @@ import streamlit as st
 
 from core.data.state_store import Room, StateStore, StoredVote, open_store
 from core.models.errors import CoreError
-from core.present.views import error_text, escape_markdown
-from core.quality.blind import (
-    Vote,
-    overall_tally,
-    pairwise_csv,
-    step_tallies,
-    votes_csv,
-    votes_json,
-)
+from core.present.views import error_text
+from core.quality.blind import Vote
 
 VOTE_BUTTONS = (("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better"))
 
@@ -220,49 +213,3 @@ def as_votes(stored: list[StoredVote]) -> list[Vote]:
         Vote(v.query, v.choice, v.a_left, v.a_label, v.b_label, v.name or v.voter[:6], v.step)  # type: ignore[arg-type]
         for v in stored
     ]
-
-
-def show_tally(votes: list[Vote], seed: str = "room") -> None:
-    """The reveal: across steps (sign test, Wilson interval), then per step, then
-    every vote, with the exports."""
-    if not votes:
-        st.info("No votes were cast.")
-        return
-    whole = overall_tally(votes)
-    box = st.info if whole.verdict == "no clear preference" else st.success
-    box(escape_markdown("Across steps: " + whole.sentence()))
-    st.dataframe(
-        [
-            {
-                "step": s + 1,
-                "A": t.a,
-                "B": t.b,
-                "A votes": t.a_votes,
-                "B votes": t.b_votes,
-                "ties": t.ties,
-                "sign test p": round(t.p_value, 3),
-                "B share 95% CI": f"{t.b_share_low:.0%}–{t.b_share_high:.0%}",
-            }
-            for s, t in step_tallies(votes)
-        ],
-        hide_index=True,
-        key="blind_steps_table",
-    )
-    e1, e2, e3 = st.columns(3)
-    e1.download_button(
-        "Votes (CSV)", votes_csv(votes), "blind-votes.csv", "text/csv", on_click="ignore"
-    )
-    e2.download_button(
-        "Votes (JSON)",
-        votes_json(votes, seed),
-        "blind-votes.json",
-        "application/json",
-        on_click="ignore",
-    )
-    e3.download_button(
-        "Pairwise judgments (CSV)",
-        pairwise_csv(votes),
-        "pairwise-judgments.csv",
-        "text/csv",
-        on_click="ignore",
-    )
