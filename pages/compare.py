@@ -10,6 +10,7 @@ import streamlit as st
 from core.data.state_store import open_store
 from core.models.errors import CoreError
 from core.present.diagnostics_state import dataset_choices
+from core.present.exports import with_manifest
 from core.present.gate import admit_spec, admit_view
 from core.present.report import head_to_head_report
 from core.present.room import public_base, share_links
@@ -29,6 +30,7 @@ from core.present.walkthrough import (
 )
 from core.quality.headtohead import RerankSpec
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
+from pages.widgets import h2h_reproduce
 from pages.widgets.common import BUILTIN_LABELS
 from pages.widgets.h2h_explain import h2h_explain_panel, take_pin
 from pages.widgets.h2h_panel import run_head_to_head, show_charts, show_figures, show_tables
@@ -55,6 +57,7 @@ if "h2h_view" not in state or (params and params != state.get("h2h_params")):
     warnings += more
     # Shown until the view changes (a rerun must not lose them).
     state.h2h_warnings, state.h2h_seed_params = warnings, None
+    h2h_reproduce.remember_link(params, view.dataset)  # its fp: drift is said below
     state.h2h_view = (view, b)
     for key in ("h2h_query", "h2h_dataset"):
         state.pop(key, None)
@@ -133,7 +136,8 @@ def current_view() -> tuple[SearchSettings, RerankSpec]:
 settings, b = current_view()
 state.h2h_view = (settings, b)
 params = {**settings.to_params(), "a": a.to_string(), "b": b.to_string()}
-state.h2h_params = params
+manifest, shown_data = h2h_reproduce.manifest_of(settings, b)  # both sides' model files
+params = state.h2h_params = h2h_reproduce.with_fingerprint(params, manifest)
 if state.get("h2h_seed_params") is None:
     state.h2h_seed_params = params
 elif params != state.h2h_seed_params:
@@ -157,7 +161,7 @@ def add_step() -> None:
                 shown,
                 b_shown.to_string(),
                 state.get("wt_note", ""),
-                fingerprint_of(shown),
+                fingerprint_of(shown, b_shown),  # B's model file is in it
                 take_pin(shown),  # an explanation pinned below, for this query
             )
         )
@@ -250,6 +254,7 @@ with st.sidebar:
             st.error(error_text(exc), icon="🚫")
 
 # --- run ----------------------------------------------------------------------------------
+h2h_reproduce.drift_warning(manifest, shown_data)  # one line if the link's data changed
 if not settings.query:
     st.info("Type a query or pick an example to compare A and B on it.")
     st.stop()
@@ -265,7 +270,7 @@ show_charts(h2h)
 opened = h2h_explain_panel(h2h)  # why A and why B scored one document so
 st.download_button(
     "Export report (HTML)",
-    head_to_head_report(h2h, state.get("wt_note", ""), opened),
+    with_manifest(head_to_head_report(h2h, state.get("wt_note", ""), opened), manifest),
     "head-to-head.html",
     "text/html",
     on_click="ignore",
@@ -274,6 +279,7 @@ st.download_button(
     "timings and your note. Opens offline and prints well.",
 )
 st.caption("Share this comparison: copy the address bar. A, B and the query are in the link.")
+h2h_reproduce.panel(manifest, b)  # what both sides were computed from, and as code
 
 
 # Last, not first: a rerun before the script has drawn would drop a pressed button.

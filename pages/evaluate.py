@@ -9,11 +9,17 @@ from core.data.beir import load_beir
 from core.data.datasets import scifact_path
 from core.models.errors import CoreError
 from core.models.packaged import packaged_model_ids
-from core.present.evaluate_state import LabelledSet, follow_depth, judgments_of
+from core.present.evaluate_state import (
+    LabelledSet,
+    evaluation_options,
+    follow_depth,
+    judgments_of,
+)
 from core.present.views import error_text, escape_markdown
 from core.quality.evaluation import beir_to_dataset
 from core.quality.runs import SecondStage
 from core.search.retrievers import RETRIEVER_KINDS, RETRIEVER_LABELS
+from pages.widgets import eval_reproduce
 from pages.widgets import evaluate_panels as panels
 from pages.widgets import quality_panels as quality
 from pages.widgets.actions import action_button, running_action, switch_if_asked
@@ -166,6 +172,27 @@ if stored is None or stored[0] != run_key:
     st.stop()
 _, report, labelled = stored
 panels.figures(report)
+# What the numbers were computed from: in the exports, and as a script that recomputes them.
+run_options = evaluation_options(
+    labelled,
+    retriever=retriever,
+    encoder=encoder_id,
+    candidates=candidates,
+    rerank=rerank_on,
+    depth=depth,
+    weight=weight,
+    threshold=threshold,
+)
+beir_run = labelled.beir is not None
+manifest = eval_reproduce.run_manifest(
+    run_key,
+    labelled,
+    run_options,
+    name=labelled.dataset.name if beir_run else name,
+    label=source if beir_run else labels[name],
+)
+eval_reproduce.exports(report, manifest)
+eval_reproduce.panel(manifest, labelled, scifact if beir_run else None)
 quality.unjudged_panel(report, dataset_name=None if labelled.beir is not None else name)
 if report.reranked is not None and len(report.queries):
     panels.open_query(report, labelled)
