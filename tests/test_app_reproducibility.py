@@ -222,3 +222,50 @@ def test_head_to_head_manifest_names_both_sides_and_a_changed_b_file_is_said():
         "application/json",
         "manifest.json",
     )
+
+
+@pytest.mark.slow
+def test_reproduce_b_script_recomputes_b_side_exactly(tmp_path, cross_encoder, minilm):
+    """B's "Reproduce in Python" (core.api.search with B as the second stage), run in a
+    subprocess, gives B's order and scores of the head-to-head (max |diff| 0)."""
+    from core.api import build_index
+    from core.present.reproduce import api_script
+    from core.quality.headtohead import head_to_head
+    from core.search.retrievers import make_retriever
+    from pages.widgets.h2h_reproduce import side_manifest
+
+    sample = load_dataset("sample")
+    view = SearchSettings(dataset="sample", query=BATS, candidates=10, results=5)
+    b = parse_spec("local@0.5")
+    index = build_index(sample, minilm)
+    h2h = head_to_head(
+        sample,
+        BATS,
+        retriever=make_retriever(
+            "dense", sample, sample.default_embed_fields, encoder=minilm, index=index
+        ),
+        a=parse_spec("local"),
+        b=b,
+        reranker_a=cross_encoder,
+        reranker_b=cross_encoder,
+        num_candidates=10,
+        num_results=5,
+    )
+    manifest = head_to_head_manifest(view, b, sample, remember=False)
+    path = tmp_path / "reproduce_b.py"
+    path.write_text(api_script(side_manifest(manifest, b)), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    side = h2h.b.result.reranked
+    assert [r["id"] for r in rows] == [c.id for c in side]
+    diffs = [abs(r["fused_score"] - c.fused_score) for r, c in zip(rows, side, strict=True)]
+    assert max(diffs) == 0.0
+    assert [r["rerank_score"] for r in rows] == [c.rerank_score for c in side]
