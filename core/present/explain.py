@@ -151,12 +151,14 @@ def faithfulness_line(figure: dict[str, Any]) -> str:
     )
 
 
-def contrast_text(c: Contrast) -> str:
-    """Why X is above Y, in plain text."""
+def contrast_text(c: Contrast, x_name: str = "", y_name: str = "") -> str:
+    """Why X is above Y, in plain text (``x_name``/``y_name``: their titles, named first)."""
     xs = ", ".join(f"{w} {signed(v)}" for w, v in c.x_only[:8] if v is not None) or "none"
     verdict = "falls below" if c.flips else "stays above"
+    names = [f"X: {x_name} · Y: {y_name}"] if x_name or y_name else []
     return "\n".join(
         [
+            *names,
             f"X {signed(c.x.base_score)} vs Y {signed(c.y.base_score)} logits",
             f"X has, Y lacks: {xs}",
             f"swap test: X without {', '.join(c.removed) or 'nothing'} scores "

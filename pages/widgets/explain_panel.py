@@ -57,7 +57,12 @@ def explain_panel(result: SearchResult, picked: Candidate) -> None:
     """An expander explaining ``picked``'s reranker score (and its first-stage score)."""
     if not result.reranker or picked.rerank_score is None:
         return
-    with st.expander("Why this score? (explain by occlusion)", icon=":material/insights:"):
+    with st.expander(
+        "Why this score? (explain by occlusion)",
+        icon=":material/insights:",
+        key="explain_open",
+        on_change="rerun",
+    ):
         if result.reranker.startswith("together:") or result.score_kind == "relevance":
             calls = estimate_calls(result.query, picked.rerank_text)
             st.info(
@@ -130,7 +135,7 @@ def _contrast(result: SearchResult, picked: Candidate, expl) -> None:
             except CoreError as exc:
                 st.error(error_text(exc))
                 return
-            kept[key] = contrast_text(pair)
+            kept[key] = contrast_text(pair, picked.title, other.title)
     text = kept.get(key)
     if text:
         st.code(text, language=None, wrap_lines=True)

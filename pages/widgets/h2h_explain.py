@@ -152,7 +152,12 @@ def h2h_explain_panel(h2h: HeadToHead) -> list[Shown]:
     """Pick a document; why A and why B scored it as they did, side by side. Returns
     the explanations opened for this head-to-head (for the report)."""
     rows = h2h.rows()
-    with st.expander("Why did A and B score it so? (explain per side)", icon=":material/insights:"):
+    with st.expander(
+        "Why did A and B score it so? (explain per side)",
+        icon=":material/insights:",
+        key="h2h_explain_open",
+        on_change="rerun",
+    ):
         labels = {f"{r['title']} (A #{r['rank_a']}, B #{r['rank_b']})": r["id"] for r in rows}
         doc_id = labels[st.selectbox("Document", list(labels), key="h2h_explain_doc")]
         plans = [
@@ -204,7 +209,7 @@ def _contrast(h2h: HeadToHead, done: list[Plan]) -> None:
             try:
                 reranker = reranker_for(plan.side.spec.reranker, together_api_key())
                 pair = contrast(reranker, h2h.query, plan.candidate.rerank_text, other.rerank_text)
-                store[key] = contrast_text(pair)
+                store[key] = contrast_text(pair, plan.candidate.title, other.title)
             except CoreError as exc:
                 st.error(error_text(exc))
     if store.get(key):
