@@ -150,6 +150,52 @@ def test_evaluate_page_manifest_exports_and_script_reproduce_the_numbers(tmp_pat
     assert again["reranked"]["ndcg@10"] == page["reranked"]["ndcg@10"]
 
 
+@pytest.mark.slow
+def test_evaluate_page_on_scifact_script_reads_the_beir_folder(tmp_path):
+    """SciFact (BEIR): the manifest names the corpus (5,183 records) and the qrels; the
+    script loads the BEIR folder and prints the page's numbers (2 queries, BM25, 10
+    candidates: a few seconds of reranking)."""
+    from core.data.beir import load_beir
+    from core.data.datasets import scifact_path
+
+    folder = scifact_path()
+    if folder is None:
+        pytest.skip("SciFact is not on this machine")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.switch_page("pages/evaluate.py").run()
+    at.radio(key="eval_source").set_value("SciFact (BEIR)").run()
+    at.selectbox(key="eval_retriever").set_value("bm25")
+    at.slider(key="eval_candidates").set_value(10)
+    at.number_input(key="eval_queries").set_value(2)
+    at.run()
+    (run,) = [b for b in at.button if b.label == "Run evaluation"]
+    run.click().run()
+    no_exception(at)
+    report, labelled = at.session_state["eval_report"][1:]
+    manifest = at.session_state["eval_manifest"][1]
+    assert manifest.dataset.records == 5183 and manifest.dataset.label == "SciFact (BEIR)"
+    assert manifest.judgments_sha256 == judgments_sha256(load_beir(folder).qrels)
+    assert manifest.settings["max_queries"] == 2
+    script = evaluation_script(labelled, manifest, beir_folder=folder)
+    assert served(at, "Reproduce in Python") == served_file_id(
+        script, "text/x-python", "reproduce_evaluation.py"
+    )
+    assert f"load_beir({str(folder)!r}" in script
+    path = tmp_path / "reproduce_evaluation.py"
+    path.write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    page = json.loads(json.dumps(report.to_dict(with_rankings=True)))
+    assert without_timings(json.loads(done.stdout)) == without_timings(page)
+
+
 def compare_app(**params: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
     for key, value in params.items():
