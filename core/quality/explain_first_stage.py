@@ -75,6 +75,8 @@ def _corpus_avgdl(index: Any, dataset: Any) -> float:
     """Mean token count of the indexed documents (as ``bm25s`` computed it at index time)."""
     from core.search.retrievers import _tokenize
 
+    if getattr(index, "avgdl", None) is not None:  # kept by an in-memory build
+        return float(index.avgdl)
     key = (id(index), getattr(dataset, "content_hash", ""))
     with _LOCK:
         if key in _AVGDL:

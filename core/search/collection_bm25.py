@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,19 +16,27 @@ from core.data.collection import (
     BM25_DIR,
 )
 from core.models.paths import atomic_write
+from core.search.bm25_build import (
+    BM25_B,
+    BM25_K1,
+    BM25_METHOD,
+    CorpusTokenizer,
+    entry_scores,
+    lucene_idf,
+    term_counts,
+)
 from core.search.collection_state import BuildState, embed_texts
-from core.search.retrievers import BM25_METHOD
 
 BM25_CHUNK = 20_000
-BM25_K1, BM25_B = 1.5, 0.75
 
 
 def build_bm25(folder: Path, db, count: int, fields, state: BuildState, say) -> None:
     """Tokenize per chunk (checkpointed), then write bm25s' CSC score matrix directly.
 
     Scores are bm25s' ``lucene`` ones: ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and
-    ``tf / (tf + k1 (1 - b + b dl / avgdl))``, so the saved index answers exactly as
-    ``bm25s.BM25(method="lucene").index(...)`` would over the same tokens.
+    ``tf / (tf + k1 (1 - b + b dl / avgdl))``, computed with the same float steps as the
+    in-memory build (:mod:`core.search.bm25_build`), so the saved index answers exactly
+    as ``bm25s.BM25(method="lucene").index(...)`` would over the same tokens.
     """
     from core.search.retrievers import _stemmer
 
@@ -55,42 +61,23 @@ def build_bm25(folder: Path, db, count: int, fields, state: BuildState, say) -> 
 
 
 class _Tokenizer:
-    """bm25s' tokenizer (``bm25s.tokenize`` with ``stopwords="en"`` and a stemmer), made
-    fast for a corpus: lower-case, ``(?u)\\b\\w\\w+\\b`` words, English stop words
-    dropped, then each distinct word stemmed once (PyStemmer) and mapped to a term id.
-    The same tokens as bm25s (a test compares the scores), ~20x faster here."""
+    """bm25s' tokens (:class:`core.search.bm25_build.CorpusTokenizer`) as per-document
+    term counts, term ids from the build's saved vocabulary."""
 
     def __init__(self, stemmer, vocab: dict[str, int]) -> None:
-        from bm25s.tokenization import _infer_stopwords
-
-        self.stemmer = stemmer
+        self.tokenizer = CorpusTokenizer(vocab, stemmer)
         self.vocab = vocab
-        self.stop = frozenset(_infer_stopwords("en"))
-        self.word_ids: dict[str, int] = {}
-        self.split = re.compile(r"(?u)\b\w\w+\b").findall
 
     def counts(self, texts: Sequence[str], first_row: int):
-        """``(doc, term, tf, length)`` arrays for ``texts`` (rows from ``first_row``)."""
-        stop, word_ids = self.stop, self.word_ids
-        words = [[w for w in self.split(t.lower()) if w not in stop] for t in texts]
-        new = list({w for doc in words for w in doc if w not in word_ids})
-        for word, stem in zip(new, self.stemmer.stemWords(new), strict=True):
-            word_ids[word] = self.vocab.setdefault(stem, len(self.vocab))
-        docs, terms, tfs = [], [], []
-        lengths = np.zeros(len(texts), dtype=np.int32)
-        for row, doc in enumerate(words):
-            lengths[row] = len(doc)
-            tally = Counter(word_ids[w] for w in doc)
-            docs.append(np.full(len(tally), first_row + row, dtype=np.int32))
-            terms.append(np.fromiter(tally.keys(), dtype=np.int32, count=len(tally)))
-            tfs.append(np.fromiter(tally.values(), dtype=np.float32, count=len(tally)))
-        empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
-        return (
-            np.concatenate(docs) if docs else empty_i,
-            np.concatenate(terms) if terms else empty_i,
-            np.concatenate(tfs) if tfs else empty_f,
-            lengths,
-        )
+        """``(doc, term, tf, length)`` arrays for ``texts`` (rows from ``first_row``),
+        term-major, rows ascending within a term."""
+        terms, lengths = self.tokenizer.term_ids(list(texts))
+        counts = term_counts(terms, lengths, len(self.vocab))
+        term = np.repeat(
+            np.arange(counts.num_terms, dtype=np.int32), np.diff(counts.indptr)
+        ).astype(np.int32)
+        doc = (counts.docs.astype(np.int64) + first_row).astype(np.int32)
+        return doc, term, counts.tf.astype(np.float32), lengths.astype(np.int32)
 
 
 def _write_bm25(out: Path, work: Path, count: int, vocab: dict[str, int], say) -> None:
@@ -105,7 +92,7 @@ def _write_bm25(out: Path, work: Path, count: int, vocab: dict[str, int], say) -
     df = np.zeros(n_vocab, dtype=np.int64)
     for c in chunks:
         df += np.bincount(np.load(c)["term"], minlength=n_vocab)
-    idf = np.log1p((count - df + 0.5) / (df + 0.5)).astype(np.float32)
+    idf = lucene_idf(df, count)
     nnz = int(df.sum())
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -122,9 +109,7 @@ def _write_bm25(out: Path, work: Path, count: int, vocab: dict[str, int], say) -
     for i, c in enumerate(chunks):
         part = np.load(c)
         term, doc, tf = part["term"], part["doc"], part["tf"]
-        dl = lengths[doc]
-        tfc = tf / (BM25_K1 * ((1 - BM25_B) + BM25_B * dl / avgdl) + tf)
-        score = (idf[term] * tfc).astype(np.float32)
+        score = entry_scores(idf[term], tf, lengths[doc], avgdl, BM25_K1, BM25_B)
         order = np.argsort(term, kind="stable")  # docs stay ascending within a term
         term, doc, score = term[order], doc[order], score[order]
         counts = np.bincount(term, minlength=n_vocab)

@@ -27,6 +27,7 @@ from core.data.collection import BM25_DIR, Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder
 from core.models.errors import SettingsError
+from core.search.bm25_build import BM25_METHOD
 from core.search.hits import Hit, PassageMatch, top_k
 from core.search.index import VectorIndex
 
@@ -42,7 +43,6 @@ SCORE_LABELS: dict[str, str] = {"cosine": "cosine", "bm25": "BM25", "rrf": "RRF"
 DEFAULT_RRF_K = 60
 # Each list fused by hybrid retrieval is read this deep (or to k, if deeper).
 HYBRID_POOL = 1000
-BM25_METHOD = "lucene"
 
 
 @dataclass(frozen=True)
@@ -129,22 +129,21 @@ def _tokenize(texts: Sequence[str], *, return_ids: bool):
 
 
 class BM25Index:
-    """BM25 over ``fields`` of a dataset, built in memory with ``bm25s`` (about 1 s for
-    5,000 abstracts on this 2-core machine, so it is rebuilt rather than cached on disk),
-    or a collection's saved index loaded memory-mapped (:meth:`load`)."""
+    """BM25 over ``fields`` of a dataset, built in memory (:mod:`core.search.bm25_build`:
+    ``bm25s``' tokens and scores, vectorised; about 2 s of CPU for 100,000 movie-length
+    records here, so it is rebuilt rather than cached on disk), or a collection's saved
+    index loaded memory-mapped (:meth:`load`). Queries go through ``bm25s``."""
 
     kind: RetrieverKind = "bm25"
     score_kind: RetrievalScoreKind = "bm25"
     name = f"BM25 ({BM25_METHOD}, English stemming)"
 
     def __init__(self, dataset: Dataset, fields: Sequence[str]) -> None:
-        import bm25s
+        from core.search.bm25_build import bm25s_index
 
         self.fields = dataset.check_fields(fields, "embed")
         self.ids = dataset.ids
-        self._retriever = bm25s.BM25(method=BM25_METHOD)
-        tokens = _tokenize(dataset.texts(self.fields, "embed"), return_ids=True)
-        self._retriever.index(tokens, show_progress=False)
+        self._retriever, self.avgdl = bm25s_index(dataset.texts(self.fields, "embed"))
         self._vocab = self._retriever.vocab_dict
         self._lock = threading.Lock()
 
@@ -159,6 +158,7 @@ class BM25Index:
         self.ids = ids
         self._retriever = bm25s.BM25.load(str(folder), mmap=True)
         self._vocab = self._retriever.vocab_dict
+        self.avgdl = None  # not saved with the index: explanations count it from the texts
         self._lock = threading.Lock()
         return self
 
