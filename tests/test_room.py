@@ -129,7 +129,7 @@ def test_save_and_share_gives_absolute_viewer_and_presenter_links(tmp_path, monk
     click(at, "Add this view as a step")
     assert at.text_area(key="wt_note").value == ""  # cleared after Add
     click(at, "Save and share")
-    codes = [c.value for c in at.code]
+    codes = [c.value for c in at.sidebar.code]  # the links (the page has code blocks too)
     wid = at.session_state["wt_saved"]
     viewer, presenter = codes[:2]
     assert re.fullmatch(
