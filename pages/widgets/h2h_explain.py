@@ -131,7 +131,7 @@ def show_plan(plan: Plan, *, pin_key: str | None = None) -> None:
     line = reasons_line(first, expl)
     if line:
         st.markdown(escape_markdown(line))
-    if first is not None:
+    if first is not None and plan.kind == "first":  # a model side: the reasons line
         st.code(first_stage_text(first), language=None, wrap_lines=True)
 
 
@@ -172,11 +172,14 @@ def h2h_explain_panel(h2h: HeadToHead) -> list[Shown]:
             st.warning(faithfulness_line(fig) + ": not shown.", icon="⚠️")
             todo, missing = {}, []
         calls = sum(p.calls for p in missing)
-        if missing and action_button(f"Explain (~{calls} model calls)", "h2h_explain_go"):
+        slot = st.empty()  # the button goes once the explanations are here
+        label = f"Explain (~{calls} model calls)"
+        if missing and action_button(label, "h2h_explain_go", where=slot):
             with running_action("h2h_explain_go"), st.spinner(f"Scoring {calls} variants…"):
                 try:
                     for p in missing:
                         compute(p)
+                    slot.empty()
                 except CoreError as exc:
                     st.error(error_text(exc))
         for col, plan in zip(st.columns(2), plans, strict=True):

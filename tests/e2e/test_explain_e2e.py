@@ -30,6 +30,11 @@ def _shot(target: Locator, name: str) -> Path:
     folder = ROOT / "docs" / "images" if os.environ.get("RERANK_DOC_IMAGES") else ARTIFACTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
+    page, box = target.page, target.bounding_box()
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    if box and box["height"] + 200 > size["height"]:  # Streamlit scrolls inside stMain:
+        page.set_viewport_size({"width": size["width"], "height": int(box["height"]) + 300})
+        page.wait_for_timeout(400)  # grow the window so the whole element is painted
     target.scroll_into_view_if_needed()
     target.screenshot(path=str(path), animations="disabled")
     assert path.stat().st_size < MAX_IMAGE_BYTES, f"{name}: {path.stat().st_size} bytes"
@@ -88,3 +93,21 @@ def test_details_explanation_contrast_and_report(page: Page, app_server: str) ->
     )
     expect(section.get_by_text(re.compile(r"Helped"))).to_be_visible()
     _shot(section, "explain-report.png")
+
+
+def test_head_to_head_explains_each_side_of_one_document(page: Page, app_server: str) -> None:
+    open_app(page, app_server, "/compare", dataset="movies", q=HEIST, k="30", n="10", b="none")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    panel = page.get_by_test_id("stExpander").filter(has_text="Why did A and B score it so?")
+    wait_for_app_run(page, lambda: panel.locator("summary").click())
+    go = panel.get_by_role("button", name=re.compile(r"Explain \(~\d+ model calls\)"))
+    wait_for_app_run(page, go.click)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(panel.get_by_text(re.compile(r"^A · local cross-encoder"))).to_be_visible()
+    expect(panel.get_by_text(re.compile(r"^B · first stage only"))).to_be_visible()
+    expect(panel.get_by_text(re.compile(r"^Helped \(logits\): \S+ \(\+\d"))).to_be_visible()
+    expect(
+        panel.get_by_test_id("stCode").filter(has_text="dense: parts sum to").first
+    ).to_be_visible()
+    expect(panel.get_by_role("button", name="Pin to the next walkthrough step")).to_be_visible()
+    _shot(panel, "explain-h2h.png")
