@@ -290,7 +290,13 @@ class StateStore:
 
     def a_is_left(self, walkthrough_id: str, step: int) -> bool:
         """Whether A is the left list on ``step`` of the walkthrough: drawn once at random,
-        then the same for everyone."""
+        then the same for everyone. Read first: every page run asks, only the first
+        one for a step writes."""
+        where = (sides.c.walkthrough_id == walkthrough_id, sides.c.step == step)
+        with self._connect() as conn:
+            found = conn.execute(sa.select(sides.c.a_left).where(*where)).scalar()
+        if found is not None:
+            return bool(found)
         with self._begin() as conn:
             self._insert_ignore(
                 conn,

@@ -3,9 +3,10 @@ reveal), the viewers' votes, and the live count, all through the shared state st
 (:mod:`core.data.state_store`), so every page, every replica and every restart agrees.
 
 Every change is a button callback that reads the room from the store before writing
-(a click after a reconnect moves from where the room is, not from a stale page), and
-the live part is a fragment that re-reads the store every 1.5 s: counts change in place,
-a room change (step, blind, reveal) reruns the page.
+(a click after a reconnect moves from where the room is, not from a stale page). The
+live parts are fragments: the presenter's count re-reads the store every second and
+changes in place, a viewer's page checks every 3 s whether the room changed (step, blind,
+reveal: the page reruns), and a vote reruns only the vote buttons.
 """
 
 from __future__ import annotations
@@ -184,27 +185,70 @@ def vote_buttons(seat: Seat, step: int, query: str, a_label: str, b_label: str) 
         st.caption(f"Your vote on this step: {mine.choice} (click another to change it).")
 
 
-@st.fragment(run_every=1.5)
+# How often a page re-reads the room. The presenter's page shows the live count, so it
+# looks every second; a viewer's page only needs to notice that the presenter moved the
+# room (step, blind test, voting, reveal), so it looks every 3 s with one small query and
+# draws nothing. Votes are in a fragment of their own without a timer: a click reruns
+# just the buttons. (With 16 viewers this is 5 room reads a second, not 11 runs of a
+# fragment with three queries and a dozen elements each; see core/ops/roombench.py.)
+PRESENTER_REFRESH_S = 1.0
+VIEWER_REFRESH_S = 3.0
+
+
 def live_room(seat: Seat, step: int, ballot: tuple[str, str, str] | None = None) -> None:
-    """The room's live count, re-read from the store every 1.5 s, and (``ballot``: the
-    step's query, A and B) the vote buttons: a vote reruns only this part of the page.
-    A change of the room itself (step, blind test, voting, reveal) reruns the page."""
-    store = open_store()
+    """The room's live part: (``ballot``: the step's query, A and B) the vote buttons,
+    where a vote reruns only them; on the presenter's page the live count, re-read every
+    second; on a viewer's page a check every 3 s that reruns the page when the room
+    changed."""
+    if ballot is not None:
+        ballot_box(seat, step, ballot)
+    if seat.presenter:
+        presenter_count(seat, step)
+    else:
+        follow_room(seat)
+
+
+@st.fragment
+def ballot_box(seat: Seat, step: int, ballot: tuple[str, str, str]) -> None:
+    """The vote buttons as a fragment: a vote writes the store and reruns only this."""
+    vote_buttons(seat, step, *ballot)
+
+
+def _room_now(seat: Seat) -> Room | None:
+    """The room as stored (None, with a line saying so, while the store is unreachable);
+    a room changed by the presenter reruns the whole page."""
     try:
-        room = store.get_room(seat.room.id)
-        counts = store.counts(room.id)
+        room = open_store().get_room(seat.room.id)
+    except CoreError as exc:
+        st.caption(f"Reconnecting to the room… ({error_text(exc)})")
+        return None
+    if room.version != seat.room.version:
+        st.rerun(scope="app")
+    return room
+
+
+@st.fragment(run_every=PRESENTER_REFRESH_S)
+def presenter_count(seat: Seat, step: int) -> None:
+    """The presenter's live count, re-read from the store every second."""
+    room = _room_now(seat)
+    if room is None:
+        return
+    try:
+        counts = open_store().counts(room.id)
     except CoreError as exc:
         st.caption(f"Reconnecting to the room… ({error_text(exc)})")
         return
-    if room.version != seat.room.version:
-        st.rerun(scope="app")
-    if ballot is not None:
-        vote_buttons(seat, step, *ballot)
     here, total = counts.get(step, 0), sum(counts.values())
     c1, c2, c3 = st.columns(3)
     c1.metric("Votes on this step", here)
     c2.metric("Votes, all steps", total)
     c3.metric("Voting", "open" if room.voting_open and not room.revealed else "closed")
+
+
+@st.fragment(run_every=VIEWER_REFRESH_S)
+def follow_room(seat: Seat) -> None:
+    """A viewer's page follows the room: one read every 3 s, nothing drawn."""
+    _room_now(seat)
 
 
 def as_votes(stored: list[StoredVote]) -> list[Vote]:

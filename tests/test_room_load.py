@@ -1,0 +1,55 @@
+"""What keeps a room's server light (measured by ``python -m core roombench``; no timings
+here): Streamlit's garbage collection after every script run is off, a page run that
+asks for a step's sides only writes the first time, and only the presenter's page polls
+the count (a viewer's page checks the room, a vote reruns only the buttons)."""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from pathlib import Path
+
+import sqlalchemy as sa
+from streamlit import config as st_config
+from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+from core.data.state_store import StateStore
+from pages.widgets import room_panel
+from tests.test_room import room, seat  # noqa: F401  (the fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_streamlit_does_not_collect_garbage_after_every_run() -> None:
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    # the option and the full collection it switches off are still where we expect them
+    assert "runner.postScriptGC" in st_config._config_options_template
+    finished = inspect.getsource(ScriptRunner._on_script_finished)
+    assert 'config.get_option("runner.postScriptGC")' in finished
+    assert "gc.collect(2)" in finished
+
+
+def test_asking_for_a_steps_sides_writes_only_once(tmp_path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    writes: list[str] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            writes.append(statement)
+
+    first = store.a_is_left("a" * 16, 0)
+    assert [store.a_is_left("a" * 16, 0) for _ in range(5)] == [first] * 5
+    assert len(writes) == 1
+
+
+def test_only_the_presenter_polls_the_count(room) -> None:  # noqa: F811
+    _, wid, room_id, token = room
+    assert room_panel.PRESENTER_REFRESH_S <= 1.0 < room_panel.VIEWER_REFRESH_S
+    presenter = seat(wid, room_id, token)
+    presenter.button(key="room_blind").click().run()
+    presenter = seat(wid, room_id, token)
+    viewer = seat(wid, room_id, voter="viewer1")
+    assert "Votes on this step" in [m.label for m in presenter.metric]
+    assert viewer.metric.len == 0 and "Left is better" in [b.label for b in viewer.button]
