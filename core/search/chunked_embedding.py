@@ -138,27 +138,26 @@ def encode_chunked(
             progress(min(rows, done * chunk), rows)
         data_path.parent.mkdir(parents=True, exist_ok=True)
         with open(data_path, "ab") as handle:
-            for number in range(done, chunks):
-                if pause is not None:
-                    pause()
-                if should_stop is not None and should_stop():
-                    raise EmbeddingCancelled(f"stopped after {number} of {chunks} chunks")
-                start, stop = number * chunk, min(rows, (number + 1) * chunk)
 
-                def within(part: int, _total: int, start: int = start) -> None:
-                    if progress is not None:
-                        progress(start + part, rows)
-
-                block = _encode_block(encoder, texts[start:stop], within, should_stop)
-                if block.shape != (stop - start, dimension):
-                    raise ValueError(f"the encoder returned {block.shape} for {stop - start} texts")
+            def keep(number: int, start: int, stop: int, block: np.ndarray) -> None:
                 out[start:stop] = block
                 handle.write(block.tobytes())
                 handle.flush()
                 os.fsync(handle.fileno())
                 atomic_write(record_path, json.dumps({**spec, "done": number + 1}).encode())
-                if on_chunk is not None:
-                    on_chunk(number + 1, chunks)
+
+            encode_chunks(
+                texts,
+                encoder,
+                keep,
+                chunk=chunk,
+                first=done,
+                dimension=dimension,
+                progress=progress,
+                should_stop=should_stop,
+                pause=pause,
+                on_chunk=on_chunk,
+            )
         write_npy(target, out)
         data_path.unlink(missing_ok=True)
         record_path.unlink(missing_ok=True)
@@ -166,6 +165,52 @@ def encode_chunked(
     _lock_path(key).unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     return ChunkedResult(out, False, chunks, resumed, chunks - resumed, seconds)
+
+
+def encode_chunks(
+    texts: Sequence[str],
+    encoder: Encoder,
+    keep: Callable[[int, int, int, np.ndarray], None],
+    *,
+    chunk: int = CHUNK_DOCS,
+    first: int = 0,
+    dimension: int | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    pause: Callable[[], None] | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> int:
+    """The one chunked encoding loop (the cache's :func:`encode_chunked`, a collection
+    build's vectors): chunks ``first`` to the last of ``texts``, ``chunk`` documents
+    each; ``keep(number, start, stop, block)`` must make chunk ``number`` (rows ``start``
+    to ``stop``) durable before it returns, so a stop anywhere loses at most the chunk in
+    flight. Between chunks: ``pause()``, then ``should_stop()`` (true: raise
+    :class:`EmbeddingCancelled`); within a chunk, ONNX encoders go in steps of
+    :data:`PROGRESS_STEP` documents (:func:`_encode_block`). ``texts`` may be any
+    sequence that slices (a collection reads each chunk's texts from its database).
+    Returns the chunks encoded."""
+    rows = len(texts)
+    chunk = max(1, int(chunk))
+    chunks = -(-rows // chunk)
+    for number in range(first, chunks):
+        if pause is not None:
+            pause()
+        if should_stop is not None and should_stop():
+            raise EmbeddingCancelled(f"stopped after {number} of {chunks} chunks")
+        start, stop = number * chunk, min(rows, (number + 1) * chunk)
+
+        def within(part: int, _total: int, start: int = start) -> None:
+            if progress is not None:
+                progress(start + part, rows)
+
+        block = _encode_block(encoder, texts[start:stop], within, should_stop)
+        width = dimension or (block.shape[-1] if block.ndim == 2 else 0)
+        if block.shape != (stop - start, width):
+            raise ValueError(f"the encoder returned {block.shape} for {stop - start} texts")
+        keep(number, start, stop, block)
+        if on_chunk is not None:
+            on_chunk(number + 1, chunks)
+    return max(0, chunks - first)
 
 
 def _encode_block(

@@ -7,8 +7,10 @@
    skips the rows already stored.
 2. **hash** — the content hash, one sequential pass over the stored rows.
 3. **encode** — embed every record's embed text with the encoder into ``vectors.npy``
-   (a float32 memmap), :data:`ENCODE_CHUNK` rows per checkpoint; the encoder runs each
-   document alone on every core (its vector never depends on its batch).
+   (a float32 memmap) through the one chunked encoder of uploads and Milvus exports
+   (:func:`core.search.chunked_embedding.encode_chunks`), :data:`ENCODE_CHUNK` rows per
+   checkpoint; the encoder runs each document alone on every core (its vector never
+   depends on its batch).
 4. **bm25** (:mod:`core.search.collection_bm25`) — tokens per chunk of
    :data:`~core.search.collection_bm25.BM25_CHUNK` documents (checkpointed), then the
    BM25 score matrix written straight into bm25s' memory-mappable format.
@@ -59,16 +61,17 @@ from core.data.streams import iter_records, source_format
 from core.models.base import Encoder
 from core.models.errors import DatasetError, FieldError
 from core.models.paths import atomic_write
+from core.search.chunked_embedding import CHUNK_DOCS, encode_chunks
 from core.search.collection_ann import build_ann, sample_recall_queries
 from core.search.collection_bm25 import BM25_B, BM25_K1, build_bm25
 from core.search.collection_index import (
     EXACT_THRESHOLD,
 )
-from core.search.collection_state import BuildProgress, BuildState, embed_texts
+from core.search.collection_state import BuildProgress, BuildState, StoredTexts, embed_texts
 from core.search.retrievers import BM25_METHOD
 
 INGEST_CHUNK = 5_000
-ENCODE_CHUNK = 2_048
+ENCODE_CHUNK = CHUNK_DOCS  # the chunked encoder's chunk, as for uploads
 STAGES = ("ingest", "hash", "encode", "ann", "bm25", "manifest")
 _ID_CANDIDATES = ("id", "_id", "doc_id", "docid")
 
@@ -482,32 +485,45 @@ def _content_hash(db: sqlite3.Connection, count: int, say) -> str:
 
 # --- 3. encode -------------------------------------------------------------------------
 def _encode(folder, db, count, fields, encoder: Encoder, state: BuildState, say) -> None:
+    """Encode into the ``vectors.npy`` memmap through the one chunked encoder
+    (:func:`core.search.chunked_embedding.encode_chunks`: :data:`ENCODE_CHUNK` rows a
+    chunk, ONNX encoders in steps of 64 within it); each chunk is flushed, then counted in
+    ``build/state.json``, so a resumed build starts at the first chunk not counted."""
     path = folder / VECTORS
+    chunk = max(1, int(ENCODE_CHUNK))
     start = int(state.data.get("encoded", 0))
     if start and path.is_file():
         vectors = np.load(path, mmap_mode="r+")
-        state.data.setdefault("resumed", {})["encode"] = start
+        first = start // chunk  # a chunk size changed since: its partial chunk again
+        state.data.setdefault("resumed", {})["encode"] = first * chunk
     else:
-        start = 0
+        first = 0
         vectors = np.lib.format.open_memmap(
             path, mode="w+", dtype=np.float32, shape=(count, int(encoder.dimension))
         )
-    no_text = int(state.data.get("no_text", 0)) if start else 0
-    for begin in range(start, count, ENCODE_CHUNK):
-        stop = min(begin + ENCODE_CHUNK, count)
-        texts = embed_texts(db, begin, stop, fields)
-        no_text += sum(1 for t in texts if not t)
+    no_text = [int(state.data.get("no_text", 0)) if first else 0]
+    if first and first * chunk != start:  # texts counted in the chunk encoded again
+        no_text[0] -= sum(1 for t in embed_texts(db, first * chunk, start, fields) if not t)
+    texts = StoredTexts(db, count, fields)
 
-        def inner(done: int, total: int, begin=begin) -> None:
-            say("encode", begin + done, count)
-
-        vectors[begin:stop] = encoder.encode(texts, kind="document", progress=inner)
+    def keep(number: int, begin: int, stop: int, block: np.ndarray) -> None:
+        vectors[begin:stop] = block
         vectors.flush()
+        no_text[0] += texts.empty.pop(begin, 0)
         state.data["encoded"] = stop
-        state.data["no_text"] = no_text
+        state.data["no_text"] = no_text[0]
         state.save()
         say("encode", stop, count)
-    del vectors
+
+    encode_chunks(
+        texts,
+        encoder,
+        keep,
+        chunk=chunk,
+        first=first,
+        dimension=int(encoder.dimension),
+        progress=lambda done, total: say("encode", done, count),
+    )
 
 
 def print_progress(stream=None) -> BuildProgress:

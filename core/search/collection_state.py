@@ -45,3 +45,26 @@ def embed_texts(db, start: int, stop: int, fields) -> list[str]:
         "SELECT record FROM records WHERE pos >= ? AND pos < ? ORDER BY pos", (start, stop)
     )
     return [embed_text(json.loads(r[0]), fields) for r in rows]
+
+
+class StoredTexts:
+    """The stored records' embed texts as a sequence that slices (one query per slice),
+    for the chunked encoder (:func:`core.search.chunked_embedding.encode_chunks`);
+    ``empty[start]`` counts the texts without any text in the slice from ``start``."""
+
+    def __init__(self, db, count: int, fields) -> None:
+        self.db = db
+        self.count = int(count)
+        self.fields = fields
+        self.empty: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, where: slice) -> list[str]:
+        if not isinstance(where, slice):
+            raise TypeError("stored texts are read by slices of rows")
+        start, stop, _ = where.indices(self.count)
+        texts = embed_texts(self.db, start, stop, self.fields)
+        self.empty[start] = sum(1 for t in texts if not t)
+        return texts
