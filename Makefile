@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_MOVIES)),)
 export RERANK_MOVIES_PATH ?= $(SHARED_MOVIES)
 endif
 
-.PHONY: app test lint setup browser postgresql bench
+.PHONY: app test lint setup browser postgresql system bench
 
 setup: $(STAMP)
 
@@ -19,14 +19,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
-
-# The state-store and two-replica tests start Debian's PostgreSQL on loopback.
-postgresql:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+# Debian packages the tests need, in one apt-get run: chromium (browser tests) and
+# postgresql (the state-store and two-replica tests start it on loopback).
+browser postgresql: system
+system:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 # serve.py = `streamlit run app.py` + deep links from the first request + warm-up at start;
 # `core warmup --if-needed` fills the disk cache once (bi-encoder export, movies embeddings).
@@ -41,5 +42,7 @@ lint: setup
 # first: see tests/conftest.py), then the 15 slowest tests. `make test TEST_WORKERS=0`
 # runs it in one process.
 TEST_WORKERS ?= 2
-test: setup browser postgresql lint
+test:
+	@$(MAKE) --no-print-directory -j2 setup system  # pip and apt-get side by side
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15

@@ -17,7 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SCIFACT, FakeEncoder, FakeReranker
+from conftest import ROOT, FakeEncoder, FakeReranker
+from scifact_subset import (
+    SUBSET_OTHER_DOCS,
+    SUBSET_QUERIES,
+    scifact_subset,
+    write_beir,
+    write_subset,
+)
 
 from core.data.beir import BeirDataset, load_beir
 from core.data.documents import make_dataset
@@ -63,23 +70,6 @@ QRELS = [
 # Query 2: b1 stays first (tie). Query 10: c2 jumps over c1 (loss).
 RERANK_SCORES = {"a3": 3.0, "a4": 2.0, "a1": 1.0, "b1": 5.0, "c2": 4.0, "c1": -1.0}
 CANDIDATES = 4
-
-
-def _jsonl(records: list[dict]) -> str:
-    return "".join(json.dumps(record) + "\n" for record in records)
-
-
-def write_beir(
-    folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]]
-) -> Path:
-    """Write a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) and return it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "corpus.jsonl").write_text(_jsonl(corpus), encoding="utf-8")
-    (folder / "queries.jsonl").write_text(_jsonl(queries), encoding="utf-8")
-    (folder / "qrels").mkdir(exist_ok=True)
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{r}" for q, d, r in qrels]
-    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -389,30 +379,7 @@ def test_cli_error_is_one_line(tmp_path: Path, capsys) -> None:
 
 # --- slow: real models on a SciFact subset ---------------------------------------------------
 
-SUBSET_QUERIES = 20
-SUBSET_OTHER_DOCS = 500
 SUBSET_CANDIDATES = 20
-
-
-def scifact_subset() -> BeirDataset:
-    """The first 20 judged SciFact test queries, their relevant docs and 500 others.
-
-    The others are the first 500 of the rest of the corpus in its file order.
-    """
-    if not (SCIFACT / "corpus.jsonl").is_file():
-        pytest.skip(f"SciFact is not available at {SCIFACT}")
-    full = load_beir(SCIFACT)
-    qids = sorted_query_ids(list(full.qrels))[:SUBSET_QUERIES]
-    judged = {doc_id for qid in qids for doc_id in full.qrels[qid]}
-    others = [doc_id for doc_id in full.corpus if doc_id not in judged][:SUBSET_OTHER_DOCS]
-    keep = judged | set(others)
-    return BeirDataset(
-        name="scifact-subset",
-        split="test",
-        corpus={doc_id: doc for doc_id, doc in full.corpus.items() if doc_id in keep},
-        queries={qid: full.queries[qid] for qid in qids},
-        qrels={qid: full.qrels[qid] for qid in qids},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -460,13 +427,7 @@ def test_scifact_subset_metrics_are_consistent(subset, subset_report) -> None:
 
 @pytest.mark.slow
 def test_scifact_subset_cli_matches_python_api(subset, subset_report, tmp_path) -> None:
-    folder = tmp_path / "scifact-subset"
-    corpus = [{"_id": doc_id, **doc} for doc_id, doc in subset.corpus.items()]
-    queries = [{"_id": qid, "text": text} for qid, text in subset.queries.items()]
-    qrels = [
-        (qid, doc_id, rel) for qid, docs in subset.qrels.items() for doc_id, rel in docs.items()
-    ]
-    write_beir(folder, corpus, queries, qrels)
+    folder = write_subset(tmp_path / "scifact-subset", subset)
     reloaded = load_beir(folder)
     assert (reloaded.corpus, reloaded.queries, reloaded.qrels) == (
         subset.corpus,

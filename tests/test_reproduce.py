@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scifact_subset import write_subset
 
 from core.present.reproduce import (
     FIDELITY_MAX_LOGIT_DIFF,
@@ -169,18 +170,24 @@ def test_seed_script_reproduces_a_movies_view_within_fidelity(movies_view, tmp_p
     assert "largest differences (fp32 - INT8):" in lines[0]
 
 
+@pytest.fixture(scope="module")
+def scifact_folder(tmp_path_factory) -> Path:
+    """SciFact's subset (20 judged test queries, their relevant abstracts and 500 others)
+    as a BEIR folder: the same loader, records and judgments as the full corpus, a tenth
+    of its embedding."""
+    return write_subset(tmp_path_factory.mktemp("scifact") / "scifact-subset")
+
+
 @pytest.mark.slow
-def test_evaluate_script_reproduces_scifact_exactly(tmp_path):
-    if not (SCIFACT / "corpus.jsonl").is_file():
-        pytest.skip("SciFact is not in the shared datasets")
+def test_evaluate_script_reproduces_scifact_exactly(tmp_path, scifact_folder):
     from core.api import evaluate, evaluation_manifest, load_beir
 
     options = {"candidates": 10, "max_queries": 3}
-    beir = load_beir(SCIFACT)
+    beir = load_beir(scifact_folder)
     report = evaluate(beir, **options)
     manifest = evaluation_manifest(beir, **options)
     assert manifest.judgments_sha256 and manifest.dataset.records == len(beir.corpus)
-    script = evaluate_script(manifest, {"beir": str(SCIFACT), "split": "test"})
+    script = evaluate_script(manifest, {"beir": str(scifact_folder), "split": "test"})
     printed = json.loads(run(script, tmp_path))
     expected = report.to_dict(with_rankings=True)
     assert printed["base"] == expected["base"] and printed["reranked"] == expected["reranked"]
@@ -190,17 +197,32 @@ def test_evaluate_script_reproduces_scifact_exactly(tmp_path):
 
 
 @pytest.mark.slow
-def test_api_script_reproduces_a_scifact_search_exactly(tmp_path):
+def test_api_script_reproduces_a_scifact_search_exactly(tmp_path, scifact_folder):
+    from core.api import load_dataset
+
+    scifact = load_dataset(scifact_folder)
+    result, manifest = view(
+        scifact, "vitamin D deficiency and depression", candidates=10, results=5
+    )
+    assert manifest.settings["dataset"] == str(scifact_folder)
+    assert seed_source(scifact, str(scifact_folder))[1:] == ("jsonl", "_id", "plain")
+    printed = json.loads(run(api_script(manifest), tmp_path))
+    assert max_abs_diff(result_rows(result), printed) == 0.0
+
+
+@pytest.mark.slow
+def test_api_script_reproduces_a_search_over_all_of_scifact_exactly(tmp_path):
+    """The whole SciFact folder (5,183 abstracts), BM25 first stage: the emitted script
+    loads the same corpus and gives the same ids and scores."""
     if not (SCIFACT / "corpus.jsonl").is_file():
         pytest.skip("SciFact is not in the shared datasets")
     from core.api import load_dataset
 
     scifact = load_dataset(SCIFACT)
     result, manifest = view(
-        scifact, "vitamin D deficiency and depression", candidates=10, results=5
+        scifact, "vitamin D deficiency and depression", retriever="bm25", candidates=10, results=5
     )
-    assert manifest.settings["dataset"] == str(SCIFACT)
-    assert seed_source(scifact, str(SCIFACT))[1:] == ("jsonl", "_id", "plain")
+    assert manifest.dataset.records == 5183
     printed = json.loads(run(api_script(manifest), tmp_path))
     assert max_abs_diff(result_rows(result), printed) == 0.0
 
