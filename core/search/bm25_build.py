@@ -28,7 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
+import bm25s
 import numpy as np
+import scipy.sparse as sp
+
+# bm25s and scipy.sparse are imported with this module (~0.2 s), not on the first build:
+# a first build runs in a page's thread while the background embedding thread works, and
+# scipy's first import, racing another thread's lazy numpy imports, once failed there
+# ("cannot import name '_center' from numpy.core._multiarray_umath", bench-background).
 
 BM25_METHOD = "lucene"
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, which the app has always used
@@ -49,7 +56,7 @@ def _english_stemmer():
 
 
 def _english_stopwords() -> frozenset[str]:
-    from bm25s.tokenization import _infer_stopwords
+    from bm25s.tokenization import _infer_stopwords  # loaded with bm25s above
 
     return frozenset(_infer_stopwords("en"))
 
@@ -158,8 +165,6 @@ class TermCounts:
 
 def term_counts(terms: np.ndarray, lengths: np.ndarray, num_terms: int) -> TermCounts:
     """Count ``terms`` (flat term ids, documents one after another, ``lengths`` each)."""
-    import scipy.sparse as sp
-
     num_docs = len(lengths)
     indptr = np.zeros(num_docs + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
@@ -238,8 +243,6 @@ def bm25s_index(texts: Sequence[str]):
 def from_counts(counts: TermCounts, vocab: dict[str, int], avgdl: float):
     """The ``bm25s.BM25`` object over ``counts`` (its ``scores`` dict and vocabulary set
     as ``index`` sets them, the empty token ``""`` last)."""
-    import bm25s
-
     retriever = bm25s.BM25(method=BM25_METHOD, k1=BM25_K1, b=BM25_B)
     data = lucene_scores(counts, k1=retriever.k1, b=retriever.b, avgdl=avgdl)
     retriever.scores = {
