@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core.models.errors import CoreError
 
@@ -66,6 +67,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     roombench.add_argument("--seed", type=int, default=7, help="seed of the viewers' choices")
     roombench.add_argument(
         "--no-restart", dest="restart", action="store_false", help="no server restart"
+    )
+    roombench.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample each app server with py-spy (PATH or RERANK_PYSPY) into DIR",
     )
     roombench.set_defaults(run=_roombench)
     warmup.set_defaults(run=_warmup)

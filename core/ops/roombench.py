@@ -10,6 +10,12 @@ click to the presenter's count reaching that vote's rank. In the middle of one s
 app server is stopped and started again on the same port; the rest of that step's votes
 are cast by the reconnected pages. At the end every vote must be in the store, once,
 with the choice the viewer clicked last (none lost, none doubled).
+
+The machine is usually shared: the bench prints the load average when it starts and
+when it ends, and the CPU seconds the app server, Chromium (every page) and the bench's
+own driver used while the votes were cast, so a slow run can be told apart from a busy
+machine. ``--profile DIR`` samples every app server it starts with py-spy (on ``PATH``,
+or ``RERANK_PYSPY``), writing one raw profile per server to ``DIR``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,11 +49,68 @@ MAX_VIEWERS = 32
 APP = "[data-testid='stApp']"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. ``"2.1 3.4 3.9"``."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _pyspy() -> str | None:
+    return os.environ.get("RERANK_PYSPY") or shutil.which("py-spy")
+
+
+def _cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of every live process under ``root``, each tagged
+    ``server`` (an app server), ``chromium`` or ``bench`` (this process, its driver)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, info = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        kind = "server" if "serve.py" in cmd else "chromium" if "chrom" in cmd else "bench"
+        info[pid] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    out = {}
+    for pid, value in info.items():
+        p = pid
+        while p not in (0, 1, root) and p in parent:
+            p = parent[p]
+        if p == root:
+            out[pid] = value
+    return out
+
+
+def _cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per kind between two :func:`_cpu_seconds` readings."""
+    used: dict[str, float] = {"server": 0.0, "chromium": 0.0, "bench": 0.0}
+    for pid, (kind, seconds) in after.items():
+        used[kind] += seconds - before.get(pid, (kind, 0.0))[1]
+    return used
+
+
 @contextlib.contextmanager
-def _server(port: int, env: dict[str, str], log: Path):
+def _server(port: int, env: dict[str, str], log: Path, profile: Path | None = None):
     command = [sys.executable, "serve.py", "--server.port", str(port), *SERVER_FLAGS]
     with log.open("a") as out:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out)
+    spy = None
+    if profile is not None and (pyspy := _pyspy()):
+        profile.mkdir(parents=True, exist_ok=True)
+        raw = profile / f"server-{process.pid}.txt"
+        spy = subprocess.Popen(
+            [
+                *(pyspy, "record", "--pid", str(process.pid), "--nonblocking"),
+                *("--rate", "50", "--format", "raw", "--output", str(raw)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         deadline = time.monotonic() + 120
         while not health(f"http://127.0.0.1:{port}", timeout=2):
@@ -61,6 +125,9 @@ def _server(port: int, env: dict[str, str], log: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        if spy is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=30)  # py-spy writes its file when the server is gone
 
 
 def _make_room(url: str, steps: int) -> tuple[str, str, str]:
@@ -106,6 +173,25 @@ async def _watch(page, seen: list[tuple[float, int]], stop: asyncio.Event) -> No
             seen.append((time.monotonic(), n))
             last = n
         await asyncio.sleep(0.05)
+
+
+async def _arrived(page, voter: str) -> None:
+    """Wait for a viewer's vote buttons; on failure raise with what the page showed."""
+    try:
+        await page.get_by_role("button", name=CHOICES[0], exact=True).wait_for(
+            state="visible", timeout=300_000
+        )
+    except Exception as exc:
+        shot = Path(tempfile.gettempdir()) / f"roombench-{voter}-arrival.png"
+        with contextlib.suppress(Exception):
+            await page.screenshot(path=str(shot), full_page=True)
+        alerts = await page.locator(
+            "[data-testid='stAlert'], [data-testid='stException']"
+        ).all_inner_texts()
+        raise SettingsError(
+            f"viewer {voter} never got its vote buttons ({type(exc).__name__}); the page "
+            f"said: {' | '.join(alerts)[:400] or 'no error'}; see {shot}"
+        ) from None
 
 
 async def _click(page, name: str, problems: list[str], label: str) -> float | None:
@@ -154,7 +240,7 @@ async def _run(args: argparse.Namespace) -> dict:
     problems: list[str] = []
     restart_s = 0.0
     server = contextlib.ExitStack()
-    server.enter_context(_server(port, env, log))
+    server.enter_context(_server(port, env, log, args.profile))
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -169,9 +255,8 @@ async def _run(args: argparse.Namespace) -> dict:
             # vote buttons drawn) before the next one opens.
             for v, p in pages:
                 await p.goto(f"{base}/?{urlencode({**link, 'voter': v})}", timeout=180_000)
-                await p.get_by_role("button", name=CHOICES[0], exact=True).wait_for(
-                    state="visible", timeout=300_000
-                )
+                await _arrived(p, v)
+            cpu_before = _cpu_seconds(os.getpid())
             for step in range(steps):
                 if step:
                     await _click(presenter, "Next ▶", problems, f"presenter-step{step + 1}")
@@ -198,7 +283,7 @@ async def _run(args: argparse.Namespace) -> dict:
                         t0 = time.monotonic()
                         server.close()
                         server = contextlib.ExitStack()
-                        server.enter_context(_server(port, env, log))
+                        server.enter_context(_server(port, env, log, args.profile))
                         for p in (presenter, *(p for _, p in pages)):
                             await _settled(p)
                         restart_s = time.monotonic() - t0
@@ -216,6 +301,7 @@ async def _run(args: argparse.Namespace) -> dict:
                 step_latencies = _latencies(clicks, seen, 0)
                 per_step.append([round(x, 1) for x in step_latencies])
                 latencies += step_latencies
+            cpu = _cpu_used(cpu_before, _cpu_seconds(os.getpid()))
             await browser.close()
     finally:
         server.close()
@@ -241,7 +327,7 @@ async def _run(args: argparse.Namespace) -> dict:
         "restart_s": round(restart_s, 1),
         "latencies_by_step_s": per_step,
         "problems": problems,
-        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "cpu_s_while_voting": {k: round(v, 1) for k, v in cpu.items()},
         "server_log": str(log),
     }
 
@@ -254,11 +340,16 @@ def roombench_main(args: argparse.Namespace) -> int:
         raise SettingsError(f"--steps is 1 to {len(QUERIES)}")
     if not Path(CHROMIUM).is_file():
         raise SettingsError(f"Chromium not found at {CHROMIUM} (`make browser` installs it)")
+    from core.data.datasets import resolve_movies_path
+
+    resolve_movies_path()  # a clear error now rather than 16 pages showing it
     started = time.monotonic()
+    print(f"{'load average at start':>24}: {load_average()} ({os.cpu_count()} CPUs)", flush=True)
     report = asyncio.run(_run(args))
     for key, value in report.items():
         print(f"{key:>24}: {value}")
     print(f"{'wall time':>24}: {time.monotonic() - started:.0f} s")
+    print(f"{'load average at end':>24}: {load_average()}")
     ok = not (report["lost"] or report["wrong_choice"] or report["extra"])
     ok = ok and report["votes_stored"] == args.viewers * args.steps
     return 0 if ok else 1
