@@ -6,9 +6,12 @@ the count (a viewer's page checks the room, a vote reruns only the buttons)."""
 from __future__ import annotations
 
 import inspect
+import os
+import time
 import tomllib
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
@@ -53,3 +56,40 @@ def test_only_the_presenter_polls_the_count(room) -> None:  # noqa: F811
     viewer = seat(wid, room_id, voter="viewer1")
     assert "Votes on this step" in [m.label for m in presenter.metric]
     assert viewer.metric.len == 0 and "Left is better" in [b.label for b in viewer.button]
+
+
+def test_the_bench_times_each_click_until_the_count_reaches_its_rank() -> None:
+    from core.ops.roombench import _latencies
+
+    seen = [(10.0, 0), (11.2, 1), (12.5, 3)]  # (time, presenter's count) when it changed
+    # click 1 at 10.5 -> count 1 at 11.2; click 2 at 11.0 -> count >= 2 at 12.5; click 3
+    assert _latencies([10.5, 11.0, 11.9], seen, 0) == pytest.approx([0.7, 1.5, 0.6])
+
+
+def test_the_bench_reads_the_cpu_time_of_its_own_processes() -> None:
+    import subprocess
+    import sys
+
+    from core.ops.roombench import _cpu_seconds, _cpu_used
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3: pass\nsys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):  # until the child has burnt its 0.3 s
+            after = _cpu_seconds(os.getpid())
+            if after.get(child.pid, ("", 0.0))[1] >= 0.29:
+                break
+            time.sleep(0.05)
+        kind, seconds = after[child.pid]
+        assert kind == "bench" and seconds >= 0.29
+        used = _cpu_used({child.pid: (kind, 0.1)}, {child.pid: after[child.pid]})
+        assert used == {"server": 0.0, "chromium": 0.0, "bench": pytest.approx(seconds - 0.1)}
+    finally:
+        child.communicate(b"")
