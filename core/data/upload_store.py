@@ -2,7 +2,10 @@
 content, so a link naming ``upload-<16 hex>`` works for anyone using the same deployment.
 
 The store's size cap is ``RERANK_UPLOAD_STORE_MB`` (default 500; MB means 1024 * 1024
-bytes); the least recently used uploads are evicted first.
+bytes); the least recently used uploads are evicted first. The store in the cache folder
+(the default) counts what the cache holds for each upload (its embeddings, partial
+chunks: :mod:`core.data.upload_artefacts`) against the cap too, and evicts it with its
+upload.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from core.data import upload_artefacts
 from core.data.uploads import CONTROL_CHARS, MB, UploadError, display_name, env_number
 from core.models.errors import DatasetUnavailableError
 from core.models.paths import atomic_write, cache_dir
@@ -68,6 +72,8 @@ class UploadStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(root) if root is not None else cache_dir() / "uploads"
+        # the cache folder's own store: the uploads' cache files count and go with them
+        self.owns_cache = root is None or self.root.resolve() == (cache_dir() / "uploads").resolve()
         self.max_total_bytes = max_store_bytes() if max_total_bytes is None else max_total_bytes
         self._clock = clock
 
@@ -141,6 +147,22 @@ class UploadStore:
         """Bytes of all stored uploads (the ``.bin`` files)."""
         return sum(size for _, size, _ in self._entries())
 
+    def cache_bytes(self) -> int:
+        """What the cap bounds: the uploads and, for the cache folder's store, the cache
+        files made from them (:mod:`core.data.upload_artefacts`)."""
+        total = self.total_bytes()
+        if self.owns_cache:
+            total += sum(upload_artefacts.size(u) for u in upload_artefacts.uploads())
+        return total
+
+    def evict(self, keep: str | None = None) -> None:
+        """Evict least recently used uploads (with their cache files) until the cap holds,
+        never ``keep`` (an upload id); called after a build wrote an upload's cache files."""
+        digest = self._prefix(keep) if keep is not None else ""
+        with _STORE_LOCK:
+            if self.root.is_dir() or self.owns_cache:
+                self._evict(keep=digest)
+
     # -- internals --
 
     @staticmethod
@@ -180,6 +202,8 @@ class UploadStore:
     def _remove(self, digest: str) -> None:
         for path in self._paths(digest):
             path.unlink(missing_ok=True)
+        if self.owns_cache:
+            upload_artefacts.remove(f"upload-{digest[:16]}")
 
     def _entries(self) -> list[tuple[str, int, int]]:
         """``(sha256, size, last-used ns)`` of every stored upload."""
@@ -198,16 +222,27 @@ class UploadStore:
         return out
 
     def _evict(self, keep: str) -> None:
+        """``keep``: a digest, or its first 16 hex (an upload id's)."""
         entries = sorted(self._entries(), key=lambda e: (e[2], e[0]))
-        total = sum(size for _, size, _ in entries)
-        for digest, size, _ in entries:
+        sizes = {digest: size for digest, size, _ in entries}
+        if self.owns_cache:
+            held = {digest[:16] for digest in sizes}
+            for upload in upload_artefacts.uploads():  # files of uploads no longer here
+                short = upload[len("upload-") :]
+                if short not in held and not (keep and short == keep[:16]):
+                    upload_artefacts.remove(upload)
+            for digest in sizes:
+                sizes[digest] += upload_artefacts.size(f"upload-{digest[:16]}")
+        total = sum(sizes.values())
+        for digest, _, _ in entries:
             if total <= self.max_total_bytes:
                 break
-            if digest == keep:
+            if keep and digest.startswith(keep):
                 continue
             self._remove(digest)
-            total -= size
-        self._remove_stale_temps()
+            total -= sizes[digest]
+        if self.root.is_dir():
+            self._remove_stale_temps()
 
     def _remove_stale_temps(self) -> None:
         cutoff = time.time() - _STALE_TEMP_SECONDS

@@ -406,6 +406,7 @@ class EmbeddingJob:
             pause=self._pause,
             on_chunk=self._on_chunk,
             on_start=self._start_encoding,
+            owner=self.dataset.name,  # an upload's files go with it (upload_artefacts)
         )
         with self._lock:
             self._chunks, self._resumed = result.chunks, result.chunks_resumed

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data import upload_artefacts
 from core.models.base import Encoder, ProgressFn
 from core.models.errors import CoreError
 from core.models.paths import atomic_write, cache_dir
@@ -98,6 +99,7 @@ def encode_chunked(
     pause: Callable[[], None] | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    owner: str | None = None,
 ) -> ChunkedResult:
     """The vectors of ``texts`` under cache key ``key``: read when finished, else encoded
     chunk by chunk from where an earlier build stopped, then written as the cache file.
@@ -107,7 +109,9 @@ def encode_chunked(
     once before encoding, with the documents read back from a partial build. Raises
     :class:`EmbeddingCancelled` when ``should_stop()`` turns true between chunks. One
     build per key at a time in this process (the key's lock) and across processes (a
-    lock file).
+    lock file). ``owner``: the dataset's name; for an upload (``upload-<16 hex>``) the
+    files are recorded as its (:mod:`core.data.upload_artefacts`), evicted with it, and
+    the upload store's cap is enforced once the finished file is written.
     """
     started = time.perf_counter()
     rows, dimension = len(texts), int(encoder.dimension or 0)
@@ -125,6 +129,8 @@ def encode_chunked(
             return ChunkedResult(vectors, True, chunks, 0, 0, time.perf_counter() - started)
         spec = {"version": PARTIAL_VERSION, "rows": rows, "dimension": dimension, "chunk": chunk}
         data_path, record_path = partial_paths(key)
+        if owner:
+            upload_artefacts.note(owner, [data_path, record_path, _lock_path(key), target])
         done = _resume_point(data_path, record_path, spec)
         out = np.empty((rows, dimension), dtype=np.float32)
         if done:
@@ -163,6 +169,8 @@ def encode_chunked(
         record_path.unlink(missing_ok=True)
     # whoever takes the lock later finds the finished file first: the lock file can go
     _lock_path(key).unlink(missing_ok=True)
+    if owner:
+        _enforce_upload_cap(owner, target)
     seconds = time.perf_counter() - started
     return ChunkedResult(out, False, chunks, resumed, chunks - resumed, seconds)
 
@@ -235,6 +243,17 @@ def _encode_block(
         parts.append(encoder.encode(texts[begin : begin + step]))
         progress(min(begin + step, len(texts)), len(texts))
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _enforce_upload_cap(owner: str, target: Path) -> None:
+    """The finished file is the upload's (recorded again: an eviction during the build
+    removed its record); older uploads make room if the store is now over its cap."""
+    from core.data.upload_store import UploadStore, is_upload_id
+
+    if not is_upload_id(owner):
+        return
+    upload_artefacts.note(owner, [target])
+    UploadStore().evict(keep=owner)
 
 
 def write_npy(path: Path, vectors: np.ndarray) -> None:

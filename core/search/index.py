@@ -112,7 +112,7 @@ def build_index(
     path = cache_dir() / "embeddings" / f"{key}.npy" if use_cache else None
     if path is not None:  # chunked: an interrupted build resumes from its last chunk
         texts = dataset.texts(fields, "embed")
-        done = encode_chunked(key, texts, encoder, progress=progress)
+        done = encode_chunked(key, texts, encoder, progress=progress, owner=dataset.name)
         vectors, from_cache = done.vectors, done.from_cache
     else:
         vectors = encoder.encode(dataset.texts(fields, "embed"), progress=progress)

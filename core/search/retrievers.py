@@ -23,6 +23,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from core.data import upload_artefacts
 from core.data.collection import BM25_DIR, Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder
@@ -266,8 +267,23 @@ class HybridRetriever:
 
 
 _BM25_CACHE: OrderedDict[tuple[str, tuple[str, ...]], BM25Index] = OrderedDict()
+_BM25_NAMES: dict[tuple[str, tuple[str, ...]], str] = {}  # key -> dataset name
 _BM25_LOCK = threading.Lock()
 BM25_CACHE_SIZE = 4
+
+
+def forget_bm25(dataset_name: str) -> int:
+    """Drop the BM25 indexes built from the dataset named ``dataset_name`` (an evicted
+    upload's: :data:`core.data.upload_artefacts.EVICTION_HOOKS`); returns how many."""
+    with _BM25_LOCK:
+        keys = [k for k, name in _BM25_NAMES.items() if name == dataset_name]
+        for key in keys:
+            _BM25_CACHE.pop(key, None)
+            _BM25_NAMES.pop(key, None)
+    return len(keys)
+
+
+upload_artefacts.EVICTION_HOOKS.append(forget_bm25)
 
 
 def bm25_index(dataset: Dataset, fields: Sequence[str]) -> BM25Index:
@@ -282,8 +298,9 @@ def bm25_index(dataset: Dataset, fields: Sequence[str]) -> BM25Index:
     built = BM25Index(dataset, key[1])
     with _BM25_LOCK:
         _BM25_CACHE[key] = built
+        _BM25_NAMES[key] = dataset.name
         while len(_BM25_CACHE) > BM25_CACHE_SIZE:
-            _BM25_CACHE.popitem(last=False)
+            _BM25_NAMES.pop(_BM25_CACHE.popitem(last=False)[0], None)
     return built
 
 
