@@ -58,10 +58,12 @@ def _dataset(name: str, n: int):
 
 
 def bench_dataset(
-    name: str, queries: int, top: int, attention: bool, on_query=None
+    name: str, queries: int, top: int, attention: bool, on_query=None, ig: bool = False
 ) -> dict[str, Any]:
     """Explain the top ``top`` results of ``queries`` queries on ``name``; the row.
-    ``on_query(row)`` gets the row so far after every query (partial results are kept)."""
+    ``on_query(row)`` gets the row so far after every query (partial results are kept).
+    ``ig`` adds Integrated Gradients' ranking of the same words (fp32 rebuild), erased
+    on the served model like the others."""
     from core.models.registry import load_encoder, load_reranker
     from core.quality.explain import explain
     from core.quality.faithfulness import attention_order, erase, occlusion_order, random_order
@@ -102,6 +104,10 @@ def bench_dataset(
             }
             if attention:
                 orders["attention"] = attention_order(expl)
+            if ig:
+                from core.quality.explain_ig import ig_order
+
+                orders["ig"] = ig_order(expl)
             if expl.sentences:  # a long text: the word-major reading of the same explanation
                 orders["occlusion_words"] = occlusion_order(expl, sentence_major=False)
             for method, order in orders.items():
@@ -141,7 +147,12 @@ def _row(methods, walls, cpus, words, pairs, queries, top, kind, name) -> dict[s
 
 
 def run_explain_bench(
-    names: Sequence[str], *, queries: int = 20, top: int = 10, attention: bool = True
+    names: Sequence[str],
+    *,
+    queries: int = 20,
+    top: int = 10,
+    attention: bool = True,
+    ig: bool = False,
 ) -> dict[str, Any]:
     """The faithfulness and cost table for ``names``; stored for the app (beside the
     stored rows of datasets not run this time) and returned."""
@@ -169,7 +180,7 @@ def run_explain_bench(
 
     for name in names:
         log_stderr(f"bench-explain: {name}, {queries} queries x top {top}")
-        keep(name, bench_dataset(name, queries, top, attention, lambda r, n=name: keep(n, r)))
+        keep(name, bench_dataset(name, queries, top, attention, lambda r, n=name: keep(n, r), ig))
     return table
 
 
@@ -180,7 +191,7 @@ def format_table(table: dict[str, Any]) -> str:
         f"{'dataset':<9} {'ranking':<15} {'compr. AOPC':>12} {'suff. AOPC':>11} {'pairs':>6}",
     ]
     for name, row in table["datasets"].items():
-        for method in ("occlusion", "occlusion_words", "attention", "random"):
+        for method in ("occlusion", "occlusion_words", "ig", "attention", "random"):
             if method in row:
                 r = row[method]
                 lines.append(
@@ -201,6 +212,12 @@ def format_table(table: dict[str, Any]) -> str:
             f"  occlusion comprehensiveness = {ratio:.1f}x random: {verdict} in the app "
             f"(rule: >= {table['pass_factor']:g}x)"
         )
+        ig = faithfulness_figure(table, name, "ig")
+        if ig:
+            lines.append(
+                f"  ig comprehensiveness = {ig['ratio']:.1f}x random: "
+                f"{'shown' if ig['passes'] else 'NOT shown'} in the app"
+            )
     if table.get("attention_note"):
         lines.append(table["attention_note"])
     lines.append(f"{table['seconds']:.0f} s in all; stored for the app")

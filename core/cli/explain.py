@@ -26,7 +26,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("query", help="the query")
     cmd.add_argument("--doc", required=True, help="id of the document to explain")
     cmd.add_argument("--dataset", default="movies", help="movies, sample, scifact or a JSON file")
-    cmd.add_argument("--method", choices=["occlusion"], default="occlusion")
+    cmd.add_argument(
+        "--method",
+        choices=["occlusion", "ig"],
+        default="occlusion",
+        help="occlusion on the served model (default), or Integrated Gradients (ig) on the "
+        "fp32 rebuild of the packaged cross-encoder",
+    )
     cmd.add_argument("--contrast", metavar="ID", help="a second document: why --doc is above it")
     cmd.add_argument(
         "--retriever", choices=["dense", "bm25", "hybrid"], default="dense", help="first stage"
@@ -52,6 +58,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--top", type=int, default=10, help="results explained per query (10)")
     bench.add_argument("--datasets", default="movies,scifact", help="comma-separated")
     bench.add_argument("--no-attention", action="store_true", help="skip the attention baseline")
+    bench.add_argument("--ig", action="store_true", help="also rank by Integrated Gradients")
     bench.add_argument("--json", action="store_true", help="print the table as JSON")
     bench.add_argument("--show", action="store_true", help="print the stored table, run nothing")
     bench.set_defaults(run=_bench)
@@ -205,7 +212,11 @@ def _bench(args: argparse.Namespace) -> int:
             raise SettingsError("no stored table: run python -m core bench-explain first")
     else:
         table = run_explain_bench(
-            names, queries=args.queries, top=args.top, attention=not args.no_attention
+            names,
+            queries=args.queries,
+            top=args.top,
+            attention=not args.no_attention,
+            ig=args.ig,
         )
     if args.json:
         json.dump(table, sys.stdout, indent=2)

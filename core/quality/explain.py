@@ -42,7 +42,7 @@ from core.models.paths import atomic_write, cache_dir
 EXPLAIN_VERSION = 1
 SENTENCE_LEVEL_WORDS = 120
 TOP_SENTENCE_WORDS = 40  # word-level detail inside the top sentences, up to this many words
-METHODS = ("occlusion",)
+METHODS = ("occlusion", "ig")  # ig: Integrated Gradients, core.quality.explain_ig
 # A perturbed copy of a text much longer than what the model reads is cut this far past
 # the read part (plus a margin for what the removal pulls in): the model reads the same
 # tokens, so the score is the same, and tokenising 100 KB dozens of times is avoided.
@@ -294,7 +294,9 @@ def explain(
     use_cache: bool = True,
     allow_hosted: bool = False,
 ) -> Explanation:
-    """Explain ``reranker``'s score of ``(query, text)`` by leave-one-out occlusion.
+    """Explain ``reranker``'s score of ``(query, text)`` by leave-one-out occlusion
+    (``method="ig"``: Integrated Gradients on the fp32 rebuild of the packaged model,
+    :mod:`core.quality.explain_ig`).
 
     ``passage`` is the character span of the passage that decided the document's score
     when it was read passage by passage (``Candidate.passages.best_span``): that pair is
@@ -317,12 +319,27 @@ def explain(
             f"about {calls} calls; ask for it explicitly"
         )
     model_key = str(getattr(reranker, "cache_key", "") or "")
+    if method == "ig":
+        from core.models.base import PACKAGED_CROSS_ENCODER
+        from core.quality.explain_ig import IG_MODEL_KEY
+
+        if getattr(reranker, "name", "") != PACKAGED_CROSS_ENCODER:
+            raise ExplainError(
+                "Integrated Gradients needs gradients: it explains the packaged "
+                "cross-encoder (its fp32 rebuild) only; use --method occlusion"
+            )
+        model_key = IG_MODEL_KEY
     key = cache_key(model_key, query, text, method, passage) if model_key else None
     if use_cache and key is not None:
         cached = load_cached(key)
         if cached is not None:
             return cached
-    result = _occlusion(reranker, query, text, passage, model_key)
+    if method == "ig":
+        from core.quality.explain_ig import explain_ig
+
+        result = explain_ig(query, text, passage=passage)
+    else:
+        result = _occlusion(reranker, query, text, passage, model_key)
     if key is not None:
         store(key, result)
     return result
