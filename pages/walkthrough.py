@@ -31,6 +31,7 @@ from pages.widgets.room_panel import (
     change_room,
     live_room,
     presenter_controls,
+    step_head_to_head,
     sure_button,
     take_seat,
 )
@@ -137,7 +138,7 @@ st.markdown(f"## “{escape_markdown(settings.query)}”")
 if step.note.strip() and not (blind and not revealed):  # a note could give the answer away
     st.info(escape_markdown(step.note))  # notes are user text: shown literally
 try:
-    h2h = run_head_to_head(settings, step.b_spec)
+    h2h = step_head_to_head(settings, step.b_spec)  # one page at a time per step
 except CoreError as exc:
     st.error(error_text(exc), icon="🚫")
     st.stop()

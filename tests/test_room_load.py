@@ -93,3 +93,36 @@ def test_the_bench_reads_the_cpu_time_of_its_own_processes() -> None:
         assert used == {"server": 0.0, "chromium": 0.0, "bench": pytest.approx(seconds - 0.1)}
     finally:
         child.communicate(b"")
+
+
+def test_pages_asking_for_the_same_step_compute_it_one_at_a_time(monkeypatch) -> None:
+    import threading
+
+    from core.present.views import SearchSettings
+    from core.quality.headtohead import RerankSpec
+
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    guard = threading.Lock()
+
+    def compute(settings, b):  # stands in for the scoring
+        with guard:
+            running[settings.query] = running.get(settings.query, 0) + 1
+            peak[settings.query] = max(peak.get(settings.query, 0), running[settings.query])
+        time.sleep(0.05)
+        with guard:
+            running[settings.query] -= 1
+        return settings.query
+
+    monkeypatch.setattr(room_panel, "run_head_to_head", compute)
+    steps = [SearchSettings(query=q) for q in ("a heist", "a toy")]
+    pages = [
+        threading.Thread(target=room_panel.step_head_to_head, args=(s, RerankSpec("none")))
+        for s in steps
+        for _ in range(4)
+    ]
+    for page in pages:
+        page.start()
+    for page in pages:
+        page.join()
+    assert peak == {"a heist": 1, "a toy": 1}  # one at a time per step

@@ -13,9 +13,11 @@ with the choice the viewer clicked last (none lost, none doubled).
 
 The machine is usually shared: the bench prints the load average when it starts and
 when it ends, and the CPU seconds the app server, Chromium (every page) and the bench's
-own driver used while the votes were cast, so a slow run can be told apart from a busy
-machine. ``--profile DIR`` samples every app server it starts with py-spy (on ``PATH``,
-or ``RERANK_PYSPY``), writing one raw profile per server to ``DIR``.
+own driver used while the votes were cast (the restart's own start-up left out), so a
+slow run can be told apart from a busy machine; it also prints how long every viewer
+took to show the room's next step after the presenter's *Next*. ``--profile DIR``
+samples every app server it starts with py-spy (on ``PATH``, or ``RERANK_PYSPY``),
+writing one raw profile per server to ``DIR``.
 """
 
 from __future__ import annotations
@@ -194,6 +196,18 @@ async def _arrived(page, voter: str) -> None:
         ) from None
 
 
+async def _followed(page, step: int, steps: int, problems: list[str], label: str) -> None:
+    """Wait until a viewer's page shows the room's new step; a page that does not within
+    2 minutes is recorded (with a screenshot), and the run goes on."""
+    try:
+        await page.get_by_text(f"Step {step + 1} of {steps}").first.wait_for(timeout=120_000)
+    except Exception as exc:
+        shot = Path(tempfile.gettempdir()) / f"roombench-{label}-follow.png"
+        with contextlib.suppress(Exception):
+            await page.screenshot(path=str(shot), full_page=True)
+        problems.append(f"{label}: not on step {step + 1} ({type(exc).__name__}); see {shot}")
+
+
 async def _click(page, name: str, problems: list[str], label: str) -> float | None:
     """Click ``name``; None (and the page's text and a screenshot kept) if it never
     became clickable."""
@@ -238,6 +252,7 @@ async def _run(args: argparse.Namespace) -> dict:
     latencies: list[float] = []
     per_step: list[list[float]] = []
     problems: list[str] = []
+    follow_s: list[float] = []
     restart_s = 0.0
     server = contextlib.ExitStack()
     server.enter_context(_server(port, env, log, args.profile))
@@ -257,15 +272,16 @@ async def _run(args: argparse.Namespace) -> dict:
                 await p.goto(f"{base}/?{urlencode({**link, 'voter': v})}", timeout=180_000)
                 await _arrived(p, v)
             cpu_before = _cpu_seconds(os.getpid())
+            cpu_so_far = dict.fromkeys(("server", "chromium", "bench"), 0.0)
             for step in range(steps):
                 if step:
                     await _click(presenter, "Next ▶", problems, f"presenter-step{step + 1}")
                     await _settled(presenter)
-                    for _, p in pages:
-                        await p.get_by_text(f"Step {step + 1} of {steps}").first.wait_for(
-                            timeout=60_000
-                        )
+                    followed = time.monotonic()
+                    for v, p in pages:
+                        await _followed(p, step, steps, problems, f"{v}-step{step + 1}")
                     await asyncio.gather(*(_settled(p) for _, p in pages))
+                    follow_s.append(round(time.monotonic() - followed, 1))
                 seen: list[tuple[float, int]] = []
                 stop = asyncio.Event()
                 watcher = asyncio.create_task(_watch(presenter, seen, stop))
@@ -281,12 +297,17 @@ async def _run(args: argparse.Namespace) -> dict:
                         ):
                             await asyncio.sleep(0.1)
                         t0 = time.monotonic()
+                        # the stopped server's CPU is counted up to here; the restart
+                        # itself (start-up, pages reconnecting) is left out
+                        for kind, used in _cpu_used(cpu_before, _cpu_seconds(os.getpid())).items():
+                            cpu_so_far[kind] += used
                         server.close()
                         server = contextlib.ExitStack()
                         server.enter_context(_server(port, env, log, args.profile))
                         for p in (presenter, *(p for _, p in pages)):
                             await _settled(p)
                         restart_s = time.monotonic() - t0
+                        cpu_before = _cpu_seconds(os.getpid())
                     choice = rng.choice(CHOICES)
                     clicked = await _click(page, choice, problems, f"{voter}-step{step + 1}")
                     last_choice[(voter, step)] = CHOICE_KEYS[choice]
@@ -302,6 +323,7 @@ async def _run(args: argparse.Namespace) -> dict:
                 per_step.append([round(x, 1) for x in step_latencies])
                 latencies += step_latencies
             cpu = _cpu_used(cpu_before, _cpu_seconds(os.getpid()))
+            cpu = {kind: used + cpu_so_far[kind] for kind, used in cpu.items()}
             await browser.close()
     finally:
         server.close()
@@ -325,6 +347,7 @@ async def _run(args: argparse.Namespace) -> dict:
         "click_to_count_p95_s": round(p95, 2) if p95 is not None else None,
         "click_to_count_max_s": round(ordered[-1], 2) if ordered else None,
         "restart_s": round(restart_s, 1),
+        "every_viewer_on_next_step_s": follow_s,
         "latencies_by_step_s": per_step,
         "problems": problems,
         "cpu_s_while_voting": {k: round(v, 1) for k, v in cpu.items()},

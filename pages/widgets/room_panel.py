@@ -12,14 +12,33 @@ reveal: the page reruns), and a vote reruns only the vote buttons.
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 
 import streamlit as st
 
 from core.data.state_store import Room, StateStore, StoredVote, open_store
 from core.models.errors import CoreError
-from core.present.views import error_text
+from core.present.views import SearchSettings, error_text
 from core.quality.blind import Vote
+from core.quality.headtohead import HeadToHead, RerankSpec
+from pages.widgets.h2h_panel import run_head_to_head
+
+_STEP_LOCKS: dict = {}
+_STEP_LOCKS_GUARD = threading.Lock()
+
+
+def step_head_to_head(settings: SearchSettings, b: RerankSpec) -> HeadToHead:
+    """The step's head-to-head (:func:`run_head_to_head`), computed by one page at a time
+    per step across the server: when the presenter moves the room, every page asks for
+    the same step at once; the first scores the candidates and the others then find the
+    scores in the model's cache, instead of 17 pages scoring the same pairs side by side
+    (which took minutes on a loaded 2-core machine). Raises CoreError."""
+    with _STEP_LOCKS_GUARD:
+        lock = _STEP_LOCKS.setdefault((settings, b), threading.Lock())
+    with lock:
+        return run_head_to_head(settings, b)
+
 
 VOTE_BUTTONS = (("left", "Left is better"), ("tie", "Tie"), ("right", "Right is better"))
 
