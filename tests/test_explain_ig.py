@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core.present.gate import admit_pin
@@ -51,3 +53,55 @@ def test_ig_is_for_the_packaged_model_only() -> None:
 def test_the_gate_knows_ig() -> None:
     pin, warnings = admit_pin({"doc": "468", "method": "ig", "side": "a"})
     assert pin == ExplainPin("468", "ig", "a") and warnings == []
+
+
+def _sample_panel_app() -> None:
+    import streamlit as st
+
+    from core.data.datasets import load_sample
+    from core.models.registry import load_reranker
+    from core.search.pipeline import search_with_rerank
+    from core.search.retrievers import make_retriever
+    from pages.widgets.explain_panel import explain_panel
+
+    if "result" not in st.session_state:
+        data = load_sample()
+        st.session_state.result = search_with_rerank(
+            data,
+            "how do I get bats out of my roof",
+            retriever=make_retriever("bm25", data, data.default_embed_fields),
+            reranker=load_reranker(),
+            num_candidates=5,
+            num_results=3,
+        )
+    result = st.session_state.result
+    explain_panel(result, result.top_final[0])
+
+
+def _table(ig_compr: float) -> dict:
+    rows = {
+        "occlusion": {"comprehensiveness_aopc": 5.0, "pairs": 10},
+        "ig": {"comprehensiveness_aopc": ig_compr, "pairs": 10},
+        "random": {"comprehensiveness_aopc": 1.0, "pairs": 10},
+    }
+    return {"datasets": {"sample": rows}}
+
+
+@pytest.mark.parametrize("ig_compr", [3.0, 1.5])
+def test_the_app_offers_ig_only_where_it_passed_the_bar(monkeypatch, ig_compr) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr("pages.widgets.explain_panel.load_table", lambda: _table(ig_compr))
+    at = AppTest.from_function(_sample_panel_app, default_timeout=600)
+    at.run()
+    at.button(key="explain_go").click().run()
+    assert not at.exception, at.exception
+    offered = [b for b in at.button if b.key == "explain_ig_go"]
+    if ig_compr < 2.0:  # 1.5x random: below the bar, not offered
+        assert not offered
+        return
+    offered[0].click().run()
+    assert not at.exception, at.exception
+    assert any(m.value == "**Integrated Gradients**" for m in at.markdown)
+    captions = [re.sub(r"\\(.)", r"\1", c.value) for c in at.caption]  # as a reader sees
+    assert any("comprehensiveness AOPC 3.00 vs random 1.00" in c for c in captions)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.documents import embed_text
+from core.models.base import PACKAGED_CROSS_ENCODER
 from core.models.errors import CoreError
 from core.present.explain import (
     Shown,
@@ -109,6 +110,32 @@ def explain_panel(result: SearchResult, picked: Candidate) -> None:
             )
         )
         _contrast(result, picked, expl)
+        _second_method(result, picked)
+
+
+def _second_method(result: SearchResult, picked: Candidate) -> None:
+    """Integrated Gradients (fp32 rebuild of the packaged model), offered only where it
+    passed the faithfulness bar on this data (``bench-explain --ig``)."""
+    figure = faithfulness_figure(load_table(), result.dataset, "ig")
+    if figure is None or not figure["passes"] or result.reranker != PACKAGED_CROSS_ENCODER:
+        return
+    kept = st.session_state.setdefault(KEPT, {})
+    key = (result.reranker, result.query, picked.id, picked.rerank_text, "ig")
+    label = "Also by Integrated Gradients (fp32 rebuild of the same weights)"
+    if key not in kept and action_button(label, "explain_ig_go"):
+        with running_action("explain_ig_go"), st.spinner("Integrating gradients…"):
+            try:
+                reranker = get_reranker(result.reranker)
+                kept[key] = explain_candidate(reranker, result.query, picked, method="ig")
+            except CoreError as exc:
+                st.error(error_text(exc))
+                return
+    expl = kept.get(key)
+    if expl is not None:
+        st.markdown("**Integrated Gradients**")
+        st.html(heatmap_html(expl))
+        st.markdown("**Helped** (logits): " + _words(expl.helped(5)))
+        st.caption(escape_markdown(faithfulness_line(figure)))
 
 
 def _contrast(result: SearchResult, picked: Candidate, expl) -> None:
