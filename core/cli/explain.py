@@ -138,6 +138,8 @@ def _explain(args: argparse.Namespace) -> int:
     from core.quality.faithfulness import faithfulness_figure, load_table
 
     check_inputs(args.query, "-")  # an empty or stop-word query fails before any loading
+    if args.method == "ig":
+        import core.quality.explain_ig  # noqa: F401  (registers the method)
     dataset, style = open_dataset(args.dataset)
     text = _doc_text(dataset, args.doc, style)
     other = _doc_text(dataset, args.contrast, style) if args.contrast else None

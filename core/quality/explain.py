@@ -319,30 +319,51 @@ def explain(
             f"about {calls} calls; ask for it explicitly"
         )
     model_key = str(getattr(reranker, "cache_key", "") or "")
-    if method == "ig":
-        from core.models.base import PACKAGED_CROSS_ENCODER
-        from core.quality.explain_ig import IG_MODEL_KEY
-
-        if getattr(reranker, "name", "") != PACKAGED_CROSS_ENCODER:
+    other = _OTHER_METHODS.get(method) if method != "occlusion" else None
+    if method != "occlusion":
+        if other is None:
             raise ExplainError(
-                "Integrated Gradients needs gradients: it explains the packaged "
-                "cross-encoder (its fp32 rebuild) only; use --method occlusion"
+                f"method '{method}' is not loaded (import core.quality.explain_{method})"
             )
-        model_key = IG_MODEL_KEY
+        if getattr(reranker, "name", "") != other.model:
+            raise ExplainError(
+                f"{method} needs gradients: it explains {other.model} (its fp32 rebuild) "
+                "only; use occlusion"
+            )
+        model_key = other.model_key
     key = cache_key(model_key, query, text, method, passage) if model_key else None
     if use_cache and key is not None:
         cached = load_cached(key)
         if cached is not None:
             return cached
-    if method == "ig":
-        from core.quality.explain_ig import explain_ig
-
-        result = explain_ig(query, text, passage=passage)
+    if other is not None:
+        result = other.run(query, text, passage)
     else:
         result = _occlusion(reranker, query, text, passage, model_key)
     if key is not None:
         store(key, result)
     return result
+
+
+@dataclass(frozen=True)
+class OtherMethod:
+    """A method besides occlusion, computed on a rebuild of one model (``model``, its
+    id) rather than through the served reranker: ``run(query, text, passage)``."""
+
+    model: str
+    model_key: str
+    run: Any
+
+
+_OTHER_METHODS: dict[str, OtherMethod] = {}
+
+
+def register_method(name: str, method: OtherMethod) -> None:
+    """Make ``name`` (one of :data:`METHODS`) computable by :func:`explain`; the module
+    that computes it registers it when imported (:mod:`core.quality.explain_ig`)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}")
+    _OTHER_METHODS[name] = method
 
 
 def estimate_calls(query: str, text: str) -> int:

@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from core.quality.explain import ExplainError, Explanation, Piece, words_of
+from core.models.base import PACKAGED_CROSS_ENCODER
+from core.quality.explain import (
+    ExplainError,
+    Explanation,
+    OtherMethod,
+    Piece,
+    register_method,
+    words_of,
+)
 
 STEPS = 32
 BATCH = 8
@@ -151,8 +159,6 @@ def explain_ig(
     q_spans = words_of(query)
     q_effects = _word_sums(q_spans, parts, 0)
     query_words = tuple(Piece(query[s:e], s, e, q_effects.get((s, e), 0.0)) for s, e in q_spans)
-    from core.models.base import PACKAGED_CROSS_ENCODER
-
     return Explanation(
         query=query,
         text=text,
@@ -182,3 +188,9 @@ def ig_order(expl: Explanation, steps: int = STEPS) -> list[tuple[int, int]]:
     parts = token_attributions(expl.query, text, steps=steps)
     effects = _word_sums(spans, parts, 1)
     return sorted(spans, key=lambda sp: (-effects.get(sp, 0.0), sp[0]))
+
+
+register_method(
+    "ig",
+    OtherMethod(PACKAGED_CROSS_ENCODER, IG_MODEL_KEY, lambda q, t, p: explain_ig(q, t, passage=p)),
+)

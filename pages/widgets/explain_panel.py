@@ -25,6 +25,7 @@ from core.present.explain import (
 from core.present.views import error_text, escape_markdown
 from core.quality.explain import contrast, estimate_calls, explain_candidate
 from core.quality.explain_first_stage import explain_bm25, explain_dense
+from core.quality.explain_ig import IG_MODEL_KEY  # importing it registers "ig"
 from core.quality.faithfulness import faithfulness_figure, load_table
 from core.search.pipeline import Candidate, SearchResult
 from core.search.retrievers import bm25_index
@@ -120,7 +121,7 @@ def _second_method(result: SearchResult, picked: Candidate) -> None:
     if figure is None or not figure["passes"] or result.reranker != PACKAGED_CROSS_ENCODER:
         return
     kept = st.session_state.setdefault(KEPT, {})
-    key = (result.reranker, result.query, picked.id, picked.rerank_text, "ig")
+    key = (result.reranker, result.query, picked.id, picked.rerank_text, IG_MODEL_KEY)
     label = "Also by Integrated Gradients (fp32 rebuild of the same weights)"
     if key not in kept and action_button(label, "explain_ig_go"):
         with running_action("explain_ig_go"), st.spinner("Integrating gradients…"):
