@@ -90,3 +90,25 @@ def test_head_to_head_explains_each_side_pins_and_the_step_shows_it() -> None:
     _no_exception(fresh)
     report = fresh.session_state["wt_report"]
     assert "Pinned explanation" in report and "<script" not in report.lower()
+
+
+def test_a_pinned_method_below_the_bar_or_unknown_doc_is_one_warning() -> None:
+    from core.present.walkthrough import Step, Walkthrough
+
+    params = {"dataset": "sample", "q": BATS, "ret": "bm25", "k": "10", "n": "5"}
+    steps = (
+        Step(params, "none", "", {"doc": "s15", "method": "ig", "side": "a"}),
+        Step(params, "none", "", {"doc": "no-such-doc", "method": "occlusion", "side": "a"}),
+    )
+    link = WalkthroughStore().put(Walkthrough("Pins", steps))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["walkthrough"] = link
+    at.run()
+    _no_exception(at)
+    warnings = [_plain(w.value) for w in at.warning]
+    assert any("ig has not passed the faithfulness bar" in w for w in warnings), warnings
+    assert not [s for s in at.subheader if s.value.startswith("Why: ")]
+    _button(at, "Next ▶").click().run()
+    _no_exception(at)
+    warnings = [_plain(w.value) for w in at.warning]
+    assert any("'no-such-doc' is not in the dataset" in w for w in warnings), warnings

@@ -9,7 +9,7 @@ presenter set). All logic lives in core; this lays it out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -49,11 +49,12 @@ class Plan:
     candidate: Candidate
     kind: str
     calls: int = 0
+    method: str = "occlusion"
 
     @property
     def key(self) -> tuple:
         c = self.candidate
-        return (self.side.spec.reranker, self.side.result.query, c.id, c.rerank_text)
+        return (self.side.spec.reranker, self.side.result.query, c.id, c.rerank_text, self.method)
 
 
 def plan_side(name: str, side: Side, candidate: Candidate) -> Plan:
@@ -70,18 +71,20 @@ def compute(plan: Plan):
     kept = st.session_state.setdefault(KEPT, {})
     if plan.key not in kept:
         reranker = reranker_for(plan.side.spec.reranker, together_api_key())
-        kept[plan.key] = explain_candidate(reranker, plan.side.result.query, plan.candidate)
+        kept[plan.key] = explain_candidate(
+            reranker, plan.side.result.query, plan.candidate, method=plan.method
+        )
     return kept[plan.key]
 
 
-def _figure(dataset: str):
-    return faithfulness_figure(load_table(), dataset)
+def _figure(dataset: str, method: str = "occlusion"):
+    return faithfulness_figure(load_table(), dataset, method)
 
 
 def shown_of(plan: Plan, expl) -> Shown:
     """The explanation as a report or export shows it."""
     label = f"{plan.name} · {plan.side.spec.label}"
-    fig = _figure(plan.side.result.dataset)
+    fig = _figure(plan.side.result.dataset, plan.method)
     return Shown(label, plan.candidate.id, plan.candidate.title, expl, fig)
 
 
@@ -109,7 +112,7 @@ def show_plan(plan: Plan, *, pin_key: str | None = None) -> None:
         st.markdown("**Helped** (logits): " + _words(expl.helped(5)))
         st.markdown("**Hurt** (logits): " + _words(expl.hurt(5)))
         st.markdown("**Query words**: " + _words(expl.query_words))
-        fig = _figure(side.result.dataset)
+        fig = _figure(side.result.dataset, plan.method)
         st.caption(
             escape_markdown(
                 faithfulness_line(fig) if fig else "Faithfulness not measured on this data."
@@ -239,7 +242,10 @@ def pinned_plan(step, h2h: HeadToHead) -> tuple[Plan | None, list[str]]:
     found = next((c for c in side.result.candidates if c.id == pin.doc), None)
     if found is None:
         return None, [f"document {pin.doc!r} is not among this step's candidates now"]
-    return plan_side(pin.side.upper(), side, found), []
+    fig = _figure(side.result.dataset, pin.method)
+    if (fig is not None and not fig["passes"]) or (pin.method != "occlusion" and fig is None):
+        return None, [f"{pin.method} has not passed the faithfulness bar on this data"]
+    return replace(plan_side(pin.side.upper(), side, found), method=pin.method), []
 
 
 def pinned_explanation(step, h2h: HeadToHead) -> Shown | None:
