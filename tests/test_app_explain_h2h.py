@@ -112,3 +112,50 @@ def test_a_pinned_method_below_the_bar_or_unknown_doc_is_one_warning() -> None:
     _no_exception(at)
     warnings = [_plain(w.value) for w in at.warning]
     assert any("'no-such-doc' is not in the dataset" in w for w in warnings), warnings
+
+
+def _search_app() -> None:
+    import streamlit as st
+
+    from core.data.datasets import load_sample
+    from core.models.registry import load_reranker
+    from core.present.explain import json_with_explanations
+    from core.present.report import search_report
+    from core.present.views import export_json
+    from core.search.pipeline import search_with_rerank
+    from core.search.retrievers import make_retriever
+    from pages.widgets.explain_panel import explain_panel, opened
+
+    if "result" not in st.session_state:
+        data = load_sample()
+        st.session_state.result = search_with_rerank(
+            data,
+            "how do I get bats out of my roof without hurting them",
+            retriever=make_retriever("bm25", data, data.default_embed_fields),
+            reranker=load_reranker(),
+            num_candidates=5,
+            num_results=3,
+        )
+    result = st.session_state.result
+    explain_panel(result, result.top_final[0])
+    # what the Search page's downloads hand over (pages/widgets/search_results.downloads)
+    st.session_state.exported = json_with_explanations(export_json(result), opened(result))
+    st.session_state.report = search_report(result, explanations=opened(result))
+
+
+def test_search_exports_carry_the_explanation_opened() -> None:
+    import json
+
+    at = AppTest.from_function(_search_app, default_timeout=300)
+    at.run()
+    _no_exception(at)
+    assert "explanations" not in json.loads(at.session_state["exported"])
+    at.button(key="explain_go").click().run()
+    _no_exception(at)
+    data = json.loads(at.session_state["exported"])
+    (item,) = data["explanations"]
+    top = at.session_state["result"].top_final[0]
+    assert item["doc_id"] == top.id and item["method"] == "occlusion"
+    assert any(w["effect"] is not None for w in item["doc_words"])
+    report = at.session_state["report"]
+    assert "Why these scores?" in report and "<script" not in report.lower()
