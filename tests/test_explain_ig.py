@@ -105,3 +105,17 @@ def test_the_app_offers_ig_only_where_it_passed_the_bar(monkeypatch, ig_compr) -
     assert any(m.value == "**Integrated Gradients**" for m in at.markdown)
     captions = [re.sub(r"\\(.)", r"\1", c.value) for c in at.caption]  # as a reader sees
     assert any("comprehensiveness AOPC 3.00 vs random 1.00" in c for c in captions)
+
+
+def test_cli_method_ig(movies_path, capsys) -> None:
+    import json
+
+    from core.cli import main
+
+    argv = ["explain", QUERY, "--doc", "468", "--method", "ig", "--retriever", "bm25", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    expl = out["explanation"]
+    assert expl["method"] == "ig" and "fp32 rebuild" in expl["model"]
+    assert expl["helped"][0]["text"] in {"wrong.", "heist", "gone"}
+    assert out["faithfulness"] is None or "comprehensiveness" in out["faithfulness"]
