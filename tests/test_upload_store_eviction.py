@@ -149,3 +149,21 @@ def test_other_datasets_and_stores_elsewhere_are_left_alone(tmp_path) -> None:
     assert not elsewhere.owns_cache
     elsewhere.put(_upload("x"), "x.jsonl")
     assert final_path(_key(movies, encoder)).is_file()
+
+
+def test_an_uploads_dense_passage_index_goes_with_it() -> None:
+    from core.search.index import build_index
+    from core.search.passages import PassageSettings
+
+    store = UploadStore(clock=_clock())
+    data = _upload("passages", records=20, pad=400)
+    dataset = _dataset(data)
+    store.put(data, "p.jsonl")
+    built = build_index(
+        dataset, FakeEncoder(), dataset.default_embed_fields, passages=PassageSettings()
+    )
+    assert built.cache_path.is_file()
+    assert upload_artefacts.size(dataset.name) >= built.cache_path.stat().st_size
+    store.put(_upload("huge", records=60, pad=3000), "h.jsonl")  # over the cap alone
+    assert not store.exists(dataset.name)
+    assert not built.cache_path.exists()

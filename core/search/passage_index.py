@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from core.data import upload_artefacts
 from core.data.collection import Collection
 from core.data.documents import Dataset
 from core.models.base import Encoder, ProgressFn
@@ -226,6 +227,7 @@ def build_passage_index(
             loaded = (vectors, counts, spans, windows)
             if path is not None:
                 _write(path, *loaded)
+                upload_artefacts.note(dataset.name, [path])  # an upload's: evicted with it
     return PassageVectorIndex(dataset.ids, *loaded, settings=settings), from_cache, path
 
 
