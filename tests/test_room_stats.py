@@ -117,7 +117,8 @@ def test_overall_summary_counts_every_step_and_names_the_preferred_side() -> Non
     assert (whole.a_votes, whole.b_votes, whole.ties) == (4, 3, 1)
     assert whole.preference.share == pytest.approx(4 / 7)
     text = whole.sentence()
-    assert text.startswith("No clear preference beyond chance (A 4 · B 3 · ties 1; sign test p = 1")
+    assert text.startswith("No clear preference beyond chance (A (CE) 4 · B (")
+    assert ") 3 · ties 1; sign test p = 1" in text
     assert "A (CE) preferred in 57% of non-tie votes (4 of 7), 95% CI [25%, 84%]" in text
     bt = strengths(votes)
     assert bt.systems == ("CE", "first stage only", "fused 0.5")

@@ -136,8 +136,8 @@ class Tally:
         if self.verdict == "no clear preference":
             head = "No clear preference beyond chance"
         else:
-            head = self.verdict.replace("A", f"A ({self.a})", 1).replace("B", f"B ({self.b})", 1)
-        counts = f"A {self.a_votes} · B {self.b_votes} · ties {self.ties}"
+            head = self.verdict  # the counts name both sides
+        counts = f"A ({self.a}) {self.a_votes} · B ({self.b}) {self.b_votes} · ties {self.ties}"
         return (
             f"{head} ({counts}; sign test p = {self.p_value:.3g}, ties dropped). "
             f"{self.preference.sentence()}"
