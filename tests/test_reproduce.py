@@ -415,10 +415,8 @@ def test_cli_refuses_to_emit_what_the_api_cannot_say():
 
 
 @pytest.mark.slow
-def test_cli_evaluate_emits_a_script_with_the_same_metrics(tmp_path):
-    if not (SCIFACT / "corpus.jsonl").is_file():
-        pytest.skip("SciFact is not in the shared datasets")
-    view = ["evaluate", "--beir", str(SCIFACT), "--max-queries", "3", "--candidates", "10"]
+def test_cli_evaluate_emits_a_script_with_the_same_metrics(tmp_path, scifact_folder):
+    view = ["evaluate", "--beir", str(scifact_folder), "--max-queries", "3", "--candidates", "10"]
     out = tmp_path / "evaluate.py"
     cli(*view, "--emit-python", str(out))
     printed = json.loads(run(out.read_text(), tmp_path))
