@@ -93,12 +93,12 @@ _WORD = re.compile(r"[a-z0-9]+")
 # order). Rough order of wall time measured on the 2-core machine; the rest follow in
 # collection order.
 HEAVIEST_FIRST = (
-    "tests/e2e/test_room_e2e.py",
     "tests/test_reproduce.py",
     "tests/e2e/test_hosting_e2e.py",
     "tests/test_bench.py",
     "tests/e2e/test_background_e2e.py",
     "tests/e2e/test_search_e2e.py",
+    "tests/e2e/test_room_e2e.py",
     "tests/test_app_uploads.py",
     "tests/e2e/test_diagnostics_e2e.py",
     "tests/test_cli.py",
