@@ -21,6 +21,7 @@ from core.present.evaluate_state import LabelledSet, evaluation_manifest_of, eva
 from core.present.exports import evaluation_html, evaluation_json
 from core.present.manifest import Manifest
 from core.quality.evaluation_report import EvaluationReport
+from pages.widgets.reproduce_panel import manifest_download
 
 
 def run_manifest(
@@ -99,11 +100,4 @@ def panel(manifest: Manifest | None, labelled: LabelledSet, beir_folder: str | P
             help="A short script using core's public API (core.api.evaluate): run from a "
             "checkout of the workbench, it prints the same metrics and rankings as JSON.",
         )
-        row.download_button(
-            "Manifest (JSON)",
-            json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False),
-            "manifest.json",
-            "application/json",
-            on_click="ignore",
-            key="eval_manifest_json",
-        )
+        manifest_download(row, manifest, key="eval_manifest_json")

@@ -21,6 +21,7 @@ from core.present.manifest import Manifest
 from core.present.reproduce import api_script
 from core.present.views import SearchSettings, escape_markdown
 from core.quality.headtohead import RerankSpec
+from pages.widgets.reproduce_panel import manifest_download
 
 MANIFESTS_KEPT = 8
 
@@ -123,11 +124,4 @@ def panel(manifest: Manifest | None, b: RerankSpec) -> None:
             key="h2h_reproduce_b",
             help="The same candidates with B as the second stage (core.api.search).",
         )
-        row.download_button(
-            "Manifest (JSON)",
-            json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False),
-            "manifest.json",
-            "application/json",
-            on_click="ignore",
-            key="h2h_manifest_json",
-        )
+        manifest_download(row, manifest, key="h2h_manifest_json")

@@ -123,13 +123,19 @@ def panel(manifest: Manifest | None, result: SearchResult, dataset: Corpus) -> N
                 on_click="ignore",
                 help="The rerank call as curl; the key is read from TOGETHER_API_KEY.",
             )
-        row.download_button(
-            "Manifest (JSON)",
-            json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False),
-            "manifest.json",
-            "application/json",
-            on_click="ignore",
-        )
+        manifest_download(row, manifest)
+
+
+def manifest_download(row: Any, manifest: Manifest, key: str | None = None) -> None:
+    """The "Manifest (JSON)" download of ``manifest`` in ``row`` (a column or st)."""
+    row.download_button(
+        "Manifest (JSON)",
+        json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False),
+        "manifest.json",
+        "application/json",
+        on_click="ignore",
+        key=key,
+    )
 
 
 def _seed_source(dataset: Corpus, name: str):
